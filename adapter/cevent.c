@@ -1,0 +1,361 @@
+#include <ctype.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <yajl/yajl_gen.h>
+
+#include "adapter/cevent.h"
+
+/* The namespace of our v5 ids; any fixed UUID works, this one is ours. */
+static const unsigned char id_namespace[16] = { 0x6b, 0x6e, 0x61, 0x74, 0x69, 0x76, 0x65, 0x2d,
+	0x61, 0x70, 0x69, 0x73, 0x72, 0x63, 0x76, 0x31 };
+
+const char *cevent_type(enum config_mode mode, enum cevent_op op) {
+	static const char *const resource[] = { "dev.knative.apiserver.resource.add",
+		"dev.knative.apiserver.resource.update", "dev.knative.apiserver.resource.delete" };
+	static const char *const ref[] = { "dev.knative.apiserver.ref.add",
+		"dev.knative.apiserver.ref.update", "dev.knative.apiserver.ref.delete" };
+
+	return mode == CONFIG_MODE_REFERENCE ? ref[op] : resource[op];
+}
+
+int cevent_plural_guess(const char *kind, struct buf *out) {
+	size_t n = strlen(kind), start = out->len;
+	int r;
+
+	if (!n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = (char)tolower((unsigned char)kind[i]);
+		r = buf_append(out, &c, 1);
+		if (r < 0)
+			return r;
+	}
+	switch (out->data[start + n - 1]) {
+	case 's':
+		return buf_append_str(out, "es");
+	case 'y':
+		out->len--;
+		return buf_append_str(out, "ies");
+	default:
+		return buf_append_str(out, "s");
+	}
+}
+
+int cevent_subject(const char *api_version, const char *namespace, const char *kind,
+	const char *name, struct buf *out) {
+	int r;
+
+	/* Knative writes the namespace segment even for cluster-scoped objects
+	 * (then empty: "/namespaces//"); triggers written for it match on that. */
+	r = buf_printf(out, "/apis/%s", api_version);
+	if (r == 0 && strchr(api_version, '.') && !strchr(api_version, '/'))
+		r = buf_append_str(out, "/versionUnknown");
+	if (r == 0)
+		r = buf_printf(out, "/namespaces/%s/", namespace);
+	if (r == 0)
+		r = cevent_plural_guess(kind, out);
+	if (r == 0)
+		r = buf_printf(out, "/%s", name);
+	return r;
+}
+
+int cevent_percent_encode(const char *value, struct buf *out) {
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+		char enc[3];
+		int r;
+		/* The binding: space, double quote, percent and anything outside
+		 * printable ASCII are encoded (UTF-8 bytes, each as %XX). */
+		if (*p <= 0x20 || *p == '"' || *p == '%' || *p >= 0x7f) {
+			enc[0] = '%';
+			enc[1] = hex[*p >> 4];
+			enc[2] = hex[*p & 15];
+			r = buf_append(out, enc, 3);
+		} else {
+			r = buf_append(out, p, 1);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+void cevent_make_id(const char *uid, const char *resource_version, enum cevent_op op,
+	char ret_id[40]) {
+	static const char *const ops[] = { "add", "update", "delete" };
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	memset(md, 0, sizeof(md));
+	if (ctx && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL)) {
+		EVP_DigestUpdate(ctx, id_namespace, sizeof(id_namespace));
+		EVP_DigestUpdate(ctx, uid, strlen(uid));
+		EVP_DigestUpdate(ctx, "/", 1);
+		EVP_DigestUpdate(ctx, resource_version, strlen(resource_version));
+		EVP_DigestUpdate(ctx, "/", 1);
+		EVP_DigestUpdate(ctx, ops[op], strlen(ops[op]));
+		EVP_DigestFinal_ex(ctx, md, &mdlen);
+	}
+	EVP_MD_CTX_free(ctx);
+	md[6] = (unsigned char)((md[6] & 0x0f) | 0x50); /* version 5 */
+	md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	snprintf(ret_id, 40,
+		"%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", md[0],
+		md[1], md[2], md[3], md[4], md[5], md[6], md[7], md[8], md[9], md[10], md[11], md[12],
+		md[13], md[14], md[15]);
+}
+
+void cevent_destroy(struct cevent *ev) {
+	if (!ev)
+		return;
+	free(ev->source);
+	free(ev->subject);
+	free(ev->kind);
+	free(ev->name);
+	free(ev->namespace);
+	free(ev->api_version);
+	free(ev->data);
+	free(ev->key);
+	free(ev);
+}
+
+static void gen_str(yajl_gen g, const char *s) {
+	yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+static int reference_data(const char *kind, const char *ns, const char *name,
+	const char *api_version, char **ret, size_t *ret_len) {
+	const unsigned char *out;
+	size_t len;
+	yajl_gen g = yajl_gen_alloc(NULL);
+	int r = -ENOMEM;
+
+	if (!g)
+		return r;
+	yajl_gen_config(g, yajl_gen_validate_utf8, 0);
+	/* corev1.ObjectReference's field order, empty fields left out. */
+	yajl_gen_map_open(g);
+	gen_str(g, "kind");
+	gen_str(g, kind);
+	if (*ns) {
+		gen_str(g, "namespace");
+		gen_str(g, ns);
+	}
+	gen_str(g, "name");
+	gen_str(g, name);
+	gen_str(g, "apiVersion");
+	gen_str(g, api_version);
+	yajl_gen_map_close(g);
+	if (yajl_gen_get_buf(g, &out, &len) == yajl_gen_status_ok) {
+		*ret = strndup((const char *)out, len);
+		*ret_len = len;
+		r = *ret ? 0 : -ENOMEM;
+	}
+	yajl_gen_free(g);
+	return r;
+}
+
+/* Copies the object, adding apiVersion and kind after the opening brace when
+ * the API server left them out (list items of built-in kinds). */
+static int resource_data(const struct kobj *obj, const char *kind, const char *api_version,
+	bool add_type, char **ret, size_t *ret_len) {
+	struct buf b;
+	const char *p = obj->json, *end = obj->json + obj->json_len;
+	int r;
+
+	buf_init(&b, 0);
+	if (!add_type)
+		return buf_append(&b, obj->json, obj->json_len) < 0 ?
+			-ENOMEM :
+			(*ret = buf_steal(&b, ret_len), 0);
+	while (p < end && *p != '{')
+		p++;
+	if (p == end) {
+		buf_finish(&b);
+		return -EBADMSG;
+	}
+	p++;
+	r = buf_printf(&b, "{\"apiVersion\":\"%s\",\"kind\":\"%s\"", api_version, kind);
+	{
+		const char *q = p;
+		while (q < end && isspace((unsigned char)*q))
+			q++;
+		if (r == 0 && q < end && *q != '}')
+			r = buf_append(&b, ",", 1);
+	}
+	if (r == 0)
+		r = buf_append(&b, p, (size_t)(end - p));
+	if (r < 0) {
+		buf_finish(&b);
+		return r;
+	}
+	*ret = buf_steal(&b, ret_len);
+	return 0;
+}
+
+int cevent_create(const struct cevent_params *params, const struct kobj *obj, enum cevent_op op,
+	struct cevent **ret_event) {
+	struct cevent *ev = NULL;
+	struct buf subject;
+	struct timespec now;
+	struct tm tm;
+	const char *kind = obj->kind[0] ? obj->kind : params->default_kind;
+	const char *api_version = obj->api_version[0] ? obj->api_version :
+							params->default_api_version;
+	int r = -ENOMEM;
+
+	buf_init(&subject, 0);
+	kind = kind ? kind : "";
+	api_version = api_version ? api_version : "";
+	ev = calloc(1, sizeof(*ev));
+	if (!ev)
+		goto out;
+	ev->type = cevent_type(params->mode, op);
+	if (obj->uid[0])
+		cevent_make_id(obj->uid, obj->resource_version, op, ev->id);
+	else {
+		/* No uid (not from a real API server): name the change instead. */
+		char key[600];
+		snprintf(key, sizeof(key), "%s/%s", obj->namespace, obj->name);
+		cevent_make_id(key, obj->resource_version, op, ev->id);
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	snprintf(ev->time, sizeof(ev->time), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+		tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		(int)(now.tv_nsec / 1000));
+	r = cevent_subject(api_version, obj->namespace, kind, obj->name, &subject);
+	if (r < 0)
+		goto out;
+	ev->subject = buf_steal(&subject, NULL);
+	ev->source = strdup(params->source);
+	ev->kind = strdup(kind);
+	ev->name = strdup(obj->name);
+	ev->namespace = strdup(obj->namespace);
+	ev->api_version = strdup(api_version);
+	if (obj->uid[0])
+		ev->key = strdup(obj->uid);
+	else if (asprintf(&ev->key, "%s/%s", obj->namespace, obj->name) < 0)
+		ev->key = NULL;
+	r = -ENOMEM;
+	if (!ev->source || !ev->kind || !ev->name || !ev->namespace || !ev->api_version || !ev->key)
+		goto out;
+	ev->overrides = params->overrides;
+	ev->n_overrides = params->n_overrides;
+	if (params->mode == CONFIG_MODE_REFERENCE)
+		r = reference_data(kind, obj->namespace, obj->name, api_version, &ev->data,
+			&ev->data_len);
+	else
+		r = resource_data(obj, kind, api_version, !obj->kind[0] || !obj->api_version[0],
+			&ev->data, &ev->data_len);
+	if (r < 0)
+		goto out;
+	ev->bytes = sizeof(*ev) + ev->data_len + strlen(ev->subject) + strlen(ev->source) + 256;
+	*ret_event = ev;
+	ev = NULL;
+	r = 0;
+out:
+	buf_finish(&subject);
+	cevent_destroy(ev);
+	return r;
+}
+
+static int add_header(struct curl_slist **headers, const char *name, const char *value) {
+	struct buf b;
+	struct curl_slist *n;
+	int r;
+
+	buf_init(&b, 0);
+	/* curl sends "Name;" as a header with an empty value. */
+	r = *value ? buf_printf(&b, "%s: ", name) : buf_printf(&b, "%s;", name);
+	if (r == 0)
+		r = cevent_percent_encode(value, &b);
+	if (r < 0) {
+		buf_finish(&b);
+		return r;
+	}
+	n = curl_slist_append(*headers, b.data);
+	buf_finish(&b);
+	if (!n)
+		return -ENOMEM;
+	*headers = n;
+	return 0;
+}
+
+int cevent_http_headers(const struct cevent *ev, struct curl_slist **headers) {
+	int r = 0;
+	char name[64];
+
+	r = r ?: add_header(headers, "ce-specversion", "1.0");
+	r = r ?: add_header(headers, "ce-id", ev->id);
+	r = r ?: add_header(headers, "ce-source", ev->source);
+	r = r ?: add_header(headers, "ce-type", ev->type);
+	r = r ?: add_header(headers, "ce-subject", ev->subject);
+	r = r ?: add_header(headers, "ce-time", ev->time);
+	r = r ?: add_header(headers, "ce-kind", ev->kind);
+	r = r ?: add_header(headers, "ce-name", ev->name);
+	r = r ?: add_header(headers, "ce-namespace", ev->namespace);
+	r = r ?: add_header(headers, "ce-apiversion", ev->api_version);
+	for (size_t i = 0; r == 0 && i < ev->n_overrides; i++) {
+		snprintf(name, sizeof(name), "ce-%s", ev->overrides[i].name);
+		r = add_header(headers, name, ev->overrides[i].value);
+	}
+	if (r == 0) {
+		struct curl_slist *n = curl_slist_append(*headers, "Content-Type: application/json");
+		r = n ? (*headers = n, 0) : -ENOMEM;
+	}
+	return r;
+}
+
+int cevent_structured(const struct cevent *ev, struct buf *out) {
+	const unsigned char *text;
+	size_t len;
+	yajl_gen g = yajl_gen_alloc(NULL);
+	int r = -ENOMEM;
+
+	if (!g)
+		return r;
+	yajl_gen_config(g, yajl_gen_validate_utf8, 0);
+	yajl_gen_map_open(g);
+	gen_str(g, "specversion");
+	gen_str(g, "1.0");
+	gen_str(g, "id");
+	gen_str(g, ev->id);
+	gen_str(g, "source");
+	gen_str(g, ev->source);
+	gen_str(g, "type");
+	gen_str(g, ev->type);
+	gen_str(g, "subject");
+	gen_str(g, ev->subject);
+	gen_str(g, "time");
+	gen_str(g, ev->time);
+	gen_str(g, "datacontenttype");
+	gen_str(g, "application/json");
+	gen_str(g, "kind");
+	gen_str(g, ev->kind);
+	gen_str(g, "name");
+	gen_str(g, ev->name);
+	gen_str(g, "namespace");
+	gen_str(g, ev->namespace);
+	gen_str(g, "apiversion");
+	gen_str(g, ev->api_version);
+	for (size_t i = 0; i < ev->n_overrides; i++) {
+		gen_str(g, ev->overrides[i].name);
+		gen_str(g, ev->overrides[i].value);
+	}
+	gen_str(g, "data");
+	/* yajl_gen_number writes its text verbatim: the object's bytes as the API
+	 * server sent them, with no re-serialisation. */
+	yajl_gen_number(g, ev->data, ev->data_len);
+	yajl_gen_map_close(g);
+	if (yajl_gen_get_buf(g, &text, &len) == yajl_gen_status_ok)
+		r = buf_append(out, text, len);
+	yajl_gen_free(g);
+	return r;
+}

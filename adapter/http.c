@@ -1,0 +1,237 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+
+#include "adapter/http.h"
+#include "adapter/log.h"
+
+struct http {
+	struct loop *loop;
+	CURLM *multi;
+	struct loop_timer timer;
+	int active;
+};
+
+struct sock {
+	struct loop_io io;
+	struct http *h;
+	curl_socket_t fd;
+};
+
+int http_map_error(CURLcode code) {
+	switch (code) {
+	case CURLE_OK:
+		return 0;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return -EHOSTUNREACH;
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return -ECONNRESET;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CIPHER:
+		return -EPROTO;
+	case CURLE_WRITE_ERROR:
+	case CURLE_ABORTED_BY_CALLBACK:
+		return -ECANCELED;
+	default:
+		return -EIO;
+	}
+}
+
+static void check_done(struct http *h) {
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(h->multi, &left))) {
+		struct http_xfer *x = NULL;
+		long status = 0;
+		CURLcode res;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		res = m->data.result;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+		curl_multi_remove_handle(h->multi, m->easy_handle);
+		h->active--;
+		if (!x)
+			continue;
+		x->active = false;
+		if (res != CURLE_OK && !x->errbuf[0])
+			snprintf(x->errbuf, sizeof(x->errbuf), "%s", curl_easy_strerror(res));
+		x->done(x, http_map_error(res), status, x->errbuf, x->userdata);
+	}
+}
+
+static void handle_socket_io(struct loop_io *io, uint32_t events, void *userdata) {
+	struct sock *s = userdata;
+	struct http *h = s->h;
+	int flags = 0, running;
+
+	(void)io;
+	if (events & EPOLLIN)
+		flags |= CURL_CSELECT_IN;
+	if (events & EPOLLOUT)
+		flags |= CURL_CSELECT_OUT;
+	if (events & (EPOLLERR | EPOLLHUP))
+		flags |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(h->multi, s->fd, flags, &running);
+	check_done(h);
+}
+
+static int handle_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+	struct http *h = userp;
+	struct sock *s = socketp;
+	uint32_t ev = 0;
+
+	(void)easy;
+	if (what == CURL_POLL_REMOVE) {
+		if (s) {
+			loop_io_remove(h->loop, &s->io);
+			curl_multi_assign(h->multi, fd, NULL);
+			if (loop_defer_free(h->loop, s) < 0)
+				log_error("http", "out of memory releasing a socket watcher");
+		}
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		ev |= EPOLLIN;
+	if (what & CURL_POLL_OUT)
+		ev |= EPOLLOUT;
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return -1;
+		s->h = h;
+		s->fd = fd;
+		if (loop_io_add(h->loop, &s->io, fd, ev, handle_socket_io, s) < 0) {
+			free(s);
+			return -1;
+		}
+		curl_multi_assign(h->multi, fd, s);
+		return 0;
+	}
+	if (loop_io_modify(h->loop, &s->io, ev) < 0)
+		return -1;
+	return 0;
+}
+
+static void handle_timer(struct loop_timer *t, void *userdata) {
+	struct http *h = userdata;
+	int running;
+
+	(void)t;
+	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(h);
+}
+
+static int handle_timer_request(CURLM *multi, long timeout_ms, void *userp) {
+	struct http *h = userp;
+
+	(void)multi;
+	if (timeout_ms < 0) {
+		loop_timer_disarm(h->loop, &h->timer);
+		return 0;
+	}
+	/* Never call curl from here: the loop runs the action when due. */
+	return loop_timer_arm_in(h->loop, &h->timer, (uint64_t)timeout_ms * 1000u) < 0 ? -1 : 0;
+}
+
+int http_create(struct loop *loop, struct http **ret_http) {
+	struct http *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return -ENOMEM;
+	h->loop = loop;
+	h->multi = curl_multi_init();
+	if (!h->multi) {
+		free(h);
+		return -ENOMEM;
+	}
+	loop_timer_init(&h->timer, handle_timer, h);
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, handle_socket);
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, handle_timer_request);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+	/* Keep enough idle connections for every concurrent sink POST. */
+	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 256L);
+	*ret_http = h;
+	return 0;
+}
+
+void http_destroy(struct http *h) {
+	if (!h)
+		return;
+	loop_timer_disarm(h->loop, &h->timer);
+	curl_multi_cleanup(h->multi);
+	free(h);
+}
+
+int http_xfer_init(struct http_xfer *x, http_done_fn done, void *userdata) {
+	if (x->easy) {
+		curl_easy_reset(x->easy);
+	} else {
+		x->easy = curl_easy_init();
+		if (!x->easy)
+			return -ENOMEM;
+	}
+	x->done = done;
+	x->userdata = userdata;
+	x->active = false;
+	x->errbuf[0] = '\0';
+	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+	return 0;
+}
+
+void http_cancel(struct http *h, struct http_xfer *x) {
+	if (!x || !x->active)
+		return;
+	curl_multi_remove_handle(h->multi, x->easy);
+	x->active = false;
+	h->active--;
+}
+
+void http_xfer_finish(struct http *h, struct http_xfer *x) {
+	if (!x)
+		return;
+	if (h)
+		http_cancel(h, x);
+	if (x->easy)
+		curl_easy_cleanup(x->easy);
+	x->easy = NULL;
+}
+
+int http_start(struct http *h, struct http_xfer *x) {
+	CURLMcode mc;
+
+	x->errbuf[0] = '\0';
+	mc = curl_multi_add_handle(h->multi, x->easy);
+	if (mc != CURLM_OK)
+		return mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
+	x->active = true;
+	h->active++;
+	return 0;
+}
+
+int http_pause_recv(struct http *h, struct http_xfer *x, bool pause) {
+	(void)h;
+	if (!x->active)
+		return 0;
+	return curl_easy_pause(x->easy, pause ? CURLPAUSE_RECV : CURLPAUSE_CONT) == CURLE_OK ?
+		0 :
+		-EIO;
+}

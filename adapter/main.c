@@ -1,0 +1,267 @@
+#include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "adapter/config.h"
+#include "adapter/http.h"
+#include "adapter/kube.h"
+#include "adapter/log.h"
+#include "adapter/loop.h"
+#include "adapter/ndjson.h"
+#include "adapter/sink.h"
+#include "adapter/watch.h"
+
+#define EXIT_CONFIG 2
+#define EXIT_RUNTIME 1
+#define DRAIN_TIMEOUT_USEC (25ull * 1000000ull)
+#define DRAIN_POLL_USEC (50ull * 1000ull)
+
+struct adapter {
+	struct config cfg;
+	struct kube *kube;
+	struct loop *loop;
+	struct http *http;
+	struct sink *sink;
+	struct watch_context wctx;
+	struct watcher **watchers;
+	size_t n_watchers;
+	struct loop_timer drain_timer;
+	uint64_t drain_deadline_usec;
+	bool draining;
+	unsigned config_errors;
+};
+
+static const char *env_lookup(const char *name, void *userdata) {
+	(void)userdata;
+	return getenv(name);
+}
+
+static void handle_config_error(const char *field, const char *message, void *userdata) {
+	struct adapter *a = userdata;
+	char line[1600];
+
+	a->config_errors++;
+	snprintf(line, sizeof(line), "%s: %s", field, message);
+	log_error("config", line, LOG_STR("field", field));
+}
+
+static void handle_fatal(void *userdata) {
+	struct adapter *a = userdata;
+
+	log_error("main", "exiting: fail-fast is set and a resource cannot be watched");
+	loop_quit(a->loop, EXIT_RUNTIME);
+}
+
+static void stop_watchers(struct adapter *a) {
+	for (size_t i = 0; i < a->n_watchers; i++)
+		watcher_stop(a->watchers[i]);
+}
+
+static void handle_drain_timer(struct loop_timer *t, void *userdata) {
+	struct adapter *a = userdata;
+	struct queue_stats st;
+
+	(void)t;
+	sink_get_stats(a->sink, &st);
+	if (st.queued == 0) {
+		log_info("main", "all events delivered, exiting", LOG_INT("delivered", st.delivered),
+			LOG_INT("dropped", st.dropped));
+		loop_quit(a->loop, 0);
+		return;
+	}
+	if (loop_now_usec() >= a->drain_deadline_usec) {
+		log_error("main", "drain deadline passed, exiting with events undelivered",
+			LOG_INT("undelivered", st.queued), LOG_INT("delivered", st.delivered),
+			LOG_INT("dropped", st.dropped));
+		loop_quit(a->loop, 0);
+		return;
+	}
+	loop_timer_arm_in(a->loop, &a->drain_timer, DRAIN_POLL_USEC);
+}
+
+static void handle_signal(int signo, void *userdata) {
+	struct adapter *a = userdata;
+
+	if (a->draining) {
+		log_warn("main", "second signal, exiting now", LOG_INT("signal", signo));
+		loop_quit(a->loop, 0);
+		return;
+	}
+	a->draining = true;
+	log_info("main", "signal received, stopping watches and draining",
+		LOG_STR("signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"));
+	stop_watchers(a);
+	a->drain_deadline_usec = loop_now_usec() + DRAIN_TIMEOUT_USEC;
+	loop_timer_init(&a->drain_timer, handle_drain_timer, a);
+	loop_timer_arm_in(a->loop, &a->drain_timer, 0);
+}
+
+static int add_namespace_item(const struct kobj *obj, void *userdata) {
+	config_add_namespace(userdata, obj->name);
+	return 0;
+}
+
+static size_t feed_list(char *data, size_t size, size_t nmemb, void *userdata) {
+	return ndjson_list_feed(userdata, data, size * nmemb) < 0 ? 0 : size * nmemb;
+}
+
+/* spec.namespaceSelector: resolved once at start (a later issue makes it
+ * live). Blocking is fine here: nothing else runs yet. */
+static int resolve_namespace_selector(struct adapter *a) {
+	struct ndjson_list *list = NULL;
+	struct curl_slist *headers = NULL;
+	CURL *easy = curl_easy_init();
+	char *esc = NULL, *path = NULL, errbuf[CURL_ERROR_SIZE] = "";
+	const char *rv, *cont, *msg;
+	long long scode;
+	long status = 0;
+	CURLcode cc;
+	int r = -ENOMEM;
+
+	if (!easy)
+		goto out;
+	esc = curl_easy_escape(easy, a->cfg.namespace_selector, 0);
+	if (!esc || asprintf(&path, "/api/v1/namespaces?labelSelector=%s", esc) < 0) {
+		path = NULL;
+		goto out;
+	}
+	r = ndjson_list_create(a->cfg.max_event_bytes, add_namespace_item, &a->cfg, &list);
+	if (r == 0)
+		r = kube_setup_request(a->kube, easy, path, &headers);
+	if (r < 0)
+		goto out;
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, feed_list);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, list);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 30000L);
+	cc = curl_easy_perform(easy);
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	if (cc != CURLE_OK || status != 200 ||
+		ndjson_list_end(list, &rv, &cont, &scode, &msg) < 0) {
+		log_error("main", "cannot list namespaces for spec.namespaceSelector",
+			LOG_STR("selector", a->cfg.namespace_selector), LOG_INT("status", status),
+			LOG_STR("error", cc != CURLE_OK ? errbuf : ""));
+		r = -EIO;
+		goto out;
+	}
+	log_info("main", "namespaceSelector resolved", LOG_STR("selector", a->cfg.namespace_selector),
+		LOG_INT("namespaces", a->cfg.n_namespaces));
+	r = 0;
+out:
+	ndjson_list_destroy(list);
+	curl_slist_free_all(headers);
+	curl_free(esc);
+	free(path);
+	curl_easy_cleanup(easy);
+	return r;
+}
+
+static void adapter_finish(struct adapter *a) {
+	for (size_t i = 0; i < a->n_watchers; i++)
+		watcher_destroy(a->watchers[i]);
+	free(a->watchers);
+	sink_destroy(a->sink);
+	http_destroy(a->http);
+	if (a->loop)
+		loop_timer_disarm(a->loop, &a->drain_timer);
+	loop_destroy(a->loop);
+	kube_destroy(a->kube);
+	config_finish(&a->cfg);
+}
+
+int main(int argc, char **argv) {
+	struct adapter a = { 0 };
+	int r, ret = EXIT_RUNTIME;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("main", "cannot initialise libcurl");
+		return EXIT_RUNTIME;
+	}
+	r = config_load(&a.cfg, argc, argv, env_lookup, NULL, handle_config_error, &a);
+	if (a.cfg.help) {
+		config_usage(STDOUT_FILENO);
+		ret = 0;
+		goto out;
+	}
+	if (a.cfg.version) {
+		printf("apiserversource-adapter %s\n", ADAPTER_VERSION);
+		ret = 0;
+		goto out;
+	}
+	if (r < 0) {
+		ret = EXIT_CONFIG;
+		goto out;
+	}
+	log_setup(a.cfg.log_level, STDERR_FILENO);
+	r = kube_load(&a.cfg, handle_config_error, &a, &a.kube);
+	if (r < 0) {
+		ret = EXIT_CONFIG;
+		goto out;
+	}
+	if (a.cfg.has_filters)
+		log_warn("main", "K_SOURCE_CONFIG filters are not applied by this version; every event "
+				 "is sent");
+	if (a.cfg.namespace_selector && !a.cfg.all_namespaces) {
+		if (resolve_namespace_selector(&a) < 0)
+			goto out;
+		if (!a.cfg.n_namespaces)
+			log_warn("main", "spec.namespaceSelector matches no namespace; nothing to watch",
+				LOG_STR("selector", a.cfg.namespace_selector));
+	} else if (!a.cfg.all_namespaces && !a.cfg.n_namespaces) {
+		/* kubectl's rule: the context's namespace, else the pod's, else default. */
+		config_add_namespace(&a.cfg, kube_default_namespace(a.kube));
+	}
+
+	r = loop_create(&a.loop);
+	if (r == 0)
+		r = http_create(a.loop, &a.http);
+	if (r == 0)
+		r = sink_create(&a.cfg, a.loop, a.http, &a.sink);
+	if (r == 0)
+		r = loop_handle_signals(a.loop, handle_signal, &a);
+	if (r < 0) {
+		log_error("main", "cannot start", LOG_STR("error", strerror(-r)));
+		goto out;
+	}
+	loop_timer_init(&a.drain_timer, handle_drain_timer, &a);
+	a.wctx = (struct watch_context){
+		.cfg = &a.cfg,
+		.loop = a.loop,
+		.http = a.http,
+		.kube = a.kube,
+		.sink = a.sink,
+		.fatal = handle_fatal,
+		.userdata = &a,
+	};
+	a.watchers = calloc(a.cfg.n_resources, sizeof(*a.watchers));
+	if (!a.watchers)
+		goto out;
+	for (size_t i = 0; i < a.cfg.n_resources; i++) {
+		r = watcher_create(&a.wctx, &a.cfg.resources[i], &a.watchers[i]);
+		if (r < 0)
+			goto out;
+		a.n_watchers++;
+	}
+	log_info("main", "adapter started", LOG_STR("version", ADAPTER_VERSION),
+		LOG_STR("server", kube_server(a.kube)),
+		LOG_STR("mode", a.cfg.mode == CONFIG_MODE_RESOURCE ? "Resource" : "Reference"),
+		LOG_INT("resources", a.cfg.n_resources),
+		LOG_STR("namespaces", a.cfg.all_namespaces ? "*" : ""),
+		LOG_INT("namespace_count", a.cfg.n_namespaces));
+	for (size_t i = 0; i < a.n_watchers; i++)
+		watcher_start(a.watchers[i]);
+	ret = loop_run(a.loop);
+	if (ret < 0) {
+		log_error("main", "event loop failed", LOG_STR("error", strerror(-ret)));
+		ret = EXIT_RUNTIME;
+	}
+out:
+	adapter_finish(&a);
+	curl_global_cleanup();
+	return ret;
+}

@@ -1,0 +1,244 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapter/queue.h"
+#include "adapter/util/backoff.h"
+#include "adapter/util/hashmap.h"
+
+/* One object's events, oldest first. A chain is "ready" when its head may be
+ * sent: not in flight and not waiting for a retry. */
+struct queue_chain {
+	struct queue *q;
+	struct queue_entry *head, *tail;
+	bool busy; /* head in flight or waiting for its retry timer */
+	bool in_ready;
+	struct queue_chain *ready_next;
+	struct loop_timer retry_timer;
+	char key[];
+};
+
+struct queue {
+	struct loop *loop;
+	struct queue_options opts;
+	struct queue_ops ops;
+	void *userdata;
+	struct hashmap chains;
+	struct queue_chain *ready_head, *ready_tail;
+	struct queue_stats stats;
+	bool dispatching;
+};
+
+static void dispatch(struct queue *q);
+
+int queue_create(struct loop *loop, const struct queue_options *opts, const struct queue_ops *ops,
+	void *userdata, struct queue **ret_queue) {
+	struct queue *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return -ENOMEM;
+	q->loop = loop;
+	q->opts = *opts;
+	if (!q->opts.max_inflight)
+		q->opts.max_inflight = 1;
+	if (!q->opts.retry_max)
+		q->opts.retry_max = 1;
+	q->ops = *ops;
+	q->userdata = userdata;
+	hashmap_init(&q->chains);
+	*ret_queue = q;
+	return 0;
+}
+
+static void free_chain(struct queue *q, struct queue_chain *c) {
+	struct queue_entry *e = c->head;
+
+	loop_timer_disarm(q->loop, &c->retry_timer);
+	while (e) {
+		struct queue_entry *n = e->next;
+		cevent_destroy(e->ev);
+		free(e);
+		e = n;
+	}
+	free(c);
+}
+
+void queue_destroy(struct queue *q) {
+	struct hashmap_iter it = { 0 };
+	void *v;
+
+	if (!q)
+		return;
+	while (hashmap_next(&q->chains, &it, NULL, &v))
+		free_chain(q, v);
+	hashmap_finish(&q->chains);
+	free(q);
+}
+
+static void make_ready(struct queue *q, struct queue_chain *c) {
+	if (c->in_ready || c->busy || !c->head)
+		return;
+	c->in_ready = true;
+	c->ready_next = NULL;
+	if (q->ready_tail)
+		q->ready_tail->ready_next = c;
+	else
+		q->ready_head = c;
+	q->ready_tail = c;
+}
+
+static void handle_retry_timer(struct loop_timer *t, void *userdata) {
+	struct queue_chain *c = userdata;
+
+	(void)t;
+	c->busy = false;
+	make_ready(c->q, c);
+	dispatch(c->q);
+}
+
+int queue_push(struct queue *q, struct cevent *ev) {
+	struct queue_chain *c = hashmap_get(&q->chains, ev->key);
+	struct queue_entry *e;
+	size_t klen;
+
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	if (!c) {
+		klen = strlen(ev->key);
+		c = calloc(1, sizeof(*c) + klen + 1);
+		if (!c) {
+			free(e);
+			return -ENOMEM;
+		}
+		memcpy(c->key, ev->key, klen + 1);
+		c->q = q;
+		loop_timer_init(&c->retry_timer, handle_retry_timer, c);
+		if (hashmap_put(&q->chains, c->key, c) < 0) {
+			free(c);
+			free(e);
+			return -ENOMEM;
+		}
+	}
+	e->ev = ev;
+	e->chain = c;
+	if (c->tail)
+		c->tail->next = e;
+	else
+		c->head = e;
+	c->tail = e;
+	q->stats.queued++;
+	q->stats.bytes += ev->bytes;
+	make_ready(q, c);
+	dispatch(q);
+	return 0;
+}
+
+/* Removes the finished head of its chain and frees the chain when empty. */
+static void finish_head(struct queue *q, struct queue_entry *e, bool delivered, bool exhausted) {
+	struct queue_chain *c = e->chain;
+
+	if (delivered)
+		q->stats.delivered++;
+	else
+		q->stats.dropped++;
+	if (q->ops.finished)
+		q->ops.finished(e, delivered, exhausted, q->userdata);
+	c->head = e->next;
+	if (!c->head)
+		c->tail = NULL;
+	q->stats.queued--;
+	q->stats.bytes -= e->ev->bytes;
+	cevent_destroy(e->ev);
+	free(e);
+	c->busy = false;
+	if (!c->head) {
+		hashmap_remove(&q->chains, c->key);
+		loop_timer_disarm(q->loop, &c->retry_timer);
+		free(c);
+		return;
+	}
+	make_ready(q, c);
+}
+
+static void schedule_retry(struct queue *q, struct queue_entry *e, uint64_t retry_after_usec) {
+	struct queue_chain *c = e->chain;
+	uint64_t delay = backoff_delay(q->opts.backoff_initial_usec, q->opts.backoff_max_usec,
+		e->attempts, backoff_random());
+
+	if (retry_after_usec > q->opts.retry_after_max_usec)
+		retry_after_usec = q->opts.retry_after_max_usec;
+	if (retry_after_usec > delay)
+		delay = retry_after_usec;
+	q->stats.retries++;
+	if (q->ops.retrying)
+		q->ops.retrying(e, delay, q->userdata);
+	c->busy = true;
+	if (loop_timer_arm_in(q->loop, &c->retry_timer, delay) < 0) {
+		/* No timer: retry on the next dispatch instead of losing the event. */
+		c->busy = false;
+		make_ready(q, c);
+	}
+}
+
+void queue_complete(struct queue *q, struct queue_entry *e, enum queue_result result,
+	uint64_t retry_after_usec) {
+	q->stats.inflight--;
+	switch (result) {
+	case QUEUE_DELIVERED:
+		finish_head(q, e, true, false);
+		break;
+	case QUEUE_DROP:
+		finish_head(q, e, false, false);
+		break;
+	case QUEUE_RETRY:
+		if (e->attempts >= q->opts.retry_max)
+			finish_head(q, e, false, true);
+		else
+			schedule_retry(q, e, retry_after_usec);
+		break;
+	}
+	dispatch(q);
+}
+
+static void dispatch(struct queue *q) {
+	/* send() never completes synchronously through queue_complete(), but a
+	 * synchronous delivery (return 1) finishes here; guard re-entry anyway. */
+	if (q->dispatching)
+		return;
+	q->dispatching = true;
+	while (q->ready_head && q->stats.inflight < q->opts.max_inflight) {
+		struct queue_chain *c = q->ready_head;
+		struct queue_entry *e = c->head;
+		int r;
+
+		q->ready_head = c->ready_next;
+		if (!q->ready_head)
+			q->ready_tail = NULL;
+		c->in_ready = false;
+		c->busy = true;
+		e->attempts++;
+		q->stats.inflight++;
+		r = q->ops.send(e, q->userdata);
+		if (r == 1) {
+			q->stats.inflight--;
+			finish_head(q, e, true, false);
+		} else if (r < 0) {
+			q->stats.inflight--;
+			e->last_error = r;
+			if (e->attempts >= q->opts.retry_max)
+				finish_head(q, e, false, true);
+			else
+				schedule_retry(q, e, 0);
+		}
+	}
+	q->dispatching = false;
+}
+
+void queue_get_stats(const struct queue *q, struct queue_stats *ret) {
+	*ret = q->stats;
+}
+
+bool queue_empty(const struct queue *q) {
+	return q->stats.queued == 0;
+}

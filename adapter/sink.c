@@ -1,0 +1,304 @@
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adapter/log.h"
+#include "adapter/sink.h"
+
+#define BACKOFF_INITIAL_USEC (100ull * 1000ull)
+#define BACKOFF_MAX_USEC (30ull * 1000000ull)
+#define RETRY_AFTER_MAX_USEC (300ull * 1000000ull)
+
+/* One POST in flight. Kept on a free list so easy handles are reused. */
+struct sink_req {
+	struct http_xfer xfer;
+	struct sink *sink;
+	struct queue_entry *entry;
+	struct curl_slist *headers;
+	uint64_t retry_after_usec;
+	struct sink_req *next_free;
+	struct sink_req *next_all;
+};
+
+struct sink {
+	const struct config *cfg;
+	struct loop *loop;
+	struct http *http;
+	struct queue *queue;
+	bool to_stdout;
+	struct sink_req *free_reqs;
+	struct sink_req *all_reqs; /* every request ever made, for destroy */
+};
+
+enum queue_result sink_classify(int err, long status) {
+	if (err)
+		return QUEUE_RETRY;
+	if (status >= 200 && status < 300)
+		return QUEUE_DELIVERED;
+	if (status >= 500 && status < 600)
+		return QUEUE_RETRY;
+	switch (status) {
+	case 404: /* a Knative Service still starting, a Broker not ready yet */
+	case 408:
+	case 425:
+	case 429:
+		return QUEUE_RETRY;
+	default:
+		return QUEUE_DROP;
+	}
+}
+
+int sink_parse_retry_after(const char *value, uint64_t *ret_delay_usec) {
+	char *end;
+	unsigned long long secs;
+	time_t when, now;
+
+	while (*value == ' ' || *value == '\t')
+		value++;
+	if (*value >= '0' && *value <= '9') {
+		errno = 0;
+		secs = strtoull(value, &end, 10);
+		while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+			end++;
+		if (errno || *end || secs > 86400ull * 365)
+			return -EINVAL;
+		*ret_delay_usec = secs * 1000000ull;
+		return 0;
+	}
+	when = curl_getdate(value, NULL);
+	if (when < 0)
+		return -EINVAL;
+	now = time(NULL);
+	*ret_delay_usec = when > now ? (uint64_t)(when - now) * 1000000ull : 0;
+	return 0;
+}
+
+static size_t handle_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
+	(void)ptr;
+	(void)userdata;
+	return size * nmemb; /* the sink's answer body is not used */
+}
+
+static size_t handle_header(char *buffer, size_t size, size_t nitems, void *userdata) {
+	struct sink_req *req = userdata;
+	size_t n = size * nitems;
+	char value[128];
+
+	if (n > 12 && strncasecmp(buffer, "Retry-After:", 12) == 0) {
+		size_t vlen = n - 12 < sizeof(value) - 1 ? n - 12 : sizeof(value) - 1;
+		uint64_t d;
+		memcpy(value, buffer + 12, vlen);
+		value[vlen] = '\0';
+		if (sink_parse_retry_after(value, &d) == 0)
+			req->retry_after_usec = d;
+	}
+	return n;
+}
+
+static void release_req(struct sink *s, struct sink_req *req) {
+	curl_slist_free_all(req->headers);
+	req->headers = NULL;
+	req->entry = NULL;
+	req->next_free = s->free_reqs;
+	s->free_reqs = req;
+}
+
+static void handle_post_done(struct http_xfer *x, int err, long status, const char *errbuf,
+	void *userdata) {
+	struct sink_req *req = userdata;
+	struct sink *s = req->sink;
+	struct queue_entry *e = req->entry;
+	enum queue_result res = sink_classify(err, status);
+	uint64_t retry_after = req->retry_after_usec;
+
+	(void)x;
+	e->last_status = status;
+	e->last_error = err;
+	if (res != QUEUE_DELIVERED)
+		log_debug("sink", "delivery attempt failed", LOG_STR("id", e->ev->id),
+			LOG_INT("status", status), LOG_STR("error", err ? errbuf : ""));
+	release_req(s, req);
+	queue_complete(s->queue, e, res, retry_after);
+}
+
+static int send_stdout(struct sink *s, struct queue_entry *e) {
+	struct buf b;
+	size_t off = 0;
+	int r;
+
+	(void)s;
+	buf_init(&b, 0);
+	r = cevent_structured(e->ev, &b);
+	if (r == 0)
+		r = buf_append(&b, "\n", 1);
+	while (r == 0 && off < b.len) {
+		ssize_t n = write(STDOUT_FILENO, b.data + off, b.len - off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		off += (size_t)n;
+	}
+	buf_finish(&b);
+	return r < 0 ? r : 1;
+}
+
+static int handle_send(struct queue_entry *e, void *userdata) {
+	struct sink *s = userdata;
+	struct sink_req *req;
+	CURL *easy;
+	int r;
+
+	if (s->to_stdout)
+		return send_stdout(s, e);
+	req = s->free_reqs;
+	if (req) {
+		s->free_reqs = req->next_free;
+	} else {
+		req = calloc(1, sizeof(*req));
+		if (!req)
+			return -ENOMEM;
+		req->sink = s;
+		req->next_all = s->all_reqs;
+		s->all_reqs = req;
+	}
+	r = http_xfer_init(&req->xfer, handle_post_done, req);
+	if (r < 0)
+		goto fail;
+	req->entry = e;
+	req->retry_after_usec = 0;
+	r = cevent_http_headers(e->ev, &req->headers);
+	if (r < 0)
+		goto fail;
+	/* No "Expect: 100-continue" round trip for larger bodies. */
+	{
+		struct curl_slist *n = curl_slist_append(req->headers, "Expect:");
+		if (!n) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		req->headers = n;
+	}
+	easy = req->xfer.easy;
+	curl_easy_setopt(easy, CURLOPT_URL, s->cfg->sink);
+	curl_easy_setopt(easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, e->ev->data);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)e->ev->data_len);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, req->headers);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(s->cfg->sink_timeout_usec / 1000u));
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+		(long)(s->cfg->sink_timeout_usec / 1000u < 10000 ? s->cfg->sink_timeout_usec / 1000u :
+								      10000));
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, handle_body);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, handle_header);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
+	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "apiserversource-adapter/" ADAPTER_VERSION);
+	if (s->cfg->ca_certs_pem) {
+		struct curl_blob b = { .data = s->cfg->ca_certs_pem,
+			.len = strlen(s->cfg->ca_certs_pem),
+			.flags = CURL_BLOB_COPY };
+		curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &b);
+	}
+	r = http_start(s->http, &req->xfer);
+	if (r < 0)
+		goto fail;
+	return 0;
+fail:
+	release_req(s, req);
+	return r;
+}
+
+static void handle_finished(struct queue_entry *e, bool delivered, bool exhausted,
+	void *userdata) {
+	(void)userdata;
+	if (delivered) {
+		log_debug("sink", "event delivered", LOG_STR("id", e->ev->id),
+			LOG_STR("type", e->ev->type), LOG_STR("subject", e->ev->subject),
+			LOG_INT("attempts", e->attempts));
+		return;
+	}
+	log_error("sink",
+		exhausted ? "event not delivered after the last attempt, dropping it" :
+			    "sink rejected the event, dropping it",
+		LOG_STR("id", e->ev->id), LOG_STR("type", e->ev->type),
+		LOG_STR("subject", e->ev->subject), LOG_INT("status", e->last_status),
+		LOG_INT("attempts", e->attempts),
+		LOG_STR("error", e->last_error ? strerror(-e->last_error) : ""));
+}
+
+static void handle_retrying(struct queue_entry *e, uint64_t delay_usec, void *userdata) {
+	(void)userdata;
+	log_warn("sink", "delivery failed, retrying", LOG_STR("id", e->ev->id),
+		LOG_STR("subject", e->ev->subject), LOG_INT("status", e->last_status),
+		LOG_STR("error", e->last_error ? strerror(-e->last_error) : ""),
+		LOG_INT("attempt", e->attempts), LOG_INT("retry_in_ms", delay_usec / 1000u));
+}
+
+int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
+	struct sink **ret_sink) {
+	struct queue_options opts = {
+		.max_inflight = cfg->max_inflight,
+		.retry_max = cfg->retry_max,
+		.backoff_initial_usec = BACKOFF_INITIAL_USEC,
+		.backoff_max_usec = BACKOFF_MAX_USEC,
+		.retry_after_max_usec = RETRY_AFTER_MAX_USEC,
+	};
+	static const struct queue_ops ops = {
+		.send = handle_send,
+		.finished = handle_finished,
+		.retrying = handle_retrying,
+	};
+	struct sink *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	s->cfg = cfg;
+	s->loop = loop;
+	s->http = http;
+	s->to_stdout = strcmp(cfg->sink, "-") == 0;
+	if (s->to_stdout)
+		opts.max_inflight = 1;
+	r = queue_create(loop, &opts, &ops, s, &s->queue);
+	if (r < 0) {
+		free(s);
+		return r;
+	}
+	*ret_sink = s;
+	return 0;
+}
+
+void sink_destroy(struct sink *s) {
+	if (!s)
+		return;
+	/* Cancel in-flight POSTs first: they read the queued events' data. */
+	while (s->all_reqs) {
+		struct sink_req *n = s->all_reqs->next_all;
+		http_xfer_finish(s->http, &s->all_reqs->xfer);
+		curl_slist_free_all(s->all_reqs->headers);
+		free(s->all_reqs);
+		s->all_reqs = n;
+	}
+	queue_destroy(s->queue);
+	free(s);
+}
+
+int sink_submit(struct sink *s, struct cevent *ev) {
+	return queue_push(s->queue, ev);
+}
+
+void sink_get_stats(const struct sink *s, struct queue_stats *ret) {
+	queue_get_stats(s->queue, ret);
+}
+
+bool sink_idle(const struct sink *s) {
+	return queue_empty(s->queue);
+}

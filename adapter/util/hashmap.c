@@ -1,0 +1,133 @@
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapter/util/hashmap.h"
+
+static size_t hash_str(const char *s) {
+	/* FNV-1a: keys are uids and names, short and not adversarial enough to
+	 * need a keyed hash (they come from the API server, not the network). */
+	uint64_t h = UINT64_C(1469598103934665603);
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= UINT64_C(1099511628211);
+	}
+	return (size_t)h;
+}
+
+void hashmap_init(struct hashmap *m) {
+	*m = (struct hashmap){ 0 };
+}
+
+void hashmap_finish(struct hashmap *m) {
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->nslots; i++) {
+		struct hashmap_entry *e = m->slots[i];
+		while (e) {
+			struct hashmap_entry *n = e->next;
+			free(e);
+			e = n;
+		}
+	}
+	free(m->slots);
+	*m = (struct hashmap){ 0 };
+}
+
+static struct hashmap_entry **find(const struct hashmap *m, const char *key, size_t h) {
+	struct hashmap_entry **pp;
+
+	if (!m->nslots)
+		return NULL;
+	for (pp = &m->slots[h & (m->nslots - 1)]; *pp; pp = &(*pp)->next)
+		if ((*pp)->hash == h && strcmp((*pp)->key, key) == 0)
+			return pp;
+	return NULL;
+}
+
+void *hashmap_get(const struct hashmap *m, const char *key) {
+	struct hashmap_entry **pp = find(m, key, hash_str(key));
+
+	return pp ? (*pp)->value : NULL;
+}
+
+static int grow(struct hashmap *m) {
+	size_t n = m->nslots ? m->nslots * 2 : 64;
+	struct hashmap_entry **slots = calloc(n, sizeof(*slots));
+
+	if (!slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->nslots; i++) {
+		struct hashmap_entry *e = m->slots[i];
+		while (e) {
+			struct hashmap_entry *next = e->next;
+			e->next = slots[e->hash & (n - 1)];
+			slots[e->hash & (n - 1)] = e;
+			e = next;
+		}
+	}
+	free(m->slots);
+	m->slots = slots;
+	m->nslots = n;
+	return 0;
+}
+
+int hashmap_put(struct hashmap *m, const char *key, void *value) {
+	size_t h = hash_str(key), klen;
+	struct hashmap_entry **pp = find(m, key, h), *e;
+	int r;
+
+	if (pp) {
+		(*pp)->value = value;
+		return 0;
+	}
+	if (m->count + 1 > m->nslots) {
+		r = grow(m);
+		if (r < 0)
+			return r;
+	}
+	klen = strlen(key);
+	e = malloc(sizeof(*e) + klen + 1);
+	if (!e)
+		return -ENOMEM;
+	memcpy(e->key, key, klen + 1);
+	e->hash = h;
+	e->value = value;
+	e->next = m->slots[h & (m->nslots - 1)];
+	m->slots[h & (m->nslots - 1)] = e;
+	m->count++;
+	return 0;
+}
+
+void *hashmap_remove(struct hashmap *m, const char *key) {
+	struct hashmap_entry **pp = find(m, key, hash_str(key)), *e;
+	void *v;
+
+	if (!pp)
+		return NULL;
+	e = *pp;
+	*pp = e->next;
+	v = e->value;
+	free(e);
+	m->count--;
+	return v;
+}
+
+bool hashmap_next(struct hashmap *m, struct hashmap_iter *it, const char **ret_key,
+	void **ret_value) {
+	if (it->cur)
+		it->cur = it->next;
+	while (!it->cur) {
+		if (it->slot >= m->nslots)
+			return false;
+		it->cur = m->slots[it->slot++];
+	}
+	it->next = it->cur->next;
+	if (ret_key)
+		*ret_key = it->cur->key;
+	if (ret_value)
+		*ret_value = it->cur->value;
+	return true;
+}

@@ -1,0 +1,69 @@
+#ifndef ADAPTER_CEVENT_H
+#define ADAPTER_CEVENT_H
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adapter/config.h"
+#include "adapter/ndjson.h"
+#include "adapter/util/buf.h"
+
+/* Watch events -> CloudEvents exactly as Knative's ApiServerSource adapter
+ * builds them (type, source, subject, extensions, data), with ids derived from
+ * the change (uid, resourceVersion, operation) so a retried or re-sent change
+ * carries the same id. No I/O, no logging. */
+
+enum cevent_op { CEVENT_ADD, CEVENT_UPDATE, CEVENT_DELETE };
+
+struct cevent {
+	char id[40];
+	const char *type;   /* static */
+	char *source;
+	char *subject;
+	char time[64];
+	char *kind, *name, *namespace, *api_version;
+	const struct config_extension *overrides; /* borrowed from the config */
+	size_t n_overrides;
+	char *data;
+	size_t data_len;
+	char *key; /* per-object ordering key: the uid, or namespace/name */
+	size_t bytes; /* approximate memory held, for queue accounting */
+};
+
+/* What every event of one watch shares; borrowed by cevent_create(). */
+struct cevent_params {
+	enum config_mode mode;
+	const char *source;
+	const struct config_extension *overrides;
+	size_t n_overrides;
+	/* Filled in when a list item lacks them (lists omit them for built-ins). */
+	const char *default_kind;
+	const char *default_api_version;
+};
+
+int cevent_create(const struct cevent_params *params, const struct kobj *obj, enum cevent_op op,
+	struct cevent **ret_event);
+void cevent_destroy(struct cevent *ev);
+
+/* Binary content mode headers (ce-*, Content-Type), percent-encoded as the
+ * CloudEvents HTTP binding 1.0.2 requires. Appends to *headers. */
+int cevent_http_headers(const struct cevent *ev, struct curl_slist **headers);
+/* One structured-mode JSON object (no newline), data embedded as sent. */
+int cevent_structured(const struct cevent *ev, struct buf *out);
+
+/* Knative's subject: /apis/<apiVersion>/namespaces/<ns>/<guessed plural>/<name>. */
+int cevent_subject(const char *api_version, const char *namespace, const char *kind,
+	const char *name, struct buf *out);
+/* Knative's plural guess from a Kind: lower-case; "s" -> "ses", "y" -> "ies",
+ * else + "s". */
+int cevent_plural_guess(const char *kind, struct buf *out);
+/* Percent-encodes a header value per the HTTP binding. */
+int cevent_percent_encode(const char *value, struct buf *out);
+/* A name-based (v5) UUID of uid/resourceVersion/op. */
+void cevent_make_id(const char *uid, const char *resource_version, enum cevent_op op,
+	char ret_id[40]);
+const char *cevent_type(enum config_mode mode, enum cevent_op op);
+
+#endif

@@ -1,0 +1,96 @@
+#ifndef ADAPTER_CONFIG_H
+#define ADAPTER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adapter/log.h"
+
+/* The adapter's whole configuration, from three sources: command-line flags
+ * override the environment (Knative's K_* variables), which overrides an
+ * ApiServerSource manifest (--source-file). config_load() validates everything
+ * and reports every problem before any connection is opened. */
+
+enum config_mode { CONFIG_MODE_RESOURCE, CONFIG_MODE_REFERENCE };
+
+struct config_resource {
+	/* Either kind (from --resource or a manifest) or resource (a plural, from
+	 * K_SOURCE_CONFIG's gvr) is set; discovery resolves the other. */
+	char *group;	/* "" for the core group */
+	char *version;
+	char *kind;
+	char *resource;
+	char *label_selector; /* NULL: everything */
+};
+
+struct config_extension {
+	char *name;
+	char *value;
+};
+
+struct config {
+	struct config_resource *resources;
+	size_t n_resources;
+	char **namespaces;
+	size_t n_namespaces;
+	bool all_namespaces;
+	char *namespace_selector; /* spec.namespaceSelector as a label selector */
+	enum config_mode mode;
+	char *sink; /* URL, or "-" for JSON lines on stdout */
+	char *kubeconfig;
+	char *context;
+	char *name;	 /* NAME: the source's name */
+	char *namespace; /* NAMESPACE: the source's namespace */
+	char *owner_api_version;
+	char *owner_kind;
+	bool fail_fast;
+	bool initial_events;
+	struct config_extension *extensions; /* K_CE_OVERRIDES / spec.ceOverrides */
+	size_t n_extensions;
+	uint64_t sink_timeout_usec;
+	char *ca_certs_pem; /* K_CA_CERTS: extra CAs trusted for the sink */
+	unsigned retry_max; /* attempts per event, first one included */
+	size_t max_event_bytes;
+	size_t max_inflight;
+	unsigned watch_timeout_sec; /* each watch asks for this to twice this */
+	enum log_level log_level;
+	char *source_file;
+	/* From the environment, for kube_load(): the in-cluster service address,
+	 * $HOME for ~/.kube/config, and the service-account directory
+	 * (APISERVERSOURCE_SERVICEACCOUNT_DIR overrides the standard path; tests use it). */
+	char *kube_service_host;
+	char *kube_service_port;
+	char *home;
+	char *serviceaccount_dir;
+	bool has_filters; /* K_SOURCE_CONFIG filters given (not applied yet) */
+	bool help;
+	bool version;
+};
+
+/* Looks a variable up; returns NULL when unset. Tests pass a table. */
+typedef const char *(*config_getenv_fn)(const char *name, void *userdata);
+
+/* Receives each problem found, one line each, naming the flag, the variable,
+ * or file:line:column. */
+typedef void (*config_error_fn)(const char *field, const char *message, void *userdata);
+
+/* Fills cfg (zeroed first). Returns 0, or -EINVAL after reporting every
+ * problem through on_error. cfg is always safe to config_finish(). */
+int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn getenv_fn,
+	void *getenv_userdata, config_error_fn on_error, void *error_userdata);
+void config_finish(struct config *cfg);
+
+/* Parses "apiVersion/Kind" ("v1/Pod", "kool.karmalabs.local/v1/Guitar").
+ * Returns 0 or -EINVAL. Exposed for tests. */
+int config_parse_resource(const char *s, struct config_resource *ret_res);
+void config_resource_finish(struct config_resource *res);
+
+/* Adds a namespace to watch (ignoring duplicates); for defaults resolved
+ * after loading (the kubeconfig's namespace, a namespaceSelector). */
+void config_add_namespace(struct config *cfg, const char *ns);
+
+/* Writes the --help text. */
+void config_usage(int fd);
+
+#endif

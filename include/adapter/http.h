@@ -1,0 +1,49 @@
+#ifndef ADAPTER_HTTP_H
+#define ADAPTER_HTTP_H
+
+#include <curl/curl.h>
+#include <stdbool.h>
+
+#include "adapter/loop.h"
+
+/* The only user of curl_multi_*: glues libcurl's socket and timer callbacks to
+ * the loop and reports each finished transfer to its owner. */
+
+struct http;
+struct http_xfer;
+
+/* err: 0 when the transfer completed (whatever the HTTP status), otherwise a
+ * negative errno mapped from the CURLcode: -ETIMEDOUT, -ECONNREFUSED,
+ * -EHOSTUNREACH, -ECONNRESET, -EPROTO (TLS), -ECANCELED (our own write
+ * callback aborted it), -EIO. errbuf holds curl's message. */
+typedef void (*http_done_fn)(struct http_xfer *x, int err, long status, const char *errbuf,
+	void *userdata);
+
+/* Embedded in its owner. CURLOPT_PRIVATE points at it. */
+struct http_xfer {
+	CURL *easy;
+	http_done_fn done;
+	void *userdata;
+	bool active;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+int http_create(struct loop *loop, struct http **ret_http);
+/* Transfers still active are removed without their done callback. */
+void http_destroy(struct http *h);
+
+/* Creates the easy handle (reset for reuse if it exists). */
+int http_xfer_init(struct http_xfer *x, http_done_fn done, void *userdata);
+/* Cancels an active transfer (no done callback) and frees the easy handle. */
+void http_xfer_finish(struct http *h, struct http_xfer *x);
+
+int http_start(struct http *h, struct http_xfer *x);
+/* Removes an active transfer without calling done. Not from a curl callback. */
+void http_cancel(struct http *h, struct http_xfer *x);
+/* Pauses or resumes receiving on a transfer (backpressure). */
+int http_pause_recv(struct http *h, struct http_xfer *x, bool pause);
+
+/* Maps a CURLcode to a negative errno as documented above. */
+int http_map_error(CURLcode code);
+
+#endif

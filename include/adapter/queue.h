@@ -1,0 +1,76 @@
+#ifndef ADAPTER_QUEUE_H
+#define ADAPTER_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adapter/cevent.h"
+#include "adapter/loop.h"
+
+/* The delivery queue: owns every event from the watch until it is delivered
+ * or finally dropped. Events of one object (same key) go out one at a time,
+ * in order; different objects go out concurrently up to max_inflight. Retries
+ * wait on loop timers with capped, jittered exponential backoff, at least as
+ * long as the sink's Retry-After. No I/O and no logging: sending and the
+ * final outcome go through the ops. */
+
+enum queue_result { QUEUE_DELIVERED, QUEUE_RETRY, QUEUE_DROP };
+
+struct queue_chain;
+
+struct queue_entry {
+	struct cevent *ev;
+	unsigned attempts; /* started so far */
+	struct queue_entry *next;
+	struct queue_chain *chain;
+	long last_status;
+	int last_error;
+};
+
+struct queue_ops {
+	/* Starts delivering e. Returns 0 when started (queue_complete() follows
+	 * later, never from inside send), 1 when delivered already (synchronous
+	 * sinks), or a negative errno (counted as a retryable failure). */
+	int (*send)(struct queue_entry *e, void *userdata);
+	/* Called once per event when the queue is done with it: delivered, or
+	 * dropped after a non-retryable answer or the last attempt. The event is
+	 * destroyed afterwards. */
+	void (*finished)(struct queue_entry *e, bool delivered, bool exhausted, void *userdata);
+	/* Called before each retry is scheduled. */
+	void (*retrying)(struct queue_entry *e, uint64_t delay_usec, void *userdata);
+};
+
+struct queue_options {
+	size_t max_inflight;
+	unsigned retry_max; /* attempts per event, first one included */
+	uint64_t backoff_initial_usec;
+	uint64_t backoff_max_usec;
+	uint64_t retry_after_max_usec;
+};
+
+struct queue_stats {
+	size_t queued; /* accepted and not finished, in flight included */
+	size_t inflight;
+	size_t bytes;
+	uint64_t delivered;
+	uint64_t dropped;
+	uint64_t retries;
+};
+
+struct queue;
+
+int queue_create(struct loop *loop, const struct queue_options *opts, const struct queue_ops *ops,
+	void *userdata, struct queue **ret_queue);
+/* Drops whatever is still queued (without calling finished). */
+void queue_destroy(struct queue *q);
+/* Takes ownership of ev. */
+int queue_push(struct queue *q, struct cevent *ev);
+/* Reports the outcome of an attempt started by ops->send. retry_after_usec
+ * is the sink's Retry-After (0 if none). */
+void queue_complete(struct queue *q, struct queue_entry *e, enum queue_result result,
+	uint64_t retry_after_usec);
+void queue_get_stats(const struct queue *q, struct queue_stats *ret);
+bool queue_empty(const struct queue *q);
+
+#endif

@@ -1,0 +1,35 @@
+#ifndef ADAPTER_SINK_H
+#define ADAPTER_SINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "adapter/config.h"
+#include "adapter/http.h"
+#include "adapter/loop.h"
+#include "adapter/queue.h"
+
+/* Delivers CloudEvents: one HTTP POST per event in binary content mode over
+ * keep-alive connections (or one JSON line on stdout for --sink -), and
+ * classifies each answer. Owns the delivery queue. */
+
+struct sink;
+
+/* Maps an attempt's outcome to what the queue does next: 2xx delivered;
+ * transport errors, 404, 408, 425, 429 and 5xx retried; any other status
+ * dropped. err is the negative errno of a failed transfer, or 0. */
+enum queue_result sink_classify(int err, long status);
+/* Parses a Retry-After value (seconds or an HTTP date) into a delay from now.
+ * Returns 0 and the delay, or -EINVAL. */
+int sink_parse_retry_after(const char *value, uint64_t *ret_delay_usec);
+
+/* Borrows cfg, loop and http, which must outlive the sink. */
+int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
+	struct sink **ret_sink);
+void sink_destroy(struct sink *s);
+/* Takes ownership of ev. */
+int sink_submit(struct sink *s, struct cevent *ev);
+void sink_get_stats(const struct sink *s, struct queue_stats *ret);
+bool sink_idle(const struct sink *s);
+
+#endif

@@ -1,0 +1,193 @@
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "adapter/cevent.h"
+
+static struct kobj pod(void) {
+	static const char json[] =
+		"{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"unit\",\"namespace\":\"test\","
+		"\"uid\":\"u-1\",\"resourceVersion\":\"7\"}}";
+	struct kobj o;
+
+	memset(&o, 0, sizeof(o));
+	o.json = json;
+	o.json_len = strlen(json);
+	strcpy(o.kind, "Pod");
+	strcpy(o.api_version, "v1");
+	strcpy(o.name, "unit");
+	strcpy(o.namespace, "test");
+	strcpy(o.uid, "u-1");
+	strcpy(o.resource_version, "7");
+	return o;
+}
+
+static const struct cevent_params params = {
+	.mode = CONFIG_MODE_RESOURCE,
+	.source = "https://10.96.0.1:443",
+};
+
+static bool has_header(struct curl_slist *h, const char *line) {
+	for (; h; h = h->next)
+		if (strcmp(h->data, line) == 0)
+			return true;
+	return false;
+}
+
+/* Knative's own test case: Pod "unit" in namespace "test". */
+Test(cevent, knative_pod_example) {
+	struct kobj o = pod();
+	struct cevent *ev = NULL;
+	struct curl_slist *h = NULL;
+
+	cr_assert_eq(cevent_create(&params, &o, CEVENT_ADD, &ev), 0);
+	cr_assert_str_eq(ev->type, "dev.knative.apiserver.resource.add");
+	cr_assert_str_eq(ev->source, "https://10.96.0.1:443");
+	cr_assert_str_eq(ev->subject, "/apis/v1/namespaces/test/pods/unit");
+	cr_assert_eq(cevent_http_headers(ev, &h), 0);
+	cr_assert(has_header(h, "ce-apiversion: v1"));
+	cr_assert(has_header(h, "ce-kind: Pod"));
+	cr_assert(has_header(h, "ce-name: unit"));
+	cr_assert(has_header(h, "ce-namespace: test"));
+	cr_assert(has_header(h, "ce-specversion: 1.0"));
+	cr_assert(has_header(h, "ce-type: dev.knative.apiserver.resource.add"));
+	cr_assert(has_header(h, "ce-subject: /apis/v1/namespaces/test/pods/unit"));
+	cr_assert(has_header(h, "Content-Type: application/json"));
+	/* The data is the object's bytes, untouched. */
+	cr_assert_eq(ev->data_len, o.json_len);
+	cr_assert_eq(memcmp(ev->data, o.json, o.json_len), 0);
+	curl_slist_free_all(h);
+	cevent_destroy(ev);
+}
+
+Test(cevent, types_per_mode_and_op) {
+	cr_assert_str_eq(cevent_type(CONFIG_MODE_RESOURCE, CEVENT_UPDATE),
+		"dev.knative.apiserver.resource.update");
+	cr_assert_str_eq(cevent_type(CONFIG_MODE_RESOURCE, CEVENT_DELETE),
+		"dev.knative.apiserver.resource.delete");
+	cr_assert_str_eq(cevent_type(CONFIG_MODE_REFERENCE, CEVENT_ADD), "dev.knative.apiserver.ref.add");
+	cr_assert_str_eq(cevent_type(CONFIG_MODE_REFERENCE, CEVENT_DELETE),
+		"dev.knative.apiserver.ref.delete");
+}
+
+Test(cevent, reference_mode_data) {
+	struct cevent_params p = params;
+	struct kobj o = pod();
+	struct cevent *ev = NULL;
+
+	p.mode = CONFIG_MODE_REFERENCE;
+	cr_assert_eq(cevent_create(&p, &o, CEVENT_DELETE, &ev), 0);
+	cr_assert_str_eq(ev->type, "dev.knative.apiserver.ref.delete");
+	cr_assert_str_eq(ev->data,
+		"{\"kind\":\"Pod\",\"namespace\":\"test\",\"name\":\"unit\",\"apiVersion\":\"v1\"}");
+	cevent_destroy(ev);
+
+	/* Cluster-scoped: no namespace in the reference, and Knative's empty
+	 * namespace segment in the subject. */
+	strcpy(o.kind, "Namespace");
+	o.namespace[0] = '\0';
+	strcpy(o.name, "guitar-eventing");
+	cr_assert_eq(cevent_create(&p, &o, CEVENT_ADD, &ev), 0);
+	cr_assert_str_eq(ev->data,
+		"{\"kind\":\"Namespace\",\"name\":\"guitar-eventing\",\"apiVersion\":\"v1\"}");
+	cr_assert_str_eq(ev->subject, "/apis/v1/namespaces//namespaces/guitar-eventing");
+	cevent_destroy(ev);
+}
+
+Test(cevent, plural_guesses_match_knative) {
+	static const char *const cases[][2] = {
+		{ "Guitar", "guitars" }, { "Pod", "pods" }, { "Class", "classes" },
+		{ "Policy", "policies" }, { "Gateway", "gatewaies" }, { "Endpoints", "endpointses" },
+		{ "Namespace", "namespaces" }, { "ConfigMap", "configmaps" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct buf b;
+		buf_init(&b, 0);
+		cr_assert_eq(cevent_plural_guess(cases[i][0], &b), 0);
+		cr_assert_str_eq(b.data, cases[i][1]);
+		buf_finish(&b);
+	}
+}
+
+Test(cevent, subject_for_groups) {
+	struct buf b;
+
+	buf_init(&b, 0);
+	cr_assert_eq(cevent_subject("kool.karmalabs.local/v1", "guitar-eventing", "Guitar", "d15", &b), 0);
+	cr_assert_str_eq(b.data, "/apis/kool.karmalabs.local/v1/namespaces/guitar-eventing/guitars/d15");
+	buf_reset(&b);
+	/* Knative's hack for a group without a version. */
+	cr_assert_eq(cevent_subject("serving.knative.dev", "ns", "Revision", "r", &b), 0);
+	cr_assert_str_eq(b.data, "/apis/serving.knative.dev/versionUnknown/namespaces/ns/revisions/r");
+	buf_finish(&b);
+}
+
+Test(cevent, percent_encoding) {
+	struct buf b;
+
+	buf_init(&b, 0);
+	cr_assert_eq(cevent_percent_encode("plain-ASCII_~!#$&'()*+,/:;<=>?@[]^`{|}", &b), 0);
+	cr_assert_str_eq(b.data, "plain-ASCII_~!#$&'()*+,/:;<=>?@[]^`{|}");
+	buf_reset(&b);
+	cr_assert_eq(cevent_percent_encode("a b\"c%d\xc3\xa4\x7f\x01", &b), 0);
+	cr_assert_str_eq(b.data, "a%20b%22c%25d%C3%A4%7F%01");
+	buf_finish(&b);
+}
+
+Test(cevent, ids_are_deterministic_per_change) {
+	char a[40], b[40], c[40], d[40];
+
+	cevent_make_id("u-1", "7", CEVENT_ADD, a);
+	cevent_make_id("u-1", "7", CEVENT_ADD, b);
+	cevent_make_id("u-1", "8", CEVENT_UPDATE, c);
+	cevent_make_id("u-1", "7", CEVENT_DELETE, d);
+	cr_assert_str_eq(a, b);
+	cr_assert_str_neq(a, c);
+	cr_assert_str_neq(a, d);
+	cr_assert_eq(strlen(a), 36);
+	cr_assert_eq(a[14], '5'); /* a version-5 UUID */
+}
+
+Test(cevent, list_items_get_kind_and_api_version) {
+	static const char json[] = "{\"metadata\":{\"name\":\"cm\",\"namespace\":\"n\",\"uid\":\"u\"}}";
+	struct cevent_params p = params;
+	struct cevent *ev = NULL;
+	struct kobj o;
+
+	memset(&o, 0, sizeof(o));
+	o.json = json;
+	o.json_len = strlen(json);
+	strcpy(o.name, "cm");
+	strcpy(o.namespace, "n");
+	strcpy(o.uid, "u");
+	p.default_kind = "ConfigMap";
+	p.default_api_version = "v1";
+	cr_assert_eq(cevent_create(&p, &o, CEVENT_ADD, &ev), 0);
+	cr_assert_str_eq(ev->data, "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":"
+				   "\"cm\",\"namespace\":\"n\",\"uid\":\"u\"}}");
+	cr_assert_str_eq(ev->kind, "ConfigMap");
+	cevent_destroy(ev);
+}
+
+Test(cevent, overrides_and_structured_mode) {
+	struct config_extension ext[] = { { .name = "team", .value = "strings and frets" } };
+	struct cevent_params p = params;
+	struct kobj o = pod();
+	struct cevent *ev = NULL;
+	struct curl_slist *h = NULL;
+	struct buf b;
+
+	p.overrides = ext;
+	p.n_overrides = 1;
+	cr_assert_eq(cevent_create(&p, &o, CEVENT_UPDATE, &ev), 0);
+	cr_assert_eq(cevent_http_headers(ev, &h), 0);
+	cr_assert(has_header(h, "ce-team: strings%20and%20frets"));
+	buf_init(&b, 0);
+	cr_assert_eq(cevent_structured(ev, &b), 0);
+	cr_assert_not_null(strstr(b.data, "\"team\":\"strings and frets\""));
+	cr_assert_not_null(strstr(b.data, "\"type\":\"dev.knative.apiserver.resource.update\""));
+	cr_assert_not_null(strstr(b.data, "\"data\":{\"kind\":\"Pod\""));
+	buf_finish(&b);
+	curl_slist_free_all(h);
+	cevent_destroy(ev);
+}

@@ -1,0 +1,353 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "adapter/config.h"
+
+struct env {
+	const char *kv[32][2];
+};
+
+static const char *lookup(const char *name, void *ud) {
+	struct env *e = ud;
+
+	for (int i = 0; i < 32 && e->kv[i][0]; i++)
+		if (strcmp(e->kv[i][0], name) == 0)
+			return e->kv[i][1];
+	return NULL;
+}
+
+struct errs {
+	char lines[32][1200];
+	int n;
+};
+
+static void on_error(const char *field, const char *msg, void *ud) {
+	struct errs *e = ud;
+
+	if (e->n < 32)
+		snprintf(e->lines[e->n++], sizeof(e->lines[0]), "%s: %s", field, msg);
+}
+
+static bool has_error(struct errs *e, const char *needle) {
+	for (int i = 0; i < e->n; i++)
+		if (strstr(e->lines[i], needle))
+			return true;
+	return false;
+}
+
+#define LOAD(cfg, env, errs, ...)                                                       \
+	({                                                                              \
+		char *argv_[] = { "apiserversource-adapter", ##__VA_ARGS__, NULL };     \
+		config_load((cfg), (int)(sizeof(argv_) / sizeof(argv_[0])) - 1, argv_, lookup, \
+			(env), on_error, (errs));                                       \
+	})
+
+static char *write_tmp(const char *text) {
+	static char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/test-config-XXXXXX.yaml");
+	fd = mkstemps(path, 5);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+Test(config, command_line) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e = { 0 };
+
+	cr_assert_eq(LOAD(&c, &env, &e, "--resource", "kool.karmalabs.local/v1/Guitar", "--resource",
+			     "v1/Pod", "-n", "guitar-eventing", "-n", "a,b", "-l", "app=x",
+			     "--sink", "http://127.0.0.1:8080/"),
+		0, "%s", e.lines[0]);
+	cr_assert_eq(c.n_resources, 2);
+	cr_assert_str_eq(c.resources[0].group, "kool.karmalabs.local");
+	cr_assert_str_eq(c.resources[0].version, "v1");
+	cr_assert_str_eq(c.resources[0].kind, "Guitar");
+	cr_assert_str_eq(c.resources[1].group, "");
+	cr_assert_str_eq(c.resources[1].kind, "Pod");
+	cr_assert_str_eq(c.resources[0].label_selector, "app=x");
+	cr_assert_str_eq(c.resources[1].label_selector, "app=x");
+	cr_assert_eq(c.n_namespaces, 3);
+	cr_assert_str_eq(c.namespaces[2], "b");
+	cr_assert_eq(c.mode, CONFIG_MODE_RESOURCE);
+	cr_assert_eq(c.retry_max, 6);
+	cr_assert_eq(c.sink_timeout_usec, 30000000);
+	cr_assert_not(c.all_namespaces);
+	config_finish(&c);
+}
+
+Test(config, stdout_sink_all_namespaces_reference) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e = { 0 };
+
+	cr_assert_eq(LOAD(&c, &env, &e, "--resource", "v1/Namespace", "-A", "--sink", "-", "--mode",
+			     "reference", "--retry-max", "3", "--sink-timeout", "2"),
+		0);
+	cr_assert(c.all_namespaces);
+	cr_assert_str_eq(c.sink, "-");
+	cr_assert_eq(c.mode, CONFIG_MODE_REFERENCE);
+	cr_assert_eq(c.retry_max, 3);
+	cr_assert_eq(c.sink_timeout_usec, 2000000);
+	config_finish(&c);
+}
+
+/* The environment Knative's controller writes, verbatim from the issue. */
+Test(config, knative_environment) {
+	struct config c;
+	struct env env = { {
+		{ "K_SOURCE_CONFIG",
+			"{\"namespaces\":[\"source-namespace\"],\"allNamespaces\":false,\"resources\":[{\"gvr\":"
+			"{\"Group\":\"\",\"Version\":\"\",\"Resource\":\"namespaces\"}},{\"gvr\":{\"Group\":"
+			"\"batch\",\"Version\":\"v1\",\"Resource\":\"jobs\"}},{\"gvr\":{\"Group\":\"\","
+			"\"Version\":\"\",\"Resource\":\"pods\"},\"selector\":\"test-key1=test-value1\"}],"
+			"\"owner\":{\"apiVersion\":\"custom/v1\",\"kind\":\"Parent\"},\"mode\":\"Resource\"}" },
+		{ "K_SINK", "http://sink.example.svc.cluster.local" },
+		{ "NAME", "guitars-apisource" },
+		{ "NAMESPACE", "source-namespace" },
+		{ "K_CE_OVERRIDES", "{\"extensions\":{\"team\":\"frets\"}}" },
+		{ "K_SINK_TIMEOUT", "7" },
+		{ NULL },
+	} };
+	struct errs e = { 0 };
+
+	cr_assert_eq(LOAD(&c, &env, &e), 0, "%s", e.lines[0]);
+	cr_assert_eq(c.n_resources, 3);
+	cr_assert_str_eq(c.resources[0].group, "");
+	cr_assert_str_eq(c.resources[0].version, "v1");
+	cr_assert_str_eq(c.resources[0].resource, "namespaces");
+	cr_assert_null(c.resources[0].kind);
+	cr_assert_str_eq(c.resources[1].group, "batch");
+	cr_assert_str_eq(c.resources[1].resource, "jobs");
+	cr_assert_str_eq(c.resources[2].label_selector, "test-key1=test-value1");
+	cr_assert_eq(c.n_namespaces, 1);
+	cr_assert_str_eq(c.namespaces[0], "source-namespace");
+	cr_assert_str_eq(c.owner_api_version, "custom/v1");
+	cr_assert_str_eq(c.owner_kind, "Parent");
+	cr_assert_eq(c.mode, CONFIG_MODE_RESOURCE);
+	cr_assert_str_eq(c.sink, "http://sink.example.svc.cluster.local");
+	cr_assert_str_eq(c.name, "guitars-apisource");
+	cr_assert_eq(c.n_extensions, 1);
+	cr_assert_str_eq(c.extensions[0].name, "team");
+	cr_assert_eq(c.sink_timeout_usec, 7000000);
+	config_finish(&c);
+}
+
+Test(config, knative_defaults_and_case_insensitive_keys) {
+	struct config c;
+	struct env env = { {
+		{ "K_SOURCE_CONFIG", "{\"AllNamespaces\":true,\"Resources\":[{\"GVR\":{\"group\":\"apps\","
+				     "\"version\":\"v1\",\"resource\":\"deployments\"}}],\"failFast\":true}" },
+		{ "K_SINK", "http://x" },
+		{ NULL },
+	} };
+	struct errs e = { 0 };
+
+	cr_assert_eq(LOAD(&c, &env, &e), 0, "%s", e.lines[0]);
+	cr_assert(c.all_namespaces);
+	cr_assert(c.fail_fast);
+	cr_assert_eq(c.mode, CONFIG_MODE_RESOURCE); /* absent mode: Resource, as Knative */
+	cr_assert_str_eq(c.resources[0].group, "apps");
+	config_finish(&c);
+}
+
+static const char manifest[] =
+	"apiVersion: v1\n"
+	"kind: Namespace\n"
+	"metadata:\n"
+	"  name: guitar-eventing\n"
+	"---\n"
+	"apiVersion: sources.knative.dev/v1\n"
+	"kind: ApiServerSource\n"
+	"metadata:\n"
+	"  name: guitars-apisource\n"
+	"  namespace: guitar-eventing\n"
+	"spec:\n"
+	"  serviceAccountName: guitar-sa\n"
+	"  resources:\n"
+	"  - apiVersion: kool.karmalabs.local/v1\n"
+	"    kind: Guitar\n"
+	"    selector:\n"
+	"      matchLabels:\n"
+	"        brand: martin\n"
+	"      matchExpressions:\n"
+	"      - key: tier\n"
+	"        operator: In\n"
+	"        values: [a, b]\n"
+	"      - key: retired\n"
+	"        operator: DoesNotExist\n"
+	"  owner:\n"
+	"    apiVersion: custom/v1\n"
+	"    kind: Parent\n"
+	"  ceOverrides:\n"
+	"    extensions:\n"
+	"      team: frets\n"
+	"  sink:\n"
+	"    uri: http://127.0.0.1:9/events\n";
+
+Test(config, manifest_file) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e = { 0 };
+	char *path = write_tmp(manifest);
+
+	cr_assert_eq(LOAD(&c, &env, &e, "--source-file", path), 0, "%s", e.lines[0]);
+	cr_assert_eq(c.n_resources, 1);
+	cr_assert_str_eq(c.resources[0].kind, "Guitar");
+	cr_assert_str_eq(c.resources[0].label_selector, "brand=martin,tier in (a,b),!retired");
+	cr_assert_eq(c.mode, CONFIG_MODE_REFERENCE); /* the API's default */
+	cr_assert_str_eq(c.sink, "http://127.0.0.1:9/events");
+	cr_assert_str_eq(c.name, "guitars-apisource");
+	cr_assert_eq(c.n_namespaces, 1);
+	cr_assert_str_eq(c.namespaces[0], "guitar-eventing");
+	cr_assert_str_eq(c.owner_kind, "Parent");
+	cr_assert_str_eq(c.extensions[0].value, "frets");
+	config_finish(&c);
+	unlink(path);
+}
+
+Test(config, flags_override_env_override_file) {
+	struct config c;
+	struct env env = { { { "K_SINK", "http://from-env" }, { NULL } } };
+	struct errs e = { 0 };
+	char *path = write_tmp(manifest);
+
+	cr_assert_eq(LOAD(&c, &env, &e, "--source-file", path), 0);
+	cr_assert_str_eq(c.sink, "http://from-env");
+	config_finish(&c);
+	cr_assert_eq(LOAD(&c, &env, &e, "--source-file", path, "--sink", "http://from-flag",
+			     "--mode", "Resource", "-n", "other"),
+		0);
+	cr_assert_str_eq(c.sink, "http://from-flag");
+	cr_assert_eq(c.mode, CONFIG_MODE_RESOURCE);
+	cr_assert_eq(c.n_namespaces, 1);
+	cr_assert_str_eq(c.namespaces[0], "other");
+	config_finish(&c);
+	unlink(path);
+}
+
+Test(config, manifest_errors_name_file_line_column) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e = { 0 };
+	char *path = write_tmp("apiVersion: sources.knative.dev/v1\n"
+			       "kind: ApiServerSource\n"
+			       "spec:\n"
+			       "  mode: Sometimes\n"
+			       "  resources:\n"
+			       "  - kind: Guitar\n"
+			       "  ceOverrides:\n"
+			       "    extensions:\n"
+			       "      Bad_Name: x\n"
+			       "  sink:\n"
+			       "    ref:\n"
+			       "      kind: Service\n");
+	char want[256];
+
+	cr_assert_eq(LOAD(&c, &env, &e, "--source-file", path), -EINVAL);
+	snprintf(want, sizeof(want), "%s:4:9: spec.mode: must be Resource or Reference", path);
+	cr_assert(has_error(&e, want), "%s", e.lines[0]);
+	snprintf(want, sizeof(want), "%s:6:5: spec.resources[0]: needs apiVersion and kind", path);
+	cr_assert(has_error(&e, want));
+	snprintf(want, sizeof(want), "%s:9:7: spec.ceOverrides.extensions", path);
+	cr_assert(has_error(&e, want));
+	cr_assert(has_error(&e, "spec.sink.ref (references are not resolved"));
+	config_finish(&c);
+	unlink(path);
+}
+
+Test(config, yaml_syntax_error_has_position) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e = { 0 };
+	char *path = write_tmp("kind: ApiServerSource\nspec: [unclosed\n");
+	char want[128];
+
+	cr_assert_eq(LOAD(&c, &env, &e, "--source-file", path), -EINVAL);
+	snprintf(want, sizeof(want), "%s:3:1", path);
+	cr_assert(has_error(&e, want), "%s", e.lines[0]);
+	config_finish(&c);
+	unlink(path);
+	cr_assert_eq(LOAD(&c, &env, &e, "--source-file", "/nonexistent.yaml"), -EINVAL);
+	cr_assert(has_error(&e, "--source-file: /nonexistent.yaml: No such file"));
+	config_finish(&c);
+}
+
+Test(config, every_problem_is_reported) {
+	struct config c;
+	struct env env = { {
+		{ "K_SOURCE_CONFIG", "{\"resources\":[{\"gvr\":{\"Group\":\"batch\",\"Resource\":\"jobs\"}}]," },
+		{ "K_CE_OVERRIDES", "{\"extensions\":{\"id\":\"x\"}}" },
+		{ "K_SINK_TIMEOUT", "soon" },
+		{ NULL },
+	} };
+	struct errs e = { 0 };
+
+	cr_assert_eq(LOAD(&c, &env, &e, "--resource", "Guitar", "-n", "x", "-A", "--mode", "Both",
+			     "--retry-max", "0", "--log-level", "loud", "--bogus"),
+		-EINVAL);
+	cr_assert(has_error(&e, "K_SOURCE_CONFIG: invalid JSON"));
+	cr_assert(has_error(&e, "K_CE_OVERRIDES: extensions.id: not a valid CloudEvents extension name"));
+	cr_assert(has_error(&e, "K_SINK_TIMEOUT: \"soon\""));
+	cr_assert(has_error(&e, "--resource: \"Guitar\" is not APIVERSION/KIND"));
+	cr_assert(has_error(&e, "-A: cannot be combined with -n"));
+	cr_assert(has_error(&e, "--mode: must be Resource or Reference"));
+	cr_assert(has_error(&e, "--retry-max"));
+	cr_assert(has_error(&e, "--log-level"));
+	cr_assert(has_error(&e, "--bogus: unknown flag"));
+	cr_assert(has_error(&e, "--sink: missing"));
+	config_finish(&c);
+}
+
+Test(config, gvr_version_missing_for_group) {
+	struct config c;
+	struct env env = { {
+		{ "K_SOURCE_CONFIG", "{\"resources\":[{\"gvr\":{\"Group\":\"batch\",\"Resource\":\"jobs\"}}]}" },
+		{ "K_SINK", "http://x" },
+		{ NULL },
+	} };
+	struct errs e = { 0 };
+
+	cr_assert_eq(LOAD(&c, &env, &e), -EINVAL);
+	cr_assert(has_error(&e, "K_SOURCE_CONFIG: resources[0].gvr.Version: empty for group \"batch\""));
+	config_finish(&c);
+}
+
+Test(config, parse_resource_forms) {
+	struct config_resource r;
+
+	cr_assert_eq(config_parse_resource("apps/v1/Deployment", &r), 0);
+	cr_assert_str_eq(r.group, "apps");
+	cr_assert_str_eq(r.kind, "Deployment");
+	config_resource_finish(&r);
+	cr_assert_eq(config_parse_resource("v1/pods", &r), 0);
+	cr_assert_str_eq(r.resource, "pods");
+	cr_assert_null(r.kind);
+	config_resource_finish(&r);
+	cr_assert_eq(config_parse_resource("Pod", &r), -EINVAL);
+	cr_assert_eq(config_parse_resource("/v1/Pod", &r), -EINVAL);
+	cr_assert_eq(config_parse_resource("a/b/c/Pod", &r), -EINVAL);
+	cr_assert_eq(config_parse_resource("v1/", &r), -EINVAL);
+	cr_assert_eq(config_parse_resource("V1/Pod", &r), -EINVAL);
+}
+
+Test(config, help_and_version) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e = { 0 };
+
+	cr_assert_eq(LOAD(&c, &env, &e, "--help"), 0);
+	cr_assert(c.help);
+	config_finish(&c);
+	cr_assert_eq(LOAD(&c, &env, &e, "--version"), 0);
+	cr_assert(c.version);
+	config_finish(&c);
+}
