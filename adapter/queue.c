@@ -27,9 +27,17 @@ struct queue {
 	struct queue_chain *ready_head, *ready_tail;
 	struct queue_stats stats;
 	bool dispatching;
+	/* queue_push() runs inside curl's write callback, where starting a
+	 * transfer is not allowed: it arms this zero-delay timer instead. */
+	struct loop_timer kick;
 };
 
 static void dispatch(struct queue *q);
+
+static void handle_kick(struct loop_timer *t, void *userdata) {
+	(void)t;
+	dispatch(userdata);
+}
 
 int queue_create(struct loop *loop, const struct queue_options *opts, const struct queue_ops *ops,
 	void *userdata, struct queue **ret_queue) {
@@ -46,6 +54,7 @@ int queue_create(struct loop *loop, const struct queue_options *opts, const stru
 	q->ops = *ops;
 	q->userdata = userdata;
 	hashmap_init(&q->chains);
+	loop_timer_init(&q->kick, handle_kick, q);
 	*ret_queue = q;
 	return 0;
 }
@@ -69,6 +78,7 @@ void queue_destroy(struct queue *q) {
 
 	if (!q)
 		return;
+	loop_timer_disarm(q->loop, &q->kick);
 	while (hashmap_next(&q->chains, &it, NULL, &v))
 		free_chain(q, v);
 	hashmap_finish(&q->chains);
@@ -130,7 +140,8 @@ int queue_push(struct queue *q, struct cevent *ev) {
 	q->stats.queued++;
 	q->stats.bytes += ev->bytes;
 	make_ready(q, c);
-	dispatch(q);
+	if (q->ready_head && !loop_timer_armed(&q->kick))
+		loop_timer_arm_in(q->loop, &q->kick, 0);
 	return 0;
 }
 
@@ -198,6 +209,11 @@ void queue_complete(struct queue *q, struct queue_entry *e, enum queue_result re
 			schedule_retry(q, e, retry_after_usec);
 		break;
 	}
+	dispatch(q);
+}
+
+void queue_dispatch(struct queue *q) {
+	loop_timer_disarm(q->loop, &q->kick);
 	dispatch(q);
 }
 

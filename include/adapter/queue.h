@@ -64,8 +64,11 @@ int queue_create(struct loop *loop, const struct queue_options *opts, const stru
 	void *userdata, struct queue **ret_queue);
 /* Drops whatever is still queued (without calling finished). */
 void queue_destroy(struct queue *q);
-/* Takes ownership of ev. */
+/* Takes ownership of ev. Sending starts from the loop (a zero-delay timer),
+ * never from inside the caller: it may be in a libcurl callback. */
 int queue_push(struct queue *q, struct cevent *ev);
+/* Starts whatever may be sent now. Not from inside a libcurl callback. */
+void queue_dispatch(struct queue *q);
 /* Reports the outcome of an attempt started by ops->send. retry_after_usec
  * is the sink's Retry-After (0 if none). */
 void queue_complete(struct queue *q, struct queue_entry *e, enum queue_result result,

@@ -79,6 +79,8 @@ Test(queue, per_object_order_and_concurrency) {
 	queue_push(q, ev("A", "a2"));
 	queue_push(q, ev("B", "b1"));
 	queue_push(q, ev("A", "a3"));
+	cr_assert_eq(r.nsent, 0); /* nothing starts inside push */
+	queue_dispatch(q);
 	/* One event per object in flight. */
 	cr_assert_eq(r.nsent, 2);
 	cr_assert_str_eq(r.sent_ids[0], "a1");
@@ -108,6 +110,7 @@ Test(queue, inflight_cap) {
 		snprintf(k, sizeof(k), "k%d", i);
 		queue_push(q, ev(k, k));
 	}
+	queue_dispatch(q);
 	cr_assert_eq(r.nsent, 2);
 	queue_complete(q, r.sent[0], QUEUE_DELIVERED, 0);
 	cr_assert_eq(r.nsent, 3);
@@ -121,6 +124,7 @@ Test(queue, retry_same_event_until_budget) {
 
 	queue_push(q, ev("A", "a1"));
 	queue_push(q, ev("A", "a2"));
+	queue_dispatch(q);
 	cr_assert_eq(r.nsent, 1);
 	queue_complete(q, r.sent[0], QUEUE_RETRY, 0);
 	cr_assert_eq(r.retrying, 1);
@@ -147,6 +151,7 @@ Test(queue, retry_after_is_honoured) {
 	uint64_t start;
 
 	queue_push(q, ev("A", "a1"));
+	queue_dispatch(q);
 	queue_complete(q, r.sent[0], QUEUE_RETRY, 200000);
 	cr_assert_eq(r.last_delay, 200000);
 	start = loop_now_usec();
@@ -164,6 +169,8 @@ Test(queue, synchronous_sink) {
 	queue_push(q, ev("A", "a1"));
 	queue_push(q, ev("A", "a2"));
 	queue_push(q, ev("B", "b1"));
+	r.quit_after_sends = 3;
+	loop_run(r.loop); /* the kick timer sends from the loop */
 	cr_assert_eq(r.delivered, 3);
 	cr_assert(queue_empty(q));
 	queue_destroy(q);
@@ -176,6 +183,7 @@ Test(queue, destroy_with_pending_frees_everything) {
 
 	queue_push(q, ev("A", "a1"));
 	queue_push(q, ev("B", "b1"));
+	queue_dispatch(q);
 	queue_complete(q, r.sent[0], QUEUE_RETRY, 0);
 	queue_destroy(q); /* ASan reports anything left behind */
 	loop_destroy(r.loop);

@@ -1,0 +1,301 @@
+"""Fixtures for the integration tests: the real adapter binary against the
+Kubernetes API emulator (scripts/local-cluster) and a recording sink.
+
+Every helper waits on a condition with a deadline; nothing sleeps and hopes.
+"""
+import json
+import os
+import signal
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+ADAPTER = os.environ.get("ADAPTER_BIN", os.path.join(ROOT, "build", "apiserversource-adapter"))
+SAMPLES = os.path.join(ROOT, "samples")
+RBAC = os.path.join(ROOT, "rbac")
+SINK_PY = os.path.join(ROOT, "tests", "emulator", "sink.py")
+LOCAL_CLUSTER = os.path.join(ROOT, "scripts", "local-cluster")
+
+
+def wait_until(pred, timeout=15.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+class Cluster:
+    """An emulated API server with an admin kubeconfig."""
+
+    def __init__(self, workdir, emulator_args=()):
+        self.dir = workdir
+        self.kubeconfig = os.path.join(workdir, "kubeconfig")
+        self.out = open(os.path.join(workdir, "local-cluster.out"), "w+")
+        self.err = open(os.path.join(workdir, "local-cluster.err"), "w+")
+        args = [LOCAL_CLUSTER, "--kubeconfig", self.kubeconfig]
+        if emulator_args:
+            args += ["--", *emulator_args]
+        self.proc = subprocess.Popen(args, stdout=self.out, stderr=self.err)
+        wait_until(self._ready, 20, "local-cluster to print ready")
+        cfg = open(self.kubeconfig).read()
+        self.server = next(l.split("server:", 1)[1].strip() for l in cfg.splitlines()
+                           if "server:" in l)
+        self.token = next(l.split("token:", 1)[1].strip() for l in cfg.splitlines()
+                          if l.strip().startswith("token:"))
+        self.ctx = ssl.create_default_context()
+        self.ctx.check_hostname = False
+        self.ctx.verify_mode = ssl.CERT_NONE
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            self.err.seek(0)
+            raise AssertionError("local-cluster exited: " + self.err.read())
+        self.out.seek(0)
+        return "ready" in self.out.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kubectl(self, *args, input=None, check=True):
+        r = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, *args], input=input,
+                           capture_output=True, text=True, timeout=60)
+        if check and r.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {r.stderr}")
+        return r
+
+    def apply(self, text_or_path):
+        if os.path.exists(text_or_path):
+            return self.kubectl("apply", "-f", text_or_path)
+        return self.kubectl("apply", "-f", "-", input=text_or_path)
+
+    def api(self, method, path, body=None, auth=True):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.server + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if auth:
+            req.add_header("Authorization", "Bearer " + self.token)
+        with urllib.request.urlopen(req, context=self.ctx, timeout=10) as resp:
+            raw = resp.read()
+            return json.loads(raw) if raw else None
+
+    def control(self, what, body=None, method="POST"):
+        return self.api(method, "/_emulator/" + what, body if body is not None else {}, False)
+
+    def stats(self):
+        return self.api("GET", "/_emulator/stats", None, False)
+
+    def guitars(self):
+        self.apply(os.path.join(SAMPLES, "guitar-crd.yaml"))
+        self.apply(os.path.join(SAMPLES, "guitar-namespace.yaml"))
+
+    def guitar(self, name, ns="guitar-eventing", labels=None, brand="martin"):
+        meta = {"name": name, "namespace": ns}
+        if labels:
+            meta["labels"] = labels
+        self.apply(json.dumps({"apiVersion": "kool.karmalabs.local/v1", "kind": "Guitar",
+                               "metadata": meta, "spec": {"brand": brand, "review": False}}))
+
+
+class Sink:
+    """The recording sink: every request the adapter made, in order."""
+
+    def __init__(self, workdir, responses="", extra=()):
+        self.record = os.path.join(workdir, "sink.jsonl")
+        open(self.record, "w").close()
+        self.out = open(os.path.join(workdir, "sink.out"), "w+")
+        args = ["python3", SINK_PY, "--port", "0", "--record", self.record, *extra]
+        if responses:
+            args += ["--responses", responses]
+        self.proc = subprocess.Popen(args, stdout=self.out, stderr=subprocess.STDOUT)
+
+        def port():
+            self.out.seek(0)
+            for line in self.out.read().splitlines():
+                if line.startswith("port "):
+                    return int(line.split()[1])
+            return None
+        self.port = wait_until(port, 10, "the sink's port")
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def requests(self):
+        with open(self.record) as f:
+            return [json.loads(l) for l in f if l.strip()]
+
+    def events(self):
+        """Requests the sink accepted (2xx), as (headers, parsed body)."""
+        return [r for r in self.requests() if r.get("status") and 200 <= r["status"] < 300]
+
+    def wait_requests(self, n, timeout=15.0):
+        return wait_until(lambda: len(self.requests()) >= n and self.requests(), timeout,
+                          f"{n} requests at the sink (have {len(self.requests())})")
+
+    def wait_events(self, n, timeout=15.0):
+        return wait_until(lambda: len(self.events()) >= n and self.events(), timeout,
+                          f"{n} accepted events at the sink (have {len(self.events())})")
+
+    def set_responses(self, responses, default=200):
+        req = urllib.request.Request(self.url + "_sink/responses",
+                                     data=json.dumps({"responses": responses,
+                                                      "default": default}).encode(),
+                                     method="POST")
+        urllib.request.urlopen(req, timeout=5).read()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class Adapter:
+    def __init__(self, workdir, args, env=None, kubeconfig=None):
+        self.log_path = os.path.join(workdir, f"adapter-{time.monotonic_ns()}.log")
+        self.stdout_path = self.log_path + ".out"
+        full_env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("K_") and k not in ("KUBECONFIG", "NAME", "NAMESPACE",
+                                                             "KUBERNETES_SERVICE_HOST",
+                                                             "KUBERNETES_SERVICE_PORT")}
+        full_env.update(env or {})
+        cmd = [ADAPTER]
+        if kubeconfig:
+            cmd += ["--kubeconfig", kubeconfig]
+        cmd += list(args)
+        self.proc = subprocess.Popen(cmd, stdout=open(self.stdout_path, "w"),
+                                     stderr=open(self.log_path, "w"), env=full_env)
+
+    def logs(self):
+        out = []
+        with open(self.log_path) as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    # Sanitizer reports are plain text; keep them visible.
+                    out.append({"msg": line, "level": "raw"})
+        return out
+
+    def stdout_lines(self):
+        with open(self.stdout_path) as f:
+            return [json.loads(l) for l in f if l.strip()]
+
+    def wait_log(self, pred, timeout=15.0, what="a log line"):
+        def find():
+            if self.proc.poll() is not None:
+                found = [l for l in self.logs() if pred(l)]
+                if found:
+                    return found
+                raise AssertionError(f"adapter exited ({self.proc.returncode}) before {what}: "
+                                     + open(self.log_path).read()[-3000:])
+            return [l for l in self.logs() if pred(l)]
+        return wait_until(find, timeout, what)
+
+    def wait_watching(self, count=1, timeout=15.0):
+        return wait_until(lambda: len([l for l in self.logs() if l.get("msg") == "watching"])
+                          >= count or self._dead(), timeout, f"{count} watches") and \
+            self._alive_or_fail()
+
+    def _dead(self):
+        return self.proc.poll() is not None
+
+    def _alive_or_fail(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"adapter exited ({self.proc.returncode}): "
+                                 + open(self.log_path).read()[-3000:])
+        return True
+
+    def stop(self, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("adapter did not exit after SIGTERM")
+
+    def wait_exit(self, timeout=15):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError("adapter did not exit")
+
+    def sanitizer_clean(self):
+        text = open(self.log_path).read()
+        return "ERROR: AddressSanitizer" not in text and "ERROR: LeakSanitizer" not in text \
+            and "runtime error:" not in text
+
+
+@pytest.fixture
+def workdir():
+    with tempfile.TemporaryDirectory(prefix="adapter-it-") as d:
+        yield d
+
+
+@pytest.fixture
+def cluster_factory(workdir):
+    made = []
+
+    def make(*emulator_args):
+        c = Cluster(tempfile.mkdtemp(dir=workdir), emulator_args)
+        made.append(c)
+        return c
+    yield make
+    for c in made:
+        c.stop()
+
+
+@pytest.fixture
+def cluster(cluster_factory):
+    return cluster_factory()
+
+
+@pytest.fixture
+def sink_factory(workdir):
+    made = []
+
+    def make(responses="", extra=()):
+        s = Sink(tempfile.mkdtemp(dir=workdir), responses, extra)
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.stop()
+
+
+@pytest.fixture
+def sink(sink_factory):
+    return sink_factory()
+
+
+@pytest.fixture
+def adapter_factory(workdir):
+    made = []
+
+    def make(args, env=None, kubeconfig=None):
+        a = Adapter(workdir, args, env, kubeconfig)
+        made.append(a)
+        return a
+    yield make
+    for a in made:
+        if a.proc.poll() is None:
+            a.proc.kill()
+            a.proc.wait()
+    for a in made:
+        assert a.sanitizer_clean(), open(a.log_path).read()[-5000:]

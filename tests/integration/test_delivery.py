@@ -1,0 +1,123 @@
+"""Delivery to the sink: retries, drops, timeouts, ordering."""
+import json
+import time
+
+GUITAR = "kool.karmalabs.local/v1/Guitar"
+
+
+def start(cluster, sink, adapter_factory, *extra, env=None):
+    cluster.guitars()
+    a = adapter_factory(["--resource", GUITAR, "-n", "guitar-eventing", "--sink", sink.url,
+                         *extra], env=env, kubeconfig=cluster.kubeconfig)
+    a.wait_watching()
+    return a
+
+
+def test_503_503_200_is_three_attempts_one_id(cluster, sink_factory, adapter_factory):
+    sink = sink_factory("503,503,200")
+    a = start(cluster, sink, adapter_factory)
+    cluster.guitar("d15")
+    reqs = sink.wait_requests(3)
+    assert a.stop() == 0
+    reqs = sink.requests()
+    assert [r["status"] for r in reqs] == [503, 503, 200]
+    assert len({r["headers"]["ce-id"] for r in reqs}) == 1
+    assert len({r["body"] for r in reqs}) == 1
+    # Backoff starts near 100 ms and grows.
+    gaps = [reqs[i + 1]["time"] - reqs[i]["time"] for i in range(2)]
+    assert 0.04 <= gaps[0] < 2 and gaps[1] >= gaps[0] * 0.9
+    retries = [l for l in a.logs() if l.get("msg") == "delivery failed, retrying"]
+    assert len(retries) == 2 and all(l["status"] == 503 for l in retries), [json.dumps(l) for l in retries]
+
+
+def test_400_is_one_attempt_logged(cluster, sink_factory, adapter_factory):
+    sink = sink_factory("400")
+    a = start(cluster, sink, adapter_factory)
+    cluster.guitar("d15")
+    cluster.guitar("next")
+    sink.wait_requests(2)
+    assert a.stop() == 0
+    reqs = sink.requests()
+    assert [(r["headers"]["ce-name"], r["status"]) for r in reqs] == [("d15", 400), ("next", 200)]
+    dropped = [l for l in a.logs() if l.get("msg") == "sink rejected the event, dropping it"]
+    assert len(dropped) == 1
+    assert dropped[0]["id"] == reqs[0]["headers"]["ce-id"]
+    assert dropped[0]["status"] == 400
+    assert dropped[0]["type"] == "dev.knative.apiserver.resource.add"
+    assert dropped[0]["subject"].endswith("/guitars/d15")
+
+
+def test_retry_budget_then_drop(cluster, sink_factory, adapter_factory):
+    sink = sink_factory("500,500,500,200")
+    a = start(cluster, sink, adapter_factory, "--retry-max", "3")
+    cluster.guitar("d15")
+    sink.wait_requests(3)
+    cluster.guitar("next")
+    sink.wait_requests(4)
+    assert a.stop() == 0
+    assert [r["status"] for r in sink.requests()] == [500, 500, 500, 200]
+    lost = [l for l in a.logs() if "after the last attempt" in l.get("msg", "")]
+    assert len(lost) == 1 and lost[0]["attempts"] == 3 and lost[0]["status"] == 500
+
+
+def test_hung_sink_times_out_and_does_not_stall(cluster, sink_factory, adapter_factory):
+    sink = sink_factory("hang")
+    a = start(cluster, sink, adapter_factory, env={"K_SINK_TIMEOUT": "1"})
+    t0 = time.time()
+    cluster.guitar("slow")
+    sink.wait_requests(1)
+    cluster.guitar("other")
+    # Another object's event is delivered while the first one hangs.
+    sink.wait_events(1, timeout=5)
+    sink.wait_events(2, timeout=15)
+    assert a.stop() == 0
+    reqs = sink.requests()
+    slow = [r for r in reqs if r["headers"]["ce-name"] == "slow"]
+    assert [r["status"] for r in slow] == [None, 200]
+    assert slow[0]["headers"]["ce-id"] == slow[1]["headers"]["ce-id"]
+    assert slow[1]["time"] - slow[0]["time"] >= 0.9  # K_SINK_TIMEOUT bounded the attempt
+    order = [r["headers"]["ce-name"] for r in reqs if r["status"] == 200]
+    assert order == ["other", "slow"]
+    assert time.time() - t0 < 15
+
+
+def test_per_object_order_under_retries(cluster, sink_factory, adapter_factory):
+    sink = sink_factory("503")
+    a = start(cluster, sink, adapter_factory)
+    cluster.guitar("d15")
+    cluster.kubectl("-n", "guitar-eventing", "label", "guitar", "d15", "a=1")
+    cluster.kubectl("-n", "guitar-eventing", "label", "guitar", "d15", "b=2")
+    sink.wait_events(3)
+    assert a.stop() == 0
+    accepted = [r for r in sink.requests() if r["status"] == 200]
+    assert [r["headers"]["ce-type"].rsplit(".", 1)[1] for r in accepted] == \
+        ["add", "update", "update"]
+
+
+def test_sigterm_drains_queue(cluster, sink_factory, adapter_factory):
+    sink = sink_factory("503,503")
+    a = start(cluster, sink, adapter_factory)
+    cluster.guitar("d15")
+    sink.wait_requests(1)
+    code = a.stop()
+    assert code == 0
+    assert [r["status"] for r in sink.requests()] == [503, 503, 200]
+    assert [l for l in a.logs() if l.get("msg") == "all events delivered, exiting"]
+
+
+def test_sink_down_then_up(cluster, sink, adapter_factory, workdir):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens: connection refused
+    cluster.guitars()
+    a = adapter_factory(["--resource", GUITAR, "-n", "guitar-eventing", "--sink",
+                         f"http://127.0.0.1:{port}/"], kubeconfig=cluster.kubeconfig)
+    a.wait_watching()
+    cluster.guitar("d15")
+    a.wait_log(lambda l: l.get("msg") == "delivery failed, retrying", 10, "a failed attempt")
+    logs = [l for l in a.logs() if l.get("msg") == "delivery failed, retrying"]
+    assert logs[0]["status"] == 0 and logs[0]["error"]
+    a.wait_log(lambda l: "after the last attempt" in l.get("msg", ""), 30, "the budget to run out")
+    assert a.stop() == 0
