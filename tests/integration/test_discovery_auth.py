@@ -1,0 +1,77 @@
+"""Discovery, failFast, in-cluster credentials and token rotation."""
+import os
+import shutil
+
+from conftest import SAMPLES
+
+GUITAR = "kool.karmalabs.local/v1/Guitar"
+
+
+def test_kind_not_served_fail_fast_exits(cluster, sink, adapter_factory):
+    a = adapter_factory(["--resource", GUITAR, "-n", "guitar-eventing", "--sink", sink.url,
+                         "--fail-fast"], kubeconfig=cluster.kubeconfig)
+    assert a.wait_exit() == 1
+    errors = [l for l in a.logs() if l.get("level") == "error"]
+    assert any("is its CRD installed?" in l.get("error", "") for l in errors), errors
+
+
+def test_crd_installed_later_is_picked_up(cluster, sink, adapter_factory):
+    a = adapter_factory(["--resource", GUITAR, "-n", "guitar-eventing", "--sink", sink.url],
+                        kubeconfig=cluster.kubeconfig)
+    a.wait_log(lambda l: l.get("msg") == "resource not served, retrying discovery", 10,
+               "discovery to fail")
+    cluster.guitars()
+    a.wait_watching(timeout=40)
+    cluster.guitar("d15")
+    sink.wait_events(1)
+    assert a.stop() == 0
+    assert sink.requests()[0]["headers"]["ce-name"] == "d15"
+
+
+def test_in_cluster_service_account_and_token_rotation(cluster, sink, adapter_factory, workdir):
+    """In a pod: KUBERNETES_SERVICE_HOST/PORT and the mounted token, CA and
+    namespace. A rotated token (symlink swap) is picked up after a 401."""
+    cluster.guitars()
+    sa = os.path.join(workdir, "serviceaccount")
+    os.makedirs(os.path.join(sa, "..data1"))
+    with open(os.path.join(sa, "..data1", "token"), "w") as f:
+        f.write("first-token\n")
+    os.symlink("..data1/token", os.path.join(sa, "token"))
+    ca = cluster.kubeconfig.replace("kubeconfig", "ca.crt")
+    import base64
+    import re
+    data = re.search(r"certificate-authority-data:\s*(\S+)", open(cluster.kubeconfig).read())
+    with open(os.path.join(sa, "ca.crt"), "wb") as f:
+        f.write(base64.b64decode(data.group(1)))
+    with open(os.path.join(sa, "namespace"), "w") as f:
+        f.write("guitar-eventing")
+    cluster.control("tokens", {"tokens": [cluster.token, "first-token"]})
+    port = cluster.server.rsplit(":", 1)[1]
+    a = adapter_factory(["--resource", GUITAR, "--sink", sink.url],
+                        env={"KUBERNETES_SERVICE_HOST": "127.0.0.1",
+                             "KUBERNETES_SERVICE_PORT": port,
+                             "APISERVERSOURCE_SERVICEACCOUNT_DIR": sa})
+    a.wait_watching()
+    start = [l for l in a.logs() if l.get("msg") == "adapter started"][0]
+    assert start["server"] == f"https://127.0.0.1:{port}"
+    cluster.guitar("one")
+    sink.wait_events(1)
+    assert sink.requests()[0]["headers"]["ce-source"] == f"https://127.0.0.1:{port}"
+    # Rotate: the kubelet writes a new directory and swaps the symlink; the old
+    # token stops working.
+    os.makedirs(os.path.join(sa, "..data2"))
+    with open(os.path.join(sa, "..data2", "token"), "w") as f:
+        f.write("second-token\n")
+    os.symlink("..data2/token", os.path.join(sa, "token.tmp"))
+    os.replace(os.path.join(sa, "token.tmp"), os.path.join(sa, "token"))
+    shutil.rmtree(os.path.join(sa, "..data1"))
+    cluster.control("tokens", {"tokens": [cluster.token, "second-token"]})
+    cluster.control("reset-watches")
+    cluster.guitar("two")
+    sink.wait_events(2, timeout=30)
+    assert a.stop() == 0
+    assert [r["headers"]["ce-name"] for r in sink.requests()] == ["one", "two"]
+    # Neither token ever reaches the logs.
+    text = open(a.log_path).read()
+    assert "first-token" not in text and "second-token" not in text
+    assert [l for l in a.logs() if l.get("status") == 401]
