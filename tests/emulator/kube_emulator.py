@@ -21,7 +21,8 @@ ApiServerSource-style adapter):
 
 WHAT IT DOES NOT EMULATE: authorization/RBAC (any accepted token is admin), admission, server-side
 apply field ownership (apply-patch is treated as a merge patch), managedFields, Table output,
-protobuf, aggregated discovery, controllers (no GC, no default ServiceAccount, namespaces are
+protobuf responses (protobuf *request bodies* of common built-in kinds are decoded, because
+`kubectl create configmap|secret|role|...` sends nothing else), aggregated discovery, controllers (no GC, no default ServiceAccount, namespaces are
 deleted immediately instead of going Terminating), CRD conversion (one stored copy is served
 under every version), most built-in validation (names are checked, field types of built-ins are
 not), strategic merge patch beyond a small table of list merge keys, HTTP/2, consistent
@@ -31,13 +32,21 @@ other than "keep status on main-resource writes".
 Lists of built-in kinds omit apiVersion/kind on items (like the real server); lists of custom
 resources and all watch events carry them.
 
+CLI: --port 0 (prints `port N`) --host 127.0.0.1 --tls-cert F --tls-key F --token T (repeatable)
+     --token-file F (re-read per request; first comma field of each line, so a kube-apiserver
+     token-auth-file works too) --history N (watch events kept, default 1000)
+     --expire-mode stream|status --bookmark-interval S (default 5) --request-log F (JSON lines:
+     time, method, path+query, status, auth=bool; never the token).
+AUTH: when tokens are configured every request needs `Authorization: Bearer <token>` (else 401
+Status) except /healthz, /readyz, /livez (public on a real apiserver too) and /_emulator/.
+
 CONTROL API (no auth, loopback clients only; JSON in and out):
   POST /_emulator/compact         drop retained watch history (resuming older RVs -> 410)
   POST /_emulator/close-watches   end every open watch cleanly (terminating chunk)
   POST /_emulator/reset-watches   shut down every watch socket mid-stream (no terminating chunk)
   POST /_emulator/faults          {"path_regex","method","status","count","retry_after","watch",
                                    "message","delay"} next `count` matching requests fail
-                                   (count -1 = forever; status 0 with delay = only slow down)
+                                   (count <= 0 = forever; status 0 with delay = only slow down)
   GET  /_emulator/faults, DELETE /_emulator/faults   list / clear pending faults
   POST /_emulator/watch-options   {"chunk_bytes":N,"stall":bool,"inject_lines":[...]}
   POST /_emulator/tokens          {"tokens":[...]} replace the --token set
@@ -384,6 +393,9 @@ TYPE_OK = {"string": lambda v: isinstance(v, str), "boolean": lambda v: isinstan
            "object": lambda v: isinstance(v, dict), "array": lambda v: isinstance(v, list)}
 
 
+JSON_TYPE = {str: "string", bool: "boolean", int: "integer", float: "number", dict: "object", list: "array"}
+
+
 def check_schema(value, schema, path, unknown, invalid):
     """Collect unknown field paths (and delete them: pruning) and type errors."""
     if not isinstance(schema, dict) or schema.get("x-kubernetes-int-or-string"):
@@ -413,6 +425,148 @@ def check_schema(value, schema, path, unknown, invalid):
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for i, item in enumerate(value):
             check_schema(item, schema["items"], f"{path}[{i}]", unknown, invalid)
+
+
+# ----------------------------------------------------------------------------------------------
+# Minimal Kubernetes protobuf decoding.  `kubectl create configmap|secret|namespace|...` (typed
+# clients) always POST `application/vnd.kubernetes.protobuf` and do not fall back on 415, so we
+# decode the common built-in kinds into JSON-shaped dicts.  Unmapped fields are dropped.
+# Field numbers follow k8s.io/api generated.proto.
+# ----------------------------------------------------------------------------------------------
+def _varint(buf, i):
+    shift = result = 0
+    while True:
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return result, i
+
+
+def _pb_fields(buf):
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            val, i = _varint(buf, i)
+        elif wt == 2:
+            n, i = _varint(buf, i)
+            val, i = buf[i:i + n], i + n
+        elif wt == 1:
+            val, i = buf[i:i + 8], i + 8
+        elif wt == 5:
+            val, i = buf[i:i + 4], i + 4
+        else:
+            raise ValueError("unsupported protobuf wire type")
+        yield num, val
+
+
+def _pb_decode(buf, schema):
+    out = {}
+    for num, val in _pb_fields(buf):
+        if num not in schema:
+            continue
+        name, typ = schema[num]
+        rep = isinstance(typ, tuple) and typ[0] == "rep"
+        t = typ[1] if rep else typ
+        if t == "str":
+            v = val.decode()
+        elif t == "bytes":
+            v = base64.b64encode(val).decode()
+        elif t == "int":
+            v = val - (1 << 64) if val >= 1 << 63 else val
+        elif t == "bool":
+            v = bool(val)
+        elif t == "time":
+            secs = _pb_decode(val, {1: ("s", "int")}).get("s", 0)
+            v = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(secs)) if secs else None
+        elif t == "quantity":
+            v = _pb_decode(val, {1: ("s", "str")}).get("s", "")
+        elif t in ("map", "mapb", "mapq"):
+            e = _pb_decode(val, {1: ("k", "str"), 2: ("v", {"map": "str", "mapb": "bytes", "mapq": "quantity"}[t])})
+            out.setdefault(name, {})[e.get("k", "")] = e.get("v", "")
+            continue
+        else:   # nested message schema
+            v = _pb_decode(val, t)
+        if rep:
+            out.setdefault(name, []).append(v)
+        elif v not in ("", None) and not (v == 0 and t == "int" and name not in PB_KEEP_ZERO):
+            out[name] = v
+    return out
+
+
+PB_KEEP_ZERO = {"replicas", "parallelism", "completions", "backoffLimit"}   # pointer ints
+
+
+def _rep(t):
+    return ("rep", t)
+
+
+PB_OWNER = {1: ("kind", "str"), 3: ("name", "str"), 4: ("uid", "str"), 5: ("apiVersion", "str"),
+            6: ("controller", "bool"), 7: ("blockOwnerDeletion", "bool")}
+PB_META = {1: ("name", "str"), 2: ("generateName", "str"), 3: ("namespace", "str"), 5: ("uid", "str"),
+           6: ("resourceVersion", "str"), 7: ("generation", "int"), 8: ("creationTimestamp", "time"),
+           11: ("labels", "map"), 12: ("annotations", "map"), 13: ("ownerReferences", _rep(PB_OWNER)),
+           14: ("finalizers", _rep("str"))}
+PB_SELECTOR = {1: ("matchLabels", "map"), 2: ("matchExpressions", _rep(
+    {1: ("key", "str"), 2: ("operator", "str"), 3: ("values", _rep("str"))}))}
+PB_RULE = {1: ("verbs", _rep("str")), 2: ("apiGroups", _rep("str")), 3: ("resources", _rep("str")),
+           4: ("resourceNames", _rep("str")), 5: ("nonResourceURLs", _rep("str"))}
+PB_SUBJECT = {1: ("kind", "str"), 2: ("apiGroup", "str"), 3: ("name", "str"), 4: ("namespace", "str")}
+PB_ROLEREF = {1: ("apiGroup", "str"), 2: ("kind", "str"), 3: ("name", "str")}
+PB_CONTAINER = {1: ("name", "str"), 2: ("image", "str"), 3: ("command", _rep("str")), 4: ("args", _rep("str")),
+                5: ("workingDir", "str"),
+                6: ("ports", _rep({1: ("name", "str"), 2: ("hostPort", "int"), 3: ("containerPort", "int"),
+                                   4: ("protocol", "str")})),
+                7: ("env", _rep({1: ("name", "str"), 2: ("value", "str")})),
+                8: ("resources", {1: ("limits", "mapq"), 2: ("requests", "mapq")}),
+                13: ("terminationMessagePath", "str"), 14: ("imagePullPolicy", "str")}
+PB_PODSPEC = {2: ("containers", _rep(PB_CONTAINER)), 3: ("restartPolicy", "str"),
+              7: ("nodeSelector", "map"), 8: ("serviceAccountName", "str"),
+              20: ("initContainers", _rep(PB_CONTAINER))}
+PB_TEMPLATE = {1: ("metadata", PB_META), 2: ("spec", PB_PODSPEC)}
+PB_KINDS = {
+    "ConfigMap": {1: ("metadata", PB_META), 2: ("data", "map"), 3: ("binaryData", "mapb"), 4: ("immutable", "bool")},
+    "Secret": {1: ("metadata", PB_META), 2: ("data", "mapb"), 3: ("type", "str"), 4: ("stringData", "map"),
+               5: ("immutable", "bool")},
+    "Namespace": {1: ("metadata", PB_META), 2: ("spec", {1: ("finalizers", _rep("str"))})},
+    "ServiceAccount": {1: ("metadata", PB_META), 3: ("imagePullSecrets", _rep({1: ("name", "str")})),
+                       4: ("automountServiceAccountToken", "bool")},
+    "Role": {1: ("metadata", PB_META), 2: ("rules", _rep(PB_RULE))},
+    "ClusterRole": {1: ("metadata", PB_META), 2: ("rules", _rep(PB_RULE)),
+                    3: ("aggregationRule", {1: ("clusterRoleSelectors", _rep(PB_SELECTOR))})},
+    "RoleBinding": {1: ("metadata", PB_META), 2: ("subjects", _rep(PB_SUBJECT)), 3: ("roleRef", PB_ROLEREF)},
+    "ClusterRoleBinding": {1: ("metadata", PB_META), 2: ("subjects", _rep(PB_SUBJECT)),
+                           3: ("roleRef", PB_ROLEREF)},
+    "Deployment": {1: ("metadata", PB_META), 2: ("spec", {
+        1: ("replicas", "int"), 2: ("selector", PB_SELECTOR), 3: ("template", PB_TEMPLATE),
+        4: ("strategy", {1: ("type", "str")}), 5: ("minReadySeconds", "int"),
+        6: ("revisionHistoryLimit", "int"), 9: ("progressDeadlineSeconds", "int")})},
+    "Job": {1: ("metadata", PB_META), 2: ("spec", {
+        1: ("parallelism", "int"), 2: ("completions", "int"), 3: ("activeDeadlineSeconds", "int"),
+        4: ("selector", PB_SELECTOR), 6: ("template", PB_TEMPLATE), 7: ("backoffLimit", "int")})},
+    "Pod": {1: ("metadata", PB_META), 2: ("spec", PB_PODSPEC)},
+}
+
+
+def decode_k8s_protobuf(body):
+    """`k8s\\0` + runtime.Unknown{typeMeta{apiVersion,kind}=1, raw=2} -> dict, or None."""
+    if not body.startswith(b"k8s\x00"):
+        return None
+    try:
+        env = _pb_decode(body[4:], {1: ("typeMeta", {1: ("apiVersion", "str"), 2: ("kind", "str")}),
+                                    2: ("raw", "bytes")})
+        tm = env.get("typeMeta", {})
+        schema = PB_KINDS.get(tm.get("kind"))
+        if schema is None:
+            return None
+        obj = _pb_decode(base64.b64decode(env.get("raw", "")), schema)
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return None
+    obj.setdefault("metadata", {})
+    return dict({"apiVersion": tm.get("apiVersion"), "kind": tm["kind"]}, **obj)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -661,6 +815,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_bytes(code, dumps(obj), headers=headers)
 
     def json_body(self):
+        if "protobuf" in self.headers.get("Content-Type", ""):
+            obj = decode_k8s_protobuf(self.body)   # kubectl create <kind> sends protobuf
+            if obj is None:
+                raise ApiError(415, "the body of the request was in an unknown format - accepted media "
+                                    "types include: application/json, application/yaml")
+            return obj
         try:
             obj = json.loads(self.body or b"null")
         except ValueError as e:
@@ -926,7 +1086,7 @@ class Handler(BaseHTTPRequestHandler):
                 del obj[k]
         if invalid:
             causes = [{"reason": "FieldValueTypeInvalid", "field": p,
-                       "message": f'Invalid value: "{type(v).__name__}": {p} in body must be of type {t}: {json.dumps(v)}'}
+                       "message": f'Invalid value: "{JSON_TYPE.get(type(v), "null")}": {p} in body must be of type {t}: {json.dumps(v)}'}
                       for p, v, t in invalid]
             msg = "; ".join(f"{c['field']}: {c['message']}" for c in causes)
             raise ApiError(422, f'{res.qkind} "{name_hint}" is invalid: {msg}',
@@ -1205,8 +1365,11 @@ class Handler(BaseHTTPRequestHandler):
         return STORE.commit(res.gk, "DELETED", copy.deepcopy(old), old)
 
     def delete(self, res, ns, name):
-        opts = self.json_body() if self.body else {}
-        pre = (opts or {}).get("preconditions") or {}
+        try:   # DeleteOptions are optional; an undecodable body (e.g. protobuf) is ignored
+            opts = self.json_body() if self.body else {}
+        except ApiError:
+            opts = {}
+        pre = (opts if isinstance(opts, dict) else {}).get("preconditions") or {}
         with STORE.lock:
             old = STORE.data[res.gk].get((ns, name))
             if old is None:
