@@ -33,27 +33,46 @@ def wait_until(pred, timeout=15.0, what="condition"):
         time.sleep(0.02)
 
 
-class Cluster:
-    """An emulated API server with an admin kubeconfig."""
+BACKENDS = [b for b in os.environ.get("TEST_BACKENDS", "emulator,real").split(",") if b]
 
-    def __init__(self, workdir, emulator_args=()):
+
+class Cluster:
+    """A Kubernetes API on loopback with an admin kubeconfig: the emulator, or
+    (backend "real") etcd and kube-apiserver started by local-cluster --real."""
+
+    def __init__(self, workdir, extra_args=(), backend="emulator"):
         self.dir = workdir
+        self.backend = backend
+        self.real = backend == "real"
         self.kubeconfig = os.path.join(workdir, "kubeconfig")
+        self.env_file = os.path.join(workdir, "controlplane.env")
         self.out = open(os.path.join(workdir, "local-cluster.out"), "w+")
         self.err = open(os.path.join(workdir, "local-cluster.err"), "w+")
         args = [LOCAL_CLUSTER, "--kubeconfig", self.kubeconfig]
-        if emulator_args:
-            args += ["--", *emulator_args]
+        if self.real:
+            args.insert(1, "--real")
+            extra_args = ["--env-file", self.env_file, *extra_args]
+        if extra_args:
+            args += ["--", *extra_args]
         self.proc = subprocess.Popen(args, stdout=self.out, stderr=self.err)
-        wait_until(self._ready, 20, "local-cluster to print ready")
+        wait_until(self._ready, 120 if self.real else 20, "local-cluster to print ready")
         cfg = open(self.kubeconfig).read()
         self.server = next(l.split("server:", 1)[1].strip() for l in cfg.splitlines()
                            if "server:" in l)
-        self.token = next(l.split("token:", 1)[1].strip() for l in cfg.splitlines()
-                          if l.strip().startswith("token:"))
         self.ctx = ssl.create_default_context()
         self.ctx.check_hostname = False
         self.ctx.verify_mode = ssl.CERT_NONE
+        self.token = None
+        if self.real:
+            env = dict(l.strip().split("=", 1) for l in open(self.env_file) if "=" in l)
+            self.etcd_url = env["ETCD_URL"]
+            self.plane_dir = env["CONTROLPLANE_DIR"]
+            self.ca_file = env["CA_FILE"]
+            self.ctx.load_cert_chain(os.path.join(self.plane_dir, "admin.crt"),
+                                     os.path.join(self.plane_dir, "admin.key"))
+        else:
+            self.token = next(l.split("token:", 1)[1].strip() for l in cfg.splitlines()
+                              if l.strip().startswith("token:"))
 
     def _ready(self):
         if self.proc.poll() is not None:
@@ -87,14 +106,58 @@ class Cluster:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.server + path, data=data, method=method)
         req.add_header("Content-Type", "application/json")
-        if auth:
+        if auth and self.token:
             req.add_header("Authorization", "Bearer " + self.token)
         with urllib.request.urlopen(req, context=self.ctx, timeout=10) as resp:
             raw = resp.read()
             return json.loads(raw) if raw else None
 
     def control(self, what, body=None, method="POST"):
+        assert not self.real, "fault injection is the emulator's"
         return self.api(method, "/_emulator/" + what, body if body is not None else {}, False)
+
+    def expire_history(self):
+        """Makes every resourceVersion seen so far too old to watch from: the
+        emulator drops its history; the real one (started with
+        --watch-cache=false) compacts etcd two revisions past now."""
+        if not self.real:
+            self.control("compact")
+            return
+        import base64
+        key = base64.b64encode(b"test/compaction-bump").decode()
+        rev = None
+        for _ in range(2):
+            req = urllib.request.Request(self.etcd_url + "/v3/kv/put", method="POST",
+                                         data=json.dumps({"key": key, "value": "eA=="}).encode())
+            rev = json.loads(urllib.request.urlopen(req, timeout=10).read())["header"]["revision"]
+        req = urllib.request.Request(self.etcd_url + "/v3/kv/compaction", method="POST",
+                                     data=json.dumps({"revision": rev, "physical": True}).encode())
+        urllib.request.urlopen(req, timeout=10).read()
+
+    def restart_apiserver(self):
+        assert self.real
+        before = self._count_restarts()
+        self.proc.send_signal(signal.SIGUSR1)
+        wait_until(lambda: self._count_restarts() > before, 90, "kube-apiserver to restart")
+
+    def _count_restarts(self):
+        self.out.seek(0)
+        return self.out.read().count("restarted")
+
+    def proxied_kubeconfig(self, proxy, path=None, token=None):
+        """A copy of the kubeconfig whose server is the proxy (and, if given,
+        whose user is a bearer token instead of the admin)."""
+        import re
+        text = open(self.kubeconfig).read()
+        text = re.sub(r"server: \S+", f"server: https://127.0.0.1:{proxy.port}", text)
+        if token:
+            text = re.sub(r"(?ms)^users:.*?(?=^contexts:)",
+                          f"users:\n- name: sa\n  user:\n    token: {token}\n", text)
+            text = re.sub(r"user: \S+", "user: sa", text)
+        path = path or os.path.join(self.dir, f"kubeconfig-proxy-{proxy.port}")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
 
     def stats(self):
         return self.api("GET", "/_emulator/stats", None, False)
@@ -252,8 +315,8 @@ def workdir():
 def cluster_factory(workdir):
     made = []
 
-    def make(*emulator_args):
-        c = Cluster(tempfile.mkdtemp(dir=workdir), emulator_args)
+    def make(*extra_args, backend="emulator"):
+        c = Cluster(tempfile.mkdtemp(dir=workdir), extra_args, backend)
         made.append(c)
         return c
     yield make
@@ -261,9 +324,36 @@ def cluster_factory(workdir):
         c.stop()
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
 @pytest.fixture
-def cluster(cluster_factory):
+def cluster(cluster_factory, backend):
+    """A scenario's API server: every test using it runs against each back end."""
+    return cluster_factory(backend=backend)
+
+
+@pytest.fixture
+def emulator(cluster_factory):
+    """The emulator alone: for faults only it can inject."""
     return cluster_factory()
+
+
+@pytest.fixture
+def proxy_factory():
+    from tcpproxy import Proxy
+    made = []
+
+    def make(cluster):
+        host, port = cluster.server.split("//", 1)[1].rsplit(":", 1)
+        p = Proxy(host, int(port))
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        p.close()
 
 
 @pytest.fixture

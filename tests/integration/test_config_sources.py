@@ -122,7 +122,8 @@ BAD = [
 
 
 @pytest.mark.parametrize("args,env,message", BAD, ids=[b[2][:30] for b in BAD])
-def test_invalid_configuration(cluster, adapter_factory, args, env, message):
+def test_invalid_configuration(emulator, adapter_factory, args, env, message):
+    cluster = emulator
     before = cluster.stats()["requests"]
     a = adapter_factory(args, env=env, kubeconfig=cluster.kubeconfig)
     assert a.wait_exit() == 2

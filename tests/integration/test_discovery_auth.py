@@ -28,9 +28,10 @@ def test_crd_installed_later_is_picked_up(cluster, sink, adapter_factory):
     assert sink.requests()[0]["headers"]["ce-name"] == "d15"
 
 
-def test_in_cluster_service_account_and_token_rotation(cluster, sink, adapter_factory, workdir):
+def test_in_cluster_service_account_and_token_rotation(emulator, sink, adapter_factory, workdir):
     """In a pod: KUBERNETES_SERVICE_HOST/PORT and the mounted token, CA and
     namespace. A rotated token (symlink swap) is picked up after a 401."""
+    cluster = emulator
     cluster.guitars()
     sa = os.path.join(workdir, "serviceaccount")
     os.makedirs(os.path.join(sa, "..data1"))

@@ -18,40 +18,67 @@ def watch_count(cluster):
     return sum(v for k, v in st.get("watches", {}).items() if "guitars" in k)
 
 
-@pytest.mark.parametrize("expire_mode", ["stream", "status"])
-def test_410_relist_reports_the_gap(cluster_factory, sink, adapter_factory, expire_mode):
-    cluster = cluster_factory("--expire-mode", expire_mode)
+def test_watch_expiry_relist_reports_the_gap(cluster_factory, backend, sink, adapter_factory,
+                                             proxy_factory):
+    """Objects created, changed and deleted while the watch is down and its
+    resourceVersion expires are all reported after the relist."""
+    # The real server must not serve old versions from its watch cache.
+    cluster = cluster_factory(*(["--watch-cache=false"] if backend == "real" else []),
+                              backend=backend)
     cluster.guitars()
     cluster.guitar("keep")
     cluster.guitar("change")
     cluster.guitar("remove")
+    proxy = proxy_factory(cluster)
     a = adapter_factory(["--resource", GUITAR, "-n", "guitar-eventing", "--sink", sink.url],
-                        kubeconfig=cluster.kubeconfig)
+                        kubeconfig=cluster.proxied_kubeconfig(proxy))
     a.wait_watching()
-    # Take the watch down and keep it down while things change.
-    cluster.control("faults", {"path_regex": "guitars", "watch": True, "status": 503,
-                               "count": -1})
-    cluster.control("reset-watches")
+    proxy.block()  # the adapter's connections are cut and refused
     cluster.guitar("new")
     cluster.kubectl("-n", "guitar-eventing", "label", "guitar", "change", "x=y")
     cluster.kubectl("-n", "guitar-eventing", "delete", "guitar", "remove")
-    cluster.control("compact")
-    cluster.control("faults", method="DELETE")
-    # The resumed watch gets 410 and the relist finds the three changes.
-    a.wait_log(lambda l: l.get("msg") == "relisted", 30, "the relist")
+    cluster.expire_history()
+    proxy.unblock()
+    a.wait_log(lambda l: l.get("msg") == "relisted", 40, "the relist")
     sink.wait_events(3)
     cluster.guitar("after")
     sink.wait_events(4)
     assert a.stop() == 0
     got = changes(sink)
+    assert len(got) == 4, got
     assert sorted(got[:3]) == [("change", "update"), ("new", "add"), ("remove", "delete")]
     assert got[3] == ("after", "add")
-    deleted = next(r for r in sink.requests() if r["headers"]["ce-name"] == "remove")
-    assert json.loads(deleted["body"])["metadata"]["name"] == "remove"
-    assert deleted["headers"]["ce-kind"] == "Guitar"
+    by_name = {r["headers"]["ce-name"]: r for r in sink.requests()}
+    assert json.loads(by_name["remove"]["body"])["metadata"]["name"] == "remove"
+    assert by_name["remove"]["headers"]["ce-kind"] == "Guitar"
+    assert json.loads(by_name["change"]["body"])["metadata"]["labels"] == {"x": "y"}
+    assert [l for l in a.logs() if l.get("msg") == "watch expired, listing again"
+            or l.get("status") == 410]
 
 
-def test_stream_ended_by_timeout_no_duplicate_no_gap(cluster, sink, adapter_factory):
+def test_410_as_http_status(emulator, sink, adapter_factory, cluster_factory):
+    """Some servers answer an expired watch with HTTP 410 instead of an ERROR event."""
+    cluster = cluster_factory("--expire-mode", "status")
+    cluster.guitars()
+    cluster.guitar("change")
+    a = adapter_factory(["--resource", GUITAR, "-n", "guitar-eventing", "--sink", sink.url],
+                        kubeconfig=cluster.kubeconfig)
+    a.wait_watching()
+    cluster.control("faults", {"path_regex": "guitars", "watch": True, "status": 503,
+                               "count": -1})
+    cluster.control("reset-watches")
+    cluster.guitar("new")
+    cluster.kubectl("-n", "guitar-eventing", "label", "guitar", "change", "x=y")
+    cluster.control("compact")
+    cluster.control("faults", method="DELETE")
+    a.wait_log(lambda l: l.get("msg") == "relisted", 30, "the relist")
+    sink.wait_events(2)
+    assert a.stop() == 0
+    assert sorted(changes(sink)) == [("change", "update"), ("new", "add")]
+
+
+def test_stream_ended_by_timeout_no_duplicate_no_gap(emulator, sink, adapter_factory):
+    cluster = emulator
     cluster.guitars()
     a = adapter_factory(["--resource", GUITAR, "-n", "guitar-eventing", "--sink", sink.url,
                          "--watch-timeout", "1"], kubeconfig=cluster.kubeconfig)
@@ -71,7 +98,8 @@ def test_stream_ended_by_timeout_no_duplicate_no_gap(cluster, sink, adapter_fact
     assert watch_count(cluster) >= 4
 
 
-def test_events_split_at_every_byte(cluster, sink, adapter_factory):
+def test_events_split_at_every_byte(emulator, sink, adapter_factory):
+    cluster = emulator
     cluster.guitars()
     cluster.control("watch-options", {"chunk_bytes": 1})
     a = adapter_factory(["--resource", GUITAR, "-n", "guitar-eventing", "--sink", sink.url],
@@ -84,7 +112,8 @@ def test_events_split_at_every_byte(cluster, sink, adapter_factory):
     assert changes(sink) == [("d15", "add"), ("d15", "update")]
 
 
-def test_malformed_line_resumes_without_loss(cluster, sink, adapter_factory):
+def test_malformed_line_resumes_without_loss(emulator, sink, adapter_factory):
+    cluster = emulator
     cluster.guitars()
     a = adapter_factory(["--resource", GUITAR, "-n", "guitar-eventing", "--sink", sink.url],
                         kubeconfig=cluster.kubeconfig)
@@ -99,7 +128,8 @@ def test_malformed_line_resumes_without_loss(cluster, sink, adapter_factory):
     assert changes(sink) == [("before", "add"), ("after", "add")]
 
 
-def test_connection_reset_resumes_from_last_version(cluster, sink, adapter_factory):
+def test_connection_reset_resumes_from_last_version(emulator, sink, adapter_factory):
+    cluster = emulator
     cluster.guitars()
     a = adapter_factory(["--resource", GUITAR, "-n", "guitar-eventing", "--sink", sink.url],
                         kubeconfig=cluster.kubeconfig)
@@ -117,7 +147,8 @@ def test_connection_reset_resumes_from_last_version(cluster, sink, adapter_facto
     assert not [l for l in a.logs() if l.get("msg") == "relisted"]
 
 
-def test_api_429_on_list_is_retried(cluster, sink, adapter_factory):
+def test_api_429_on_list_is_retried(emulator, sink, adapter_factory):
+    cluster = emulator
     cluster.guitars()
     cluster.guitar("existing")
     cluster.control("faults", {"path_regex": "guitars", "watch": False, "status": 429,
