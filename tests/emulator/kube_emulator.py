@@ -40,6 +40,16 @@ CLI: --port 0 (prints `port N`) --host 127.0.0.1 --tls-cert F --tls-key F --toke
 AUTH: when tokens are configured every request needs `Authorization: Bearer <token>` (else 401
 Status) except /healthz, /readyz, /livez (public on a real apiserver too) and /_emulator/.
 
+CHECKED AGAINST THE REAL SERVER: the integration scenarios that use the `cluster` fixture run
+unchanged against this emulator and against kube-apiserver v1.37.2 (scripts/local-cluster --real),
+so these behaviours are the real server's as far as the adapter can see: legacy discovery and CRD
+registration (regular and irregular plurals, namespaced and cluster-scoped), paged lists, watch
+from a resourceVersion with ADDED/MODIFIED/DELETED, label-selector watches (an object leaving the
+selector arrives as DELETED), DELETED carrying the last state, list items of built-in kinds without
+apiVersion/kind, a resumed watch after expiry answered with an in-stream ERROR 410, and kubectl's
+apply/label/delete requests. Not checked there (emulator-only faults): HTTP 410 as a status,
+chunking, malformed lines, stalls, injected 429/5xx, and token replacement through /_emulator/.
+
 CONTROL API (no auth, loopback clients only; JSON in and out):
   POST /_emulator/compact         drop retained watch history (resuming older RVs -> 410)
   POST /_emulator/close-watches   end every open watch cleanly (terminating chunk)

@@ -76,3 +76,64 @@ def test_in_cluster_service_account_and_token_rotation(emulator, sink, adapter_f
     text = open(a.log_path).read()
     assert "first-token" not in text and "second-token" not in text
     assert [l for l in a.logs() if l.get("status") == 401]
+
+
+IRREGULAR_CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: guitarz.strings.example.com
+spec:
+  group: strings.example.com
+  scope: Namespaced
+  names: {plural: guitarz, singular: guitar, kind: Guitar}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: ukuleles.strings.example.com
+spec:
+  group: strings.example.com
+  scope: Cluster
+  names: {plural: ukuleles, singular: ukulele, kind: Ukulele}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"""
+
+
+def test_irregular_plural_and_cluster_scoped_crd(cluster, sink, adapter_factory):
+    """The plural comes from discovery (guitarz); the subject keeps Knative's guess."""
+    cluster.apply(IRREGULAR_CRD)
+    cluster.apply(open(os.path.join(SAMPLES, "guitar-namespace.yaml")).read())
+    a = adapter_factory(["--resource", "strings.example.com/v1/Guitar",
+                         "--resource", "strings.example.com/v1/Ukulele",
+                         "-n", "guitar-eventing", "--sink", sink.url],
+                        kubeconfig=cluster.kubeconfig)
+    a.wait_watching(2)
+    cluster.apply('{"apiVersion":"strings.example.com/v1","kind":"Guitar",'
+                  '"metadata":{"name":"z1","namespace":"guitar-eventing"}}')
+    cluster.apply('{"apiVersion":"strings.example.com/v1","kind":"Ukulele",'
+                  '"metadata":{"name":"u1"}}')
+    sink.wait_events(2)
+    assert a.stop() == 0
+    subjects = sorted(r["headers"]["ce-subject"] for r in sink.requests())
+    assert subjects == ["/apis/strings.example.com/v1/namespaces//ukuleles/u1",
+                        "/apis/strings.example.com/v1/namespaces/guitar-eventing/guitars/z1"]
+    discovered = {l["kind"]: l["resource"] for l in a.logs()
+                  if l.get("msg") == "resource discovered"}
+    assert discovered == {"Guitar": "guitarz.strings.example.com/v1",
+                          "Ukulele": "ukuleles.strings.example.com/v1"}
