@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,11 @@
 #include "adapter/util/yamldoc.h"
 
 #define DEFAULT_SINK_TIMEOUT_USEC (30ull * 1000000ull)
-#define DEFAULT_RETRY_MAX 6
+#define DEFAULT_RETRY_MAX 0 /* no limit: retry until delivered */
+#define DEFAULT_QUEUE_MAX_EVENTS 10000
+#define DEFAULT_QUEUE_MAX_BYTES (32u * 1024u * 1024u)
+#define DEFAULT_DRAIN_TIMEOUT_USEC (25ull * 1000000ull)
+#define DEFAULT_CHECKPOINT_INTERVAL_USEC (5ull * 1000000ull)
 #define DEFAULT_MAX_EVENT_BYTES (16u * 1024u * 1024u)
 #define DEFAULT_MAX_INFLIGHT 64
 #define MAX_FILE_BYTES (4u * 1024u * 1024u)
@@ -26,8 +31,9 @@ struct ctx {
 	config_error_fn on_error;
 	void *error_userdata;
 	unsigned errors;
-	/* Where the sink came from, for messages about it. */
+	/* Where the sink and dead-letter sink came from, for messages about them. */
 	char sink_origin[256];
+	char dead_letter_origin[256];
 };
 
 static void report(struct ctx *c, const char *field, const char *fmt, ...)
@@ -110,6 +116,8 @@ void config_finish(struct config *cfg) {
 	free(cfg->owner_kind);
 	free(cfg->ca_certs_pem);
 	free(cfg->source_file);
+	free(cfg->dead_letter);
+	free(cfg->state_dir);
 	free(cfg->kube_service_host);
 	free(cfg->kube_service_port);
 	free(cfg->home);
@@ -483,6 +491,13 @@ static void load_source_file(struct ctx *c, const char *file) {
 			"give spec.sink.uri, K_SINK or --sink)",
 			file, line, col);
 	}
+	if ((s = file_str(c, file, d, spec, "delivery.deadLetterSink.uri"))) {
+		size_t line, col;
+		set_str(&cfg->dead_letter, s);
+		yamldoc_mark(yamldoc_path(d, spec, "delivery.deadLetterSink.uri"), &line, &col);
+		snprintf(c->dead_letter_origin, sizeof(c->dead_letter_origin),
+			"%s:%zu:%zu: spec.delivery.deadLetterSink.uri", file, line, col);
+	}
 	n = yamldoc_path(d, spec, "ceOverrides.extensions");
 	for (size_t i = 0; yamldoc_pair(d, n, i, &k, &v); i++) {
 		const char *ks = yamldoc_str(k), *vs = yamldoc_str(v);
@@ -751,14 +766,45 @@ enum {
 	OPT_SOURCE_FILE,
 	OPT_INITIAL_EVENTS,
 	OPT_FAIL_FAST,
-	OPT_SINK_TIMEOUT,
-	OPT_RETRY_MAX,
-	OPT_MAX_EVENT_BYTES,
-	OPT_MAX_INFLIGHT,
 	OPT_LOG_LEVEL,
-	OPT_WATCH_TIMEOUT,
+	OPT_DEAD_LETTER,
+	OPT_STATE_DIR,
+	OPT_OBJECT_STATE,
 	OPT_VERSION,
+	OPT_NUMERIC = 2000, /* numeric_flags[i] has option OPT_NUMERIC + i */
 };
+
+enum num_kind { NUM_SECONDS_USEC, NUM_UNSIGNED, NUM_SIZE };
+
+/* Flags taking a whole number: parsed and range-checked alike. */
+static const struct numeric_flag {
+	const char *name;
+	unsigned long long min, max;
+	const char *unit;
+	size_t offset;
+	enum num_kind kind;
+} numeric_flags[] = {
+	{ "sink-timeout", 1, 86400, "seconds", offsetof(struct config, sink_timeout_usec),
+		NUM_SECONDS_USEC },
+	{ "retry-max", 0, 1000000, "attempts (0: no limit)", offsetof(struct config, retry_max),
+		NUM_UNSIGNED },
+	{ "retry-timeout", 0, 30 * 86400, "seconds (0: no limit)",
+		offsetof(struct config, retry_timeout_usec), NUM_SECONDS_USEC },
+	{ "max-event-bytes", 1024, 1ull << 30, "bytes", offsetof(struct config, max_event_bytes),
+		NUM_SIZE },
+	{ "max-inflight", 1, 4096, "requests", offsetof(struct config, max_inflight), NUM_SIZE },
+	{ "watch-timeout", 1, 3600, "seconds", offsetof(struct config, watch_timeout_sec),
+		NUM_UNSIGNED },
+	{ "queue-max-events", 1, 100000000, "events", offsetof(struct config, queue_max_events),
+		NUM_SIZE },
+	{ "queue-max-bytes", 65536, 1ull << 40, "bytes", offsetof(struct config, queue_max_bytes),
+		NUM_SIZE },
+	{ "drain-timeout", 0, 3600, "seconds", offsetof(struct config, drain_timeout_usec),
+		NUM_SECONDS_USEC },
+	{ "checkpoint-interval", 1, 3600, "seconds",
+		offsetof(struct config, checkpoint_interval_usec), NUM_SECONDS_USEC },
+};
+#define N_NUMERIC (sizeof(numeric_flags) / sizeof(numeric_flags[0]))
 
 static const struct option long_options[] = {
 	{ "resource", required_argument, NULL, OPT_RESOURCE },
@@ -773,14 +819,22 @@ static const struct option long_options[] = {
 	{ "source-file", required_argument, NULL, OPT_SOURCE_FILE },
 	{ "initial-events", no_argument, NULL, OPT_INITIAL_EVENTS },
 	{ "fail-fast", no_argument, NULL, OPT_FAIL_FAST },
-	{ "sink-timeout", required_argument, NULL, OPT_SINK_TIMEOUT },
-	{ "retry-max", required_argument, NULL, OPT_RETRY_MAX },
-	{ "max-event-bytes", required_argument, NULL, OPT_MAX_EVENT_BYTES },
-	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-	{ "watch-timeout", required_argument, NULL, OPT_WATCH_TIMEOUT },
+	{ "dead-letter", required_argument, NULL, OPT_DEAD_LETTER },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "object-state", required_argument, NULL, OPT_OBJECT_STATE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "sink-timeout", required_argument, NULL, OPT_NUMERIC + 0 },
+	{ "retry-max", required_argument, NULL, OPT_NUMERIC + 1 },
+	{ "retry-timeout", required_argument, NULL, OPT_NUMERIC + 2 },
+	{ "max-event-bytes", required_argument, NULL, OPT_NUMERIC + 3 },
+	{ "max-inflight", required_argument, NULL, OPT_NUMERIC + 4 },
+	{ "watch-timeout", required_argument, NULL, OPT_NUMERIC + 5 },
+	{ "queue-max-events", required_argument, NULL, OPT_NUMERIC + 6 },
+	{ "queue-max-bytes", required_argument, NULL, OPT_NUMERIC + 7 },
+	{ "drain-timeout", required_argument, NULL, OPT_NUMERIC + 8 },
+	{ "checkpoint-interval", required_argument, NULL, OPT_NUMERIC + 9 },
 	{ 0 },
 };
 
@@ -836,7 +890,8 @@ struct flag_values {
 	bool all_namespaces;
 	const char *selector;
 	const char *mode, *sink, *kubeconfig, *context, *name, *source_file, *log_level;
-	const char *sink_timeout, *retry_max, *max_event_bytes, *max_inflight, *watch_timeout;
+	const char *dead_letter, *state_dir, *object_state;
+	const char *numeric[N_NUMERIC];
 	bool initial_events, fail_fast;
 };
 
@@ -920,23 +975,17 @@ static void parse_flags(struct ctx *c, int argc, char **argv, struct flag_values
 		case OPT_FAIL_FAST:
 			f->fail_fast = true;
 			break;
-		case OPT_SINK_TIMEOUT:
-			f->sink_timeout = optarg;
-			break;
-		case OPT_RETRY_MAX:
-			f->retry_max = optarg;
-			break;
-		case OPT_MAX_EVENT_BYTES:
-			f->max_event_bytes = optarg;
-			break;
-		case OPT_MAX_INFLIGHT:
-			f->max_inflight = optarg;
-			break;
 		case OPT_LOG_LEVEL:
 			f->log_level = optarg;
 			break;
-		case OPT_WATCH_TIMEOUT:
-			f->watch_timeout = optarg;
+		case OPT_DEAD_LETTER:
+			f->dead_letter = optarg;
+			break;
+		case OPT_STATE_DIR:
+			f->state_dir = optarg;
+			break;
+		case OPT_OBJECT_STATE:
+			f->object_state = optarg;
 			break;
 		case 'h':
 			c->cfg->help = true;
@@ -948,6 +997,10 @@ static void parse_flags(struct ctx *c, int argc, char **argv, struct flag_values
 			report(c, argv[optind - 1], "needs a value");
 			break;
 		default:
+			if (opt >= OPT_NUMERIC && opt < OPT_NUMERIC + (int)N_NUMERIC) {
+				f->numeric[opt - OPT_NUMERIC] = optarg;
+				break;
+			}
 			report(c, argv[optind - 1], "unknown flag (see --help)");
 			break;
 		}
@@ -956,10 +1009,25 @@ static void parse_flags(struct ctx *c, int argc, char **argv, struct flag_values
 		report(c, argv[optind], "unexpected argument (see --help)");
 }
 
-static void validate_sink(struct ctx *c) {
-	struct config *cfg = c->cfg;
-	CURLU *u;
+static bool valid_http_url(const char *url) {
+	CURLU *u = curl_url();
 	char *scheme = NULL, *host = NULL;
+	bool ok;
+
+	if (!u)
+		abort();
+	ok = curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+		curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+		(strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) && *host;
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return ok;
+}
+
+static void validate_sinks(struct ctx *c) {
+	struct config *cfg = c->cfg;
 
 	if (!cfg->sink || !*cfg->sink) {
 		if (c->sink_origin[0])
@@ -967,21 +1035,15 @@ static void validate_sink(struct ctx *c) {
 		else
 			report(c, "--sink", "missing: give --sink URL (or - for stdout), set K_SINK, or "
 					    "spec.sink.uri in --source-file");
-		return;
-	}
-	if (strcmp(cfg->sink, "-") == 0)
-		return;
-	u = curl_url();
-	if (!u)
-		abort();
-	if (curl_url_set(u, CURLUPART_URL, cfg->sink, 0) != CURLUE_OK ||
-		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-		curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-		(strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) || !*host)
+	} else if (strcmp(cfg->sink, "-") != 0 && !valid_http_url(cfg->sink)) {
 		report(c, c->sink_origin, "\"%s\" is not an http:// or https:// URL", cfg->sink);
-	curl_free(scheme);
-	curl_free(host);
-	curl_url_cleanup(u);
+	}
+	if (cfg->dead_letter && !valid_http_url(cfg->dead_letter))
+		report(c, c->dead_letter_origin, "\"%s\" is not an http:// or https:// URL",
+			cfg->dead_letter);
+	if (cfg->dead_letter && cfg->sink && strcmp(cfg->sink, "-") == 0)
+		report(c, c->dead_letter_origin, "the stdout sink never fails; a dead-letter sink "
+						 "needs --sink URL");
 }
 
 int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn getenv_fn,
@@ -997,6 +1059,10 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 		.max_event_bytes = DEFAULT_MAX_EVENT_BYTES,
 		.max_inflight = DEFAULT_MAX_INFLIGHT,
 		.watch_timeout_sec = 300,
+		.queue_max_events = DEFAULT_QUEUE_MAX_EVENTS,
+		.queue_max_bytes = DEFAULT_QUEUE_MAX_BYTES,
+		.drain_timeout_usec = DEFAULT_DRAIN_TIMEOUT_USEC,
+		.checkpoint_interval_usec = DEFAULT_CHECKPOINT_INTERVAL_USEC,
 		.log_level = LOG_INFO,
 	};
 	parse_flags(&c, argc, argv, &f);
@@ -1051,39 +1117,45 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 		cfg->initial_events = true;
 	if (f.fail_fast)
 		cfg->fail_fast = true;
-	if (f.sink_timeout) {
-		if (parse_uint(f.sink_timeout, 86400, &u) < 0 || u == 0)
-			report(&c, "--sink-timeout", "\"%s\" is not a whole number of seconds (1-86400)",
-				f.sink_timeout);
-		else
-			cfg->sink_timeout_usec = u * 1000000ull;
+	for (size_t i = 0; i < N_NUMERIC; i++) {
+		const struct numeric_flag *nf = &numeric_flags[i];
+		char flag[64];
+		void *field = (char *)cfg + nf->offset;
+
+		if (!f.numeric[i])
+			continue;
+		snprintf(flag, sizeof(flag), "--%s", nf->name);
+		if (parse_uint(f.numeric[i], nf->max, &u) < 0 || u < nf->min) {
+			report(&c, flag, "\"%s\" is not a number of %s (%llu-%llu)", f.numeric[i], nf->unit,
+				nf->min, nf->max);
+			continue;
+		}
+		switch (nf->kind) {
+		case NUM_SECONDS_USEC:
+			*(uint64_t *)field = u * 1000000ull;
+			break;
+		case NUM_UNSIGNED:
+			*(unsigned *)field = (unsigned)u;
+			break;
+		case NUM_SIZE:
+			*(size_t *)field = (size_t)u;
+			break;
+		}
 	}
-	if (f.retry_max) {
-		if (parse_uint(f.retry_max, 1000000, &u) < 0 || u == 0)
-			report(&c, "--retry-max", "\"%s\" is not a number of attempts (1-1000000)",
-				f.retry_max);
-		else
-			cfg->retry_max = (unsigned)u;
+	if (f.dead_letter) {
+		set_str(&cfg->dead_letter, f.dead_letter);
+		snprintf(c.dead_letter_origin, sizeof(c.dead_letter_origin), "--dead-letter");
 	}
-	if (f.max_event_bytes) {
-		if (parse_uint(f.max_event_bytes, 1ull << 30, &u) < 0 || u < 1024)
-			report(&c, "--max-event-bytes", "\"%s\" is not a size in bytes (1024-1073741824)",
-				f.max_event_bytes);
+	if (f.state_dir)
+		set_str(&cfg->state_dir, f.state_dir);
+	if (f.object_state) {
+		if (strcmp(f.object_state, "full") == 0)
+			cfg->object_state_refs = false;
+		else if (strcmp(f.object_state, "reference") == 0)
+			cfg->object_state_refs = true;
 		else
-			cfg->max_event_bytes = (size_t)u;
-	}
-	if (f.max_inflight) {
-		if (parse_uint(f.max_inflight, 4096, &u) < 0 || u == 0)
-			report(&c, "--max-inflight", "\"%s\" is not a count (1-4096)", f.max_inflight);
-		else
-			cfg->max_inflight = (size_t)u;
-	}
-	if (f.watch_timeout) {
-		if (parse_uint(f.watch_timeout, 3600, &u) < 0 || u == 0)
-			report(&c, "--watch-timeout", "\"%s\" is not a number of seconds (1-3600)",
-				f.watch_timeout);
-		else
-			cfg->watch_timeout_sec = (unsigned)u;
+			report(&c, "--object-state", "must be full or reference, not \"%s\"",
+				f.object_state);
 	}
 	if (f.log_level && log_level_from_string(f.log_level, &cfg->log_level) < 0)
 		report(&c, "--log-level", "must be debug, info, warn or error, not \"%s\"", f.log_level);
@@ -1103,7 +1175,7 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 	if (cfg->owner_api_version && !cfg->owner_kind && !strchr(cfg->owner_api_version, '/') &&
 		strchr(cfg->owner_api_version, '.'))
 		report(&c, "owner", "apiVersion \"%s\" needs a version", cfg->owner_api_version);
-	validate_sink(&c);
+	validate_sinks(&c);
 out:
 	flag_values_finish(&f);
 	return c.errors ? -EINVAL : 0;

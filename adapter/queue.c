@@ -27,6 +27,7 @@ struct queue {
 	struct queue_chain *ready_head, *ready_tail;
 	struct queue_stats stats;
 	bool dispatching;
+	bool full_signalled; /* producers were told the queue is full */
 	/* queue_push() runs inside curl's write callback, where starting a
 	 * transfer is not allowed: it arms this zero-delay timer instead. */
 	struct loop_timer kick;
@@ -49,8 +50,6 @@ int queue_create(struct loop *loop, const struct queue_options *opts, const stru
 	q->opts = *opts;
 	if (!q->opts.max_inflight)
 		q->opts.max_inflight = 1;
-	if (!q->opts.retry_max)
-		q->opts.retry_max = 1;
 	q->ops = *ops;
 	q->userdata = userdata;
 	hashmap_init(&q->chains);
@@ -59,14 +58,31 @@ int queue_create(struct loop *loop, const struct queue_options *opts, const stru
 	return 0;
 }
 
+static void entry_free(struct queue_entry *e) {
+	cevent_destroy(e->ev);
+	free(e->last_body);
+	free(e->failed_body);
+	free(e);
+}
+
+bool queue_full(const struct queue *q) {
+	return (q->opts.max_events && q->stats.queued >= q->opts.max_events) ||
+		(q->opts.max_bytes && q->stats.bytes >= q->opts.max_bytes);
+}
+
+/* Below 90% of both bounds: room enough to resume without flapping. */
+static bool below_low_water(const struct queue *q) {
+	return (!q->opts.max_events || q->stats.queued < q->opts.max_events / 10 * 9) &&
+		(!q->opts.max_bytes || q->stats.bytes < q->opts.max_bytes / 10 * 9);
+}
+
 static void free_chain(struct queue *q, struct queue_chain *c) {
 	struct queue_entry *e = c->head;
 
 	loop_timer_disarm(q->loop, &c->retry_timer);
 	while (e) {
 		struct queue_entry *n = e->next;
-		cevent_destroy(e->ev);
-		free(e);
+		entry_free(e);
 		e = n;
 	}
 	free(c);
@@ -139,6 +155,8 @@ int queue_push(struct queue *q, struct cevent *ev) {
 	c->tail = e;
 	q->stats.queued++;
 	q->stats.bytes += ev->bytes;
+	if (queue_full(q))
+		q->full_signalled = true;
 	make_ready(q, c);
 	if (q->ready_head && !loop_timer_armed(&q->kick))
 		loop_timer_arm_in(q->loop, &q->kick, 0);
@@ -146,30 +164,68 @@ int queue_push(struct queue *q, struct cevent *ev) {
 }
 
 /* Removes the finished head of its chain and frees the chain when empty. */
-static void finish_head(struct queue *q, struct queue_entry *e, bool delivered, bool exhausted) {
+static void finish_head(struct queue *q, struct queue_entry *e, enum queue_outcome outcome,
+	bool exhausted) {
 	struct queue_chain *c = e->chain;
 
-	if (delivered)
+	switch (outcome) {
+	case QUEUE_OUT_DELIVERED:
 		q->stats.delivered++;
-	else
+		break;
+	case QUEUE_OUT_DEAD_LETTERED:
+		q->stats.dead_lettered++;
+		break;
+	case QUEUE_OUT_DROPPED:
 		q->stats.dropped++;
+		break;
+	}
 	if (q->ops.finished)
-		q->ops.finished(e, delivered, exhausted, q->userdata);
+		q->ops.finished(e, outcome, exhausted, q->userdata);
 	c->head = e->next;
 	if (!c->head)
 		c->tail = NULL;
 	q->stats.queued--;
 	q->stats.bytes -= e->ev->bytes;
-	cevent_destroy(e->ev);
-	free(e);
+	entry_free(e);
 	c->busy = false;
 	if (!c->head) {
 		hashmap_remove(&q->chains, c->key);
 		loop_timer_disarm(q->loop, &c->retry_timer);
 		free(c);
+	} else {
+		make_ready(q, c);
+	}
+	if (q->full_signalled && below_low_water(q)) {
+		q->full_signalled = false;
+		if (q->ops.space)
+			q->ops.space(q->userdata);
+	}
+}
+
+/* The sink gave up (a status not worth retrying, or the budget is spent):
+ * the dead-letter sink gets it if there is one, else it is dropped. */
+static void give_up(struct queue *q, struct queue_entry *e, bool exhausted) {
+	if (!q->opts.dead_letter || e->dead_letter) {
+		finish_head(q, e, QUEUE_OUT_DROPPED, exhausted);
 		return;
 	}
-	make_ready(q, c);
+	if (q->ops.dead_lettering)
+		q->ops.dead_lettering(e, exhausted, q->userdata);
+	e->dead_letter = true;
+	e->failed_status = e->last_status;
+	e->failed_body = e->last_body;
+	e->last_body = NULL;
+	e->attempts = 0;
+	e->first_attempt_usec = 0;
+	e->chain->busy = false;
+	make_ready(q, e->chain);
+}
+
+static bool budget_spent(const struct queue *q, const struct queue_entry *e) {
+	if (q->opts.retry_max && e->attempts >= q->opts.retry_max)
+		return true;
+	return q->opts.retry_timeout_usec &&
+		loop_now_usec() - e->first_attempt_usec >= q->opts.retry_timeout_usec;
 }
 
 static void schedule_retry(struct queue *q, struct queue_entry *e, uint64_t retry_after_usec) {
@@ -197,14 +253,14 @@ void queue_complete(struct queue *q, struct queue_entry *e, enum queue_result re
 	q->stats.inflight--;
 	switch (result) {
 	case QUEUE_DELIVERED:
-		finish_head(q, e, true, false);
+		finish_head(q, e, e->dead_letter ? QUEUE_OUT_DEAD_LETTERED : QUEUE_OUT_DELIVERED, false);
 		break;
 	case QUEUE_DROP:
-		finish_head(q, e, false, false);
+		give_up(q, e, false);
 		break;
 	case QUEUE_RETRY:
-		if (e->attempts >= q->opts.retry_max)
-			finish_head(q, e, false, true);
+		if (budget_spent(q, e))
+			give_up(q, e, true);
 		else
 			schedule_retry(q, e, retry_after_usec);
 		break;
@@ -233,17 +289,19 @@ static void dispatch(struct queue *q) {
 			q->ready_tail = NULL;
 		c->in_ready = false;
 		c->busy = true;
+		if (!e->attempts)
+			e->first_attempt_usec = loop_now_usec();
 		e->attempts++;
 		q->stats.inflight++;
 		r = q->ops.send(e, q->userdata);
 		if (r == 1) {
 			q->stats.inflight--;
-			finish_head(q, e, true, false);
+			finish_head(q, e, QUEUE_OUT_DELIVERED, false);
 		} else if (r < 0) {
 			q->stats.inflight--;
 			e->last_error = r;
-			if (e->attempts >= q->opts.retry_max)
-				finish_head(q, e, false, true);
+			if (budget_spent(q, e))
+				give_up(q, e, true);
 			else
 				schedule_retry(q, e, 0);
 		}
@@ -257,4 +315,14 @@ void queue_get_stats(const struct queue *q, struct queue_stats *ret) {
 
 bool queue_empty(const struct queue *q) {
 	return q->stats.queued == 0;
+}
+
+void queue_foreach(const struct queue *q, void (*fn)(const struct queue_entry *e, void *userdata),
+	void *userdata) {
+	struct hashmap_iter it = { 0 };
+	void *v;
+
+	while (hashmap_next((struct hashmap *)&q->chains, &it, NULL, &v))
+		for (struct queue_entry *e = ((struct queue_chain *)v)->head; e; e = e->next)
+			fn(e, userdata);
 }

@@ -1,4 +1,5 @@
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 #define BACKOFF_INITIAL_USEC (100ull * 1000ull)
 #define BACKOFF_MAX_USEC (30ull * 1000000ull)
 #define RETRY_AFTER_MAX_USEC (300ull * 1000000ull)
+/* Knative keeps this much of the sink's answer in knativeerrordata. */
+#define ERROR_DATA_MAX 1024
 
 /* One POST in flight. Kept on a free list so easy handles are reused. */
 struct sink_req {
@@ -20,6 +23,7 @@ struct sink_req {
 	struct queue_entry *entry;
 	struct curl_slist *headers;
 	uint64_t retry_after_usec;
+	struct buf body;
 	struct sink_req *next_free;
 	struct sink_req *next_all;
 };
@@ -30,6 +34,8 @@ struct sink {
 	struct http *http;
 	struct queue *queue;
 	bool to_stdout;
+	sink_space_fn space;
+	void *space_userdata;
 	struct sink_req *free_reqs;
 	struct sink_req *all_reqs; /* every request ever made, for destroy */
 };
@@ -78,9 +84,13 @@ int sink_parse_retry_after(const char *value, uint64_t *ret_delay_usec) {
 }
 
 static size_t handle_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
-	(void)ptr;
-	(void)userdata;
-	return size * nmemb; /* the sink's answer body is not used */
+	struct sink_req *req = userdata;
+	size_t n = size * nmemb, room = ERROR_DATA_MAX - req->body.len;
+
+	/* Only a prefix is kept, for the dead-letter sink's knativeerrordata. */
+	if (room)
+		buf_append(&req->body, ptr, n < room ? n : room);
+	return n;
 }
 
 static size_t handle_header(char *buffer, size_t size, size_t nitems, void *userdata) {
@@ -102,6 +112,7 @@ static size_t handle_header(char *buffer, size_t size, size_t nitems, void *user
 static void release_req(struct sink *s, struct sink_req *req) {
 	curl_slist_free_all(req->headers);
 	req->headers = NULL;
+	buf_reset(&req->body);
 	req->entry = NULL;
 	req->next_free = s->free_reqs;
 	s->free_reqs = req;
@@ -118,6 +129,8 @@ static void handle_post_done(struct http_xfer *x, int err, long status, const ch
 	(void)x;
 	e->last_status = status;
 	e->last_error = err;
+	free(e->last_body);
+	e->last_body = req->body.len ? strndup(req->body.data, req->body.len) : NULL;
 	if (res != QUEUE_DELIVERED)
 		log_debug("sink", "delivery attempt failed", LOG_STR("id", e->ev->id),
 			LOG_INT("status", status), LOG_STR("error", err ? errbuf : ""));
@@ -149,6 +162,49 @@ static int send_stdout(struct sink *s, struct queue_entry *e) {
 	return r < 0 ? r : 1;
 }
 
+/* Knative's dead-letter convention: where it was going, what the sink
+ * answered, and (base64, so any bytes fit a header) the start of its body. */
+static int dead_letter_headers(struct sink *s, struct queue_entry *e,
+	struct curl_slist **headers) {
+	struct buf b;
+	struct curl_slist *n;
+	int r;
+
+	buf_init(&b, 0);
+	r = buf_append_str(&b, "ce-knativeerrordest: ");
+	if (r == 0)
+		r = cevent_percent_encode(s->cfg->sink, &b);
+	if (r == 0 && (n = curl_slist_append(*headers, b.data)))
+		*headers = n;
+	else
+		r = -ENOMEM;
+	buf_reset(&b);
+	if (r == 0)
+		r = buf_printf(&b, "ce-knativeerrorcode: %ld", e->failed_status);
+	if (r == 0 && (n = curl_slist_append(*headers, b.data)))
+		*headers = n;
+	else
+		r = r ?: -ENOMEM;
+	if (r == 0 && e->failed_body && *e->failed_body) {
+		size_t len = strlen(e->failed_body);
+		unsigned char *enc = malloc(4 * ((len + 2) / 3) + 1);
+		if (!enc) {
+			r = -ENOMEM;
+		} else {
+			EVP_EncodeBlock(enc, (const unsigned char *)e->failed_body, (int)len);
+			buf_reset(&b);
+			r = buf_printf(&b, "ce-knativeerrordata: %s", enc);
+			free(enc);
+			if (r == 0 && (n = curl_slist_append(*headers, b.data)))
+				*headers = n;
+			else
+				r = r ?: -ENOMEM;
+		}
+	}
+	buf_finish(&b);
+	return r;
+}
+
 static int handle_send(struct queue_entry *e, void *userdata) {
 	struct sink *s = userdata;
 	struct sink_req *req;
@@ -165,6 +221,7 @@ static int handle_send(struct queue_entry *e, void *userdata) {
 		if (!req)
 			return -ENOMEM;
 		req->sink = s;
+		buf_init(&req->body, 0);
 		req->next_all = s->all_reqs;
 		s->all_reqs = req;
 	}
@@ -174,6 +231,8 @@ static int handle_send(struct queue_entry *e, void *userdata) {
 	req->entry = e;
 	req->retry_after_usec = 0;
 	r = cevent_http_headers(e->ev, &req->headers);
+	if (r == 0 && e->dead_letter)
+		r = dead_letter_headers(s, e, &req->headers);
 	if (r < 0)
 		goto fail;
 	/* No "Expect: 100-continue" round trip for larger bodies. */
@@ -186,7 +245,7 @@ static int handle_send(struct queue_entry *e, void *userdata) {
 		req->headers = n;
 	}
 	easy = req->xfer.easy;
-	curl_easy_setopt(easy, CURLOPT_URL, s->cfg->sink);
+	curl_easy_setopt(easy, CURLOPT_URL, e->dead_letter ? s->cfg->dead_letter : s->cfg->sink);
 	curl_easy_setopt(easy, CURLOPT_POST, 1L);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, e->ev->data);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)e->ev->data_len);
@@ -196,6 +255,7 @@ static int handle_send(struct queue_entry *e, void *userdata) {
 		(long)(s->cfg->sink_timeout_usec / 1000u < 10000 ? s->cfg->sink_timeout_usec / 1000u :
 								      10000));
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, handle_body);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, handle_header);
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
 	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
@@ -216,36 +276,70 @@ fail:
 	return r;
 }
 
-static void handle_finished(struct queue_entry *e, bool delivered, bool exhausted,
+static const char *error_text(const struct queue_entry *e) {
+	return e->last_error ? strerror(-e->last_error) : "";
+}
+
+static void handle_finished(struct queue_entry *e, enum queue_outcome outcome, bool exhausted,
 	void *userdata) {
 	(void)userdata;
-	if (delivered) {
+	switch (outcome) {
+	case QUEUE_OUT_DELIVERED:
 		log_debug("sink", "event delivered", LOG_STR("id", e->ev->id),
 			LOG_STR("type", e->ev->type), LOG_STR("subject", e->ev->subject),
 			LOG_INT("attempts", e->attempts));
-		return;
+		break;
+	case QUEUE_OUT_DEAD_LETTERED:
+		log_warn("sink", "event delivered to the dead-letter sink", LOG_STR("id", e->ev->id),
+			LOG_STR("type", e->ev->type), LOG_STR("subject", e->ev->subject),
+			LOG_INT("status", e->failed_status));
+		break;
+	case QUEUE_OUT_DROPPED:
+		log_error("sink",
+			e->dead_letter ? "the dead-letter sink did not take the event, dropping it" :
+			exhausted      ? "event not delivered after the last attempt, dropping it" :
+					 "sink rejected the event, dropping it",
+			LOG_STR("id", e->ev->id), LOG_STR("type", e->ev->type),
+			LOG_STR("subject", e->ev->subject), LOG_INT("status", e->last_status),
+			LOG_INT("attempts", e->attempts), LOG_STR("error", error_text(e)));
+		break;
 	}
-	log_error("sink",
-		exhausted ? "event not delivered after the last attempt, dropping it" :
-			    "sink rejected the event, dropping it",
+}
+
+static void handle_dead_lettering(struct queue_entry *e, bool exhausted, void *userdata) {
+	(void)userdata;
+	log_warn("sink",
+		exhausted ? "event not delivered after the last attempt, sending it to the dead-letter sink" :
+			    "sink rejected the event, sending it to the dead-letter sink",
 		LOG_STR("id", e->ev->id), LOG_STR("type", e->ev->type),
 		LOG_STR("subject", e->ev->subject), LOG_INT("status", e->last_status),
-		LOG_INT("attempts", e->attempts),
-		LOG_STR("error", e->last_error ? strerror(-e->last_error) : ""));
+		LOG_INT("attempts", e->attempts), LOG_STR("error", error_text(e)));
 }
 
 static void handle_retrying(struct queue_entry *e, uint64_t delay_usec, void *userdata) {
 	(void)userdata;
-	log_warn("sink", "delivery failed, retrying", LOG_STR("id", e->ev->id),
-		LOG_STR("subject", e->ev->subject), LOG_INT("status", e->last_status),
-		LOG_STR("error", e->last_error ? strerror(-e->last_error) : ""),
+	log_warn("sink",
+		e->dead_letter ? "dead-letter delivery failed, retrying" : "delivery failed, retrying",
+		LOG_STR("id", e->ev->id), LOG_STR("subject", e->ev->subject),
+		LOG_INT("status", e->last_status), LOG_STR("error", error_text(e)),
 		LOG_INT("attempt", e->attempts), LOG_INT("retry_in_ms", delay_usec / 1000u));
+}
+
+static void handle_space(void *userdata) {
+	struct sink *s = userdata;
+
+	if (s->space)
+		s->space(s->space_userdata);
 }
 
 int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 	struct sink **ret_sink) {
 	struct queue_options opts = {
 		.max_inflight = cfg->max_inflight,
+		.max_events = cfg->queue_max_events,
+		.max_bytes = cfg->queue_max_bytes,
+		.dead_letter = cfg->dead_letter != NULL,
+		.retry_timeout_usec = cfg->retry_timeout_usec,
 		.retry_max = cfg->retry_max,
 		.backoff_initial_usec = BACKOFF_INITIAL_USEC,
 		.backoff_max_usec = BACKOFF_MAX_USEC,
@@ -255,6 +349,8 @@ int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 		.send = handle_send,
 		.finished = handle_finished,
 		.retrying = handle_retrying,
+		.dead_lettering = handle_dead_lettering,
+		.space = handle_space,
 	};
 	struct sink *s = calloc(1, sizeof(*s));
 	int r;
@@ -284,6 +380,7 @@ void sink_destroy(struct sink *s) {
 		struct sink_req *n = s->all_reqs->next_all;
 		http_xfer_finish(s->http, &s->all_reqs->xfer);
 		curl_slist_free_all(s->all_reqs->headers);
+		buf_finish(&s->all_reqs->body);
 		free(s->all_reqs);
 		s->all_reqs = n;
 	}
@@ -301,4 +398,18 @@ void sink_get_stats(const struct sink *s, struct queue_stats *ret) {
 
 bool sink_idle(const struct sink *s) {
 	return queue_empty(s->queue);
+}
+
+bool sink_full(const struct sink *s) {
+	return queue_full(s->queue);
+}
+
+void sink_on_space(struct sink *s, sink_space_fn fn, void *userdata) {
+	s->space = fn;
+	s->space_userdata = userdata;
+}
+
+void sink_foreach_pending(const struct sink *s,
+	void (*fn)(const struct queue_entry *e, void *userdata), void *userdata) {
+	queue_foreach(s->queue, fn, userdata);
 }

@@ -50,7 +50,15 @@ struct config {
 	size_t n_extensions;
 	uint64_t sink_timeout_usec;
 	char *ca_certs_pem; /* K_CA_CERTS: extra CAs trusted for the sink */
-	unsigned retry_max; /* attempts per event, first one included */
+	unsigned retry_max; /* attempts per event, first one included; 0: no limit */
+	uint64_t retry_timeout_usec; /* give up this long after the first attempt; 0: never */
+	char *dead_letter; /* where undeliverable events go; NULL: log and count them */
+	size_t queue_max_events; /* queued events past which the watches pause */
+	size_t queue_max_bytes;
+	uint64_t drain_timeout_usec;
+	char *state_dir; /* checkpoints; NULL: none */
+	uint64_t checkpoint_interval_usec;
+	bool object_state_refs; /* keep references, not last states, per object */
 	size_t max_event_bytes;
 	size_t max_inflight;
 	unsigned watch_timeout_sec; /* each watch asks for this to twice this */

@@ -21,29 +21,47 @@ struct queue_chain;
 
 struct queue_entry {
 	struct cevent *ev;
-	unsigned attempts; /* started so far */
+	unsigned attempts; /* started so far, in the current phase */
+	uint64_t first_attempt_usec;
+	bool dead_letter; /* the sink gave up on it: now going to the dead-letter sink */
 	struct queue_entry *next;
 	struct queue_chain *chain;
 	long last_status;
 	int last_error;
+	char *last_body; /* the sink's last answer (a prefix), for the dead-letter sink */
+	/* What the sink said when it gave up, kept for the dead-letter event. */
+	long failed_status;
+	char *failed_body;
 };
+
+enum queue_outcome { QUEUE_OUT_DELIVERED, QUEUE_OUT_DEAD_LETTERED, QUEUE_OUT_DROPPED };
 
 struct queue_ops {
 	/* Starts delivering e. Returns 0 when started (queue_complete() follows
 	 * later, never from inside send), 1 when delivered already (synchronous
 	 * sinks), or a negative errno (counted as a retryable failure). */
 	int (*send)(struct queue_entry *e, void *userdata);
-	/* Called once per event when the queue is done with it: delivered, or
-	 * dropped after a non-retryable answer or the last attempt. The event is
-	 * destroyed afterwards. */
-	void (*finished)(struct queue_entry *e, bool delivered, bool exhausted, void *userdata);
+	/* Called once per event when the queue is done with it: delivered (to
+	 * the sink or the dead-letter sink), or dropped after a non-retryable
+	 * answer or the retry budget, with no dead-letter sink to take it. The
+	 * event is destroyed afterwards. */
+	void (*finished)(struct queue_entry *e, enum queue_outcome outcome, bool exhausted,
+		void *userdata);
 	/* Called before each retry is scheduled. */
 	void (*retrying)(struct queue_entry *e, uint64_t delay_usec, void *userdata);
+	/* Called when the sink gives up and the event goes to the dead-letter sink. */
+	void (*dead_lettering)(struct queue_entry *e, bool exhausted, void *userdata);
+	/* Called when a full queue has drained below its low-water mark. */
+	void (*space)(void *userdata);
 };
 
 struct queue_options {
 	size_t max_inflight;
-	unsigned retry_max; /* attempts per event, first one included */
+	size_t max_events; /* queue_full() past these; 0: no bound */
+	size_t max_bytes;
+	bool dead_letter;  /* a dead-letter sink takes what the sink gives up on */
+	uint64_t retry_timeout_usec; /* 0: none */
+	unsigned retry_max; /* attempts per event, first one included; 0: no limit */
 	uint64_t backoff_initial_usec;
 	uint64_t backoff_max_usec;
 	uint64_t retry_after_max_usec;
@@ -54,6 +72,7 @@ struct queue_stats {
 	size_t inflight;
 	size_t bytes;
 	uint64_t delivered;
+	uint64_t dead_lettered;
 	uint64_t dropped;
 	uint64_t retries;
 };
@@ -75,5 +94,12 @@ void queue_complete(struct queue *q, struct queue_entry *e, enum queue_result re
 	uint64_t retry_after_usec);
 void queue_get_stats(const struct queue *q, struct queue_stats *ret);
 bool queue_empty(const struct queue *q);
+/* True when the queue holds max_events or max_bytes: producers should stop
+ * (pause their input) until ops->space is called. The bound is checked before
+ * each chunk of input, so it is passed by at most one chunk's events. */
+bool queue_full(const struct queue *q);
+/* Calls fn for every queued event, each object's events in order. */
+void queue_foreach(const struct queue *q, void (*fn)(const struct queue_entry *e, void *userdata),
+	void *userdata);
 
 #endif

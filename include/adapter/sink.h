@@ -15,6 +15,8 @@
 
 struct sink;
 
+typedef void (*sink_space_fn)(void *userdata);
+
 /* Maps an attempt's outcome to what the queue does next: 2xx delivered;
  * transport errors, 404, 408, 425, 429 and 5xx retried; any other status
  * dropped. err is the negative errno of a failed transfer, or 0. */
@@ -31,5 +33,12 @@ void sink_destroy(struct sink *s);
 int sink_submit(struct sink *s, struct cevent *ev);
 void sink_get_stats(const struct sink *s, struct queue_stats *ret);
 bool sink_idle(const struct sink *s);
+/* True when the queue is at its bound: producers pause until fn (set with
+ * sink_on_space) is called. */
+bool sink_full(const struct sink *s);
+void sink_on_space(struct sink *s, sink_space_fn fn, void *userdata);
+/* Every event not yet finished, each object's in order (for checkpoints). */
+void sink_foreach_pending(const struct sink *s,
+	void (*fn)(const struct queue_entry *e, void *userdata), void *userdata);
 
 #endif

@@ -58,9 +58,43 @@ CONTROL API (no auth, loopback clients only; JSON in and out):
                                    "message","delay"} next `count` matching requests fail
                                    (count <= 0 = forever; status 0 with delay = only slow down)
   GET  /_emulator/faults, DELETE /_emulator/faults   list / clear pending faults
-  POST /_emulator/watch-options   {"chunk_bytes":N,"stall":bool,"inject_lines":[...]}
+  POST /_emulator/watch-options   {"chunk_bytes":N,"stall":bool,"inject_lines":[...],
+                                   "reset_mid_event":N}
+                                  reset_mid_event: the next N object events (ADDED/MODIFIED/DELETED;
+                                  not bookmarks or inject_lines) written to any open watch are cut:
+                                  the first half of the event's line goes out in its own chunk, then
+                                  the socket is shut down and closed (no terminating chunk), so the
+                                  client sees a truncated line.  The counter is global (N events =
+                                  N cut streams).  The event stays in the history: resuming from the
+                                  last complete resourceVersion delivers it again.
+  POST /_emulator/bulk            {"apiVersion","kind","namespace","op":"create"|"update"|"delete",
+                                   "names":[...] | "prefix","count","start", "labels":{..},
+                                   "spec":{..},"spec_bytes":N}  -> {"done":N,"resourceVersion":"<last>"}
+                                  Many writes of one kind in one request (names, or prefix+start ..
+                                  prefix+start+count-1).  The kind resolves like a REST mapping
+                                  (built-ins and CRD kinds; not CustomResourceDefinition itself);
+                                  cluster-scoped kinds ignore "namespace", namespaced ones default to
+                                  "default".  create: {apiVersion,kind,metadata{name,namespace,labels},
+                                  spec (default {}; spec_bytes adds a string spec.padding of N bytes)}.
+                                  update: merges "labels" into metadata.labels (null removes a key)
+                                  and sets annotation bulk/seq to a new counter value, so every update
+                                  is a real change.  delete: like DELETE (finalizers -> mark only,
+                                  namespaces cascade).  Every write goes through the normal commit
+                                  path (global RV, uid, history/410, watch fan-out with selector
+                                  transitions, namespace existence), 500 objects per hold of the
+                                  store lock.  Unlike the API it does NOT apply fieldValidation or
+                                  CRD schema pruning (so spec.padding survives a schema without it).
+                                  Names are checked up front: 409 AlreadyExists / 404 NotFound /
+                                  422 bad name before anything is written; an error in mid-run (a
+                                  concurrent writer) is a Status carrying "done" and "resourceVersion".
   POST /_emulator/tokens          {"tokens":[...]} replace the --token set
   GET  /_emulator/stats           open watches, list/watch counts per path, current RV
+
+WATCH BUFFERING: writes never wait for watch readers.  Each write appends (type, object) to every
+matching watch's unbounded in-memory queue under the store lock; the watch's own thread takes the
+whole queue, releases the lock, serialises and writes.  A paused or stalled reader therefore costs
+memory, not latency: ~64 bytes per queued event per watch plus the queued object versions (shared
+between watches; a created object is the stored one, each update/delete pins its own version).
 """
 import argparse, base64, collections, copy, hashlib, json, os, random, re, select, signal
 import socket, ssl, string, sys, threading, time, traceback, uuid
@@ -597,6 +631,8 @@ class Store:
         self.watches = set()
         self.stall = False
         self.chunk_bytes = 0
+        self.reset_mid_event = 0   # next N object events on any watch: half a line, then abort
+        self.bulk_seq = 0          # /_emulator/bulk update counter (annotation bulk/seq)
         for g, v, p, s, k, nsd, short, st in BUILTINS:
             self.res[(g, v, p)] = Res(g, v, p, s, k, nsd, short, status_sub=st)
 
@@ -929,11 +965,16 @@ class Handler(BaseHTTPRequestHandler):
                     STORE.chunk_bytes = int(body["chunk_bytes"] or 0)
                 if "stall" in body:
                     STORE.stall = bool(body["stall"])
+                if "reset_mid_event" in body:
+                    STORE.reset_mid_event = max(0, int(body["reset_mid_event"] or 0))
                 for w in STORE.watches:
                     for line in body.get("inject_lines") or []:
                         w.q.append(("RAW", line))
                     w.cond.notify_all()
-                out.update(chunk_bytes=STORE.chunk_bytes, stall=STORE.stall, watches=len(STORE.watches))
+                out.update(chunk_bytes=STORE.chunk_bytes, stall=STORE.stall, watches=len(STORE.watches),
+                           reset_mid_event=STORE.reset_mid_event)
+        elif op == "bulk" and self.command == "POST":
+            return self.bulk(body)
         elif op == "tokens" and self.command == "POST":
             with CTL.lock:
                 CTL.tokens = set(body.get("tokens") or [])
@@ -944,10 +985,139 @@ class Handler(BaseHTTPRequestHandler):
                        "history_len": len(STORE.history), "lists": dict(CTL.stats_lists),
                        "watches": dict(CTL.stats_watches), "requests": CTL.requests,
                        "pending_faults": len(CTL.faults), "stall": STORE.stall,
-                       "chunk_bytes": STORE.chunk_bytes}
+                       "chunk_bytes": STORE.chunk_bytes, "reset_mid_event": STORE.reset_mid_event}
         else:
             raise ApiError(404, f"unknown control operation {self.command} {path}")
         self.send_json(200, out)
+
+    # --- bulk writes (control API) ---------------------------------------------------------------
+    BULK_BATCH = 500   # objects written per hold of the store lock
+
+    @staticmethod
+    def resolve_kind(api_version, kind):
+        """apiVersion + kind -> Res, like a client's REST mapping (caller holds STORE.lock)."""
+        group, _, version = (api_version or "").rpartition("/")
+        for (g, v, _p), r in STORE.res.items():
+            if g == group and v == version and r.kind == kind:
+                return r
+        raise ApiError(404, f'no matches for kind "{kind}" in version "{api_version}"')
+
+    def bulk(self, body):
+        """POST /_emulator/bulk: many creates/updates/deletes of one kind in one request.  Every
+        write goes through STORE.commit (resourceVersion, history, watch fan-out) under the store
+        lock, BULK_BATCH objects per lock hold so watch threads can drain between batches."""
+        if not isinstance(body, dict):
+            raise ApiError(400, "bulk: body must be a JSON object")
+        op = body.get("op")
+        if op not in ("create", "update", "delete"):
+            raise ApiError(400, 'bulk: "op" must be create, update or delete')
+        if "names" in body:
+            names = body["names"]
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ApiError(400, 'bulk: "names" must be a list of strings')
+        else:
+            try:
+                count, start = int(body.get("count") or 0), int(body.get("start") or 0)
+            except (TypeError, ValueError):
+                raise ApiError(400, 'bulk: "count" and "start" must be integers')
+            prefix = str(body.get("prefix") or "")
+            names = [f"{prefix}{i}" for i in range(start, start + max(0, count))]
+        if len(set(names)) != len(names):
+            raise ApiError(400, "bulk: duplicate names")
+        labels = body.get("labels") or {}
+        if not isinstance(labels, dict) or not all(isinstance(v, str) or v is None and op == "update"
+                                                   for v in labels.values()):
+            raise ApiError(400, 'bulk: "labels" must be an object of strings (null removes, update only)')
+        spec = body.get("spec")
+        spec = {} if spec is None else spec
+        if not isinstance(spec, dict):
+            raise ApiError(400, 'bulk: "spec" must be an object')
+        pad = int(body.get("spec_bytes") or 0)
+        if pad > 0:
+            spec = dict(spec, padding="x" * pad)
+        with STORE.lock:
+            res = self.resolve_kind(body.get("apiVersion"), body.get("kind"))
+        if res.gk == CRD_GK:
+            raise ApiError(400, "bulk: CustomResourceDefinitions are not supported; use the API")
+        ns = (body.get("namespace") or "default") if res.namespaced else None
+        if op == "create":
+            for n in names:
+                self.check_name(res, n)
+        gk = res.gk
+        done, last_rv = 0, None
+        try:
+            with STORE.lock:   # up-front check so a bad request writes nothing
+                objs = STORE.data[gk]
+                if op == "create":
+                    self.require_ns(ns)
+                    n = next((n for n in names if (ns, n) in objs), None)
+                    if n is not None:
+                        raise ApiError(409, f'{res.qres} "{n}" already exists', reason="AlreadyExists",
+                                       details={"name": n, "group": res.group, "kind": res.plural})
+                else:
+                    n = next((n for n in names if (ns, n) not in objs), None)
+                    if n is not None:
+                        raise self.not_found(res, n)
+                last_rv = STORE.rv
+            for i in range(0, len(names), self.BULK_BATCH):
+                with STORE.lock:
+                    if not any(r.gk == gk for r in STORE.res.values()):   # CRD deleted meanwhile
+                        raise ApiError(404, "the server could not find the requested resource")
+                    objs = STORE.data[gk]
+                    for n in names[i:i + self.BULK_BATCH]:
+                        key = (ns, n)
+                        if op == "create":
+                            self.require_ns(ns)
+                            if key in objs:
+                                raise ApiError(409, f'{res.qres} "{n}" already exists', reason="AlreadyExists",
+                                               details={"name": n, "group": res.group, "kind": res.plural})
+                            meta = {"name": n}
+                            if ns is not None:
+                                meta["namespace"] = ns
+                            if labels:
+                                meta["labels"] = dict(labels)
+                            meta.update(uid=str(uuid.uuid4()), creationTimestamp=now_ts(), generation=1)
+                            obj = {"apiVersion": res.gv, "kind": res.kind, "metadata": meta,
+                                   "spec": copy.deepcopy(spec)}
+                            if gk == NS_GK:
+                                obj["status"] = {"phase": "Active"}
+                            STORE.commit(gk, "ADDED", obj)
+                        else:
+                            old = objs.get(key)
+                            if old is None:
+                                raise self.not_found(res, n)
+                            if op == "update":
+                                new = copy.deepcopy(old)
+                                meta = new["metadata"]
+                                if labels:
+                                    lab = dict(meta.get("labels") or {})
+                                    for k, v in labels.items():
+                                        if v is None:
+                                            lab.pop(k, None)
+                                        else:
+                                            lab[k] = v
+                                    meta["labels"] = lab
+                                STORE.bulk_seq += 1
+                                meta["annotations"] = dict(meta.get("annotations") or {},
+                                                           **{"bulk/seq": str(STORE.bulk_seq)})
+                                new["apiVersion"], new["kind"] = res.gv, res.kind
+                                STORE.commit(gk, "MODIFIED", new, old)
+                            elif old["metadata"].get("finalizers") and gk != NS_GK:   # like delete()
+                                if not old["metadata"].get("deletionTimestamp"):
+                                    new = copy.deepcopy(old)
+                                    new["metadata"].update(deletionTimestamp=now_ts(),
+                                                           deletionGracePeriodSeconds=0)
+                                    STORE.commit(gk, "MODIFIED", new, old)
+                            else:
+                                self.delete_locked(res, key, old)
+                        done += 1
+                        last_rv = STORE.rv
+                time.sleep(0)   # let watch threads take their queues before the next batch
+        except ApiError as e:
+            st = e.status()
+            st.update(done=done, resourceVersion=str(last_rv if last_rv is not None else STORE.rv))
+            return self.send_json(e.code, st, e.headers)
+        self.send_json(200, {"done": done, "resourceVersion": str(last_rv)})
 
     # --- routing --------------------------------------------------------------------------------
     def route(self, path, is_watch):
@@ -1463,6 +1633,31 @@ class Handler(BaseHTTPRequestHandler):
             with STORE.lock:
                 STORE.watches.discard(w)
 
+    @staticmethod
+    def take_reset_mid_event():
+        with STORE.lock:
+            if STORE.reset_mid_event > 0:
+                STORE.reset_mid_event -= 1
+                return True
+        return False
+
+    def write_half_and_abort(self, line):
+        """reset_mid_event fault: the first half of the event's line in its own chunk, then an
+        abrupt end (shutdown + close, no terminating chunk).  The event stays in the history."""
+        data = line + b"\n"
+        half = data[:max(1, len(data) // 2)]
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(half), half))
+        self.wfile.flush()
+        try:   # base-class shutdown: works for SSL sockets too (no close_notify)
+            socket.socket.shutdown(self.connection, socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.connection.close()
+        except OSError:
+            pass
+        raise Abort()
+
     def start_chunked(self):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -1519,7 +1714,10 @@ class Handler(BaseHTTPRequestHandler):
                     self.write_line(dumps({"type": "BOOKMARK", "object": dict(
                         obj, apiVersion=res.gv, kind=res.kind)}))
                 else:
-                    self.write_line(dumps({"type": etype, "object": self.out(res, obj)}))
+                    line = dumps({"type": etype, "object": self.out(res, obj)})
+                    if STORE.reset_mid_event > 0 and self.take_reset_mid_event():
+                        self.write_half_and_abort(line)
+                    self.write_line(line)
             if bm_rv is not None:
                 self.write_line(dumps({"type": "BOOKMARK", "object": {
                     "kind": res.kind, "apiVersion": res.gv, "metadata": {"resourceVersion": str(bm_rv)}}}))

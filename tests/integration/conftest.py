@@ -22,6 +22,15 @@ SINK_PY = os.path.join(ROOT, "tests", "emulator", "sink.py")
 LOCAL_CLUSTER = os.path.join(ROOT, "scripts", "local-cluster")
 
 
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def wait_until(pred, timeout=15.0, what="condition"):
     deadline = time.monotonic() + timeout
     while True:
@@ -177,11 +186,11 @@ class Cluster:
 class Sink:
     """The recording sink: every request the adapter made, in order."""
 
-    def __init__(self, workdir, responses="", extra=()):
+    def __init__(self, workdir, responses="", extra=(), port=0):
         self.record = os.path.join(workdir, "sink.jsonl")
         open(self.record, "w").close()
         self.out = open(os.path.join(workdir, "sink.out"), "w+")
-        args = ["python3", SINK_PY, "--port", "0", "--record", self.record, *extra]
+        args = ["python3", SINK_PY, "--port", str(port), "--record", self.record, *extra]
         if responses:
             args += ["--responses", responses]
         self.proc = subprocess.Popen(args, stdout=self.out, stderr=subprocess.STDOUT)
@@ -360,8 +369,8 @@ def proxy_factory():
 def sink_factory(workdir):
     made = []
 
-    def make(responses="", extra=()):
-        s = Sink(tempfile.mkdtemp(dir=workdir), responses, extra)
+    def make(responses="", extra=(), port=0):
+        s = Sink(tempfile.mkdtemp(dir=workdir), responses, extra, port)
         made.append(s)
         return s
     yield make

@@ -2,6 +2,8 @@
 import json
 import time
 
+from conftest import free_port
+
 GUITAR = "kool.karmalabs.local/v1/Guitar"
 
 
@@ -105,19 +107,26 @@ def test_sigterm_drains_queue(cluster, sink_factory, adapter_factory):
     assert [l for l in a.logs() if l.get("msg") == "all events delivered, exiting"]
 
 
-def test_sink_down_then_up(cluster, sink, adapter_factory, workdir):
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens: connection refused
+def test_sink_down_then_up(cluster, sink_factory, adapter_factory):
+    """Nothing listens at the sink's address for a while: every event waits,
+    retried without limit, and arrives in order once the sink is up."""
+    port = free_port()
     cluster.guitars()
     a = adapter_factory(["--resource", GUITAR, "-n", "guitar-eventing", "--sink",
                          f"http://127.0.0.1:{port}/"], kubeconfig=cluster.kubeconfig)
     a.wait_watching()
     cluster.guitar("d15")
-    a.wait_log(lambda l: l.get("msg") == "delivery failed, retrying", 10, "a failed attempt")
-    logs = [l for l in a.logs() if l.get("msg") == "delivery failed, retrying"]
-    assert logs[0]["status"] == 0 and logs[0]["error"]
-    a.wait_log(lambda l: "after the last attempt" in l.get("msg", ""), 30, "the budget to run out")
+    cluster.kubectl("-n", "guitar-eventing", "label", "guitar", "d15", "a=1")
+    cluster.guitar("other")
+    a.wait_log(lambda l: len([x for x in a.logs() if x.get("msg") == "delivery failed, retrying"])
+               >= 4, 20, "several failed attempts")
+    refused = [l for l in a.logs() if l.get("msg") == "delivery failed, retrying"]
+    assert refused[0]["status"] == 0 and refused[0]["error"]
+    sink = sink_factory(port=port)
+    sink.wait_events(3, timeout=40)
     assert a.stop() == 0
+    got = [(r["headers"]["ce-name"], r["headers"]["ce-type"].rsplit(".", 1)[1])
+           for r in sink.requests()]
+    assert sorted(got) == [("d15", "add"), ("d15", "update"), ("other", "add")]
+    assert got.index(("d15", "add")) < got.index(("d15", "update"))
+    assert not [l for l in a.logs() if "dropping" in l.get("msg", "")]

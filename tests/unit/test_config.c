@@ -78,8 +78,13 @@ Test(config, command_line) {
 	cr_assert_eq(c.n_namespaces, 3);
 	cr_assert_str_eq(c.namespaces[2], "b");
 	cr_assert_eq(c.mode, CONFIG_MODE_RESOURCE);
-	cr_assert_eq(c.retry_max, 6);
+	cr_assert_eq(c.retry_max, 0); /* no limit by default: nothing is dropped */
+	cr_assert_eq(c.retry_timeout_usec, 0);
 	cr_assert_eq(c.sink_timeout_usec, 30000000);
+	cr_assert_eq(c.queue_max_events, 10000);
+	cr_assert_eq(c.drain_timeout_usec, 25000000);
+	cr_assert_null(c.dead_letter);
+	cr_assert_null(c.state_dir);
 	cr_assert_not(c.all_namespaces);
 	config_finish(&c);
 }
@@ -90,8 +95,15 @@ Test(config, stdout_sink_all_namespaces_reference) {
 	struct errs e = { 0 };
 
 	cr_assert_eq(LOAD(&c, &env, &e, "--resource", "v1/Namespace", "-A", "--sink", "-", "--mode",
-			     "reference", "--retry-max", "3", "--sink-timeout", "2"),
-		0);
+			     "reference", "--retry-max", "3", "--sink-timeout", "2", "--retry-timeout", "60",
+			     "--queue-max-bytes", "1048576", "--state-dir", "/tmp/x", "--object-state",
+			     "reference", "--drain-timeout", "0"),
+		0, "%s", e.lines[0]);
+	cr_assert_eq(c.retry_timeout_usec, 60000000);
+	cr_assert_eq(c.queue_max_bytes, 1048576);
+	cr_assert_str_eq(c.state_dir, "/tmp/x");
+	cr_assert(c.object_state_refs);
+	cr_assert_eq(c.drain_timeout_usec, 0);
 	cr_assert(c.all_namespaces);
 	cr_assert_str_eq(c.sink, "-");
 	cr_assert_eq(c.mode, CONFIG_MODE_REFERENCE);
@@ -191,7 +203,10 @@ static const char manifest[] =
 	"    extensions:\n"
 	"      team: frets\n"
 	"  sink:\n"
-	"    uri: http://127.0.0.1:9/events\n";
+	"    uri: http://127.0.0.1:9/events\n"
+	"  delivery:\n"
+	"    deadLetterSink:\n"
+	"      uri: http://127.0.0.1:9/dead\n";
 
 Test(config, manifest_file) {
 	struct config c;
@@ -210,6 +225,7 @@ Test(config, manifest_file) {
 	cr_assert_str_eq(c.namespaces[0], "guitar-eventing");
 	cr_assert_str_eq(c.owner_kind, "Parent");
 	cr_assert_str_eq(c.extensions[0].value, "frets");
+	cr_assert_str_eq(c.dead_letter, "http://127.0.0.1:9/dead");
 	config_finish(&c);
 	unlink(path);
 }
@@ -292,7 +308,8 @@ Test(config, every_problem_is_reported) {
 	struct errs e = { 0 };
 
 	cr_assert_eq(LOAD(&c, &env, &e, "--resource", "Guitar", "-n", "x", "-A", "--mode", "Both",
-			     "--retry-max", "0", "--log-level", "loud", "--bogus"),
+			     "--retry-max", "lots", "--log-level", "loud", "--bogus", "--queue-max-events", "0",
+			     "--object-state", "some", "--dead-letter", "ftp://dlq"),
 		-EINVAL);
 	cr_assert(has_error(&e, "K_SOURCE_CONFIG: invalid JSON"));
 	cr_assert(has_error(&e, "K_CE_OVERRIDES: extensions.id: not a valid CloudEvents extension name"));
@@ -300,7 +317,10 @@ Test(config, every_problem_is_reported) {
 	cr_assert(has_error(&e, "--resource: \"Guitar\" is not APIVERSION/KIND"));
 	cr_assert(has_error(&e, "-A: cannot be combined with -n"));
 	cr_assert(has_error(&e, "--mode: must be Resource or Reference"));
-	cr_assert(has_error(&e, "--retry-max"));
+	cr_assert(has_error(&e, "--retry-max: \"lots\" is not a number of attempts"));
+	cr_assert(has_error(&e, "--queue-max-events: \"0\" is not a number of events (1-"));
+	cr_assert(has_error(&e, "--object-state: must be full or reference"));
+	cr_assert(has_error(&e, "--dead-letter: \"ftp://dlq\" is not an http"));
 	cr_assert(has_error(&e, "--log-level"));
 	cr_assert(has_error(&e, "--bogus: unknown flag"));
 	cr_assert(has_error(&e, "--sink: missing"));

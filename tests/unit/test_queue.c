@@ -8,7 +8,7 @@ struct rec {
 	struct queue_entry *sent[64];
 	char sent_ids[64][40];
 	int nsent;
-	int delivered, dropped, exhausted, retrying;
+	int delivered, dropped, exhausted, retrying, dead_lettered, dead_lettering, space;
 	uint64_t last_delay;
 	int sync; /* send returns 1 (synchronous delivery) */
 	struct loop *loop;
@@ -26,16 +26,32 @@ static int do_send(struct queue_entry *e, void *ud) {
 	return r->sync ? 1 : 0;
 }
 
-static void do_finished(struct queue_entry *e, bool delivered, bool exhausted, void *ud) {
+static void do_finished(struct queue_entry *e, enum queue_outcome out, bool exhausted, void *ud) {
 	struct rec *r = ud;
 
 	(void)e;
-	if (delivered)
+	if (out == QUEUE_OUT_DELIVERED)
 		r->delivered++;
+	else if (out == QUEUE_OUT_DEAD_LETTERED)
+		r->dead_lettered++;
 	else
 		r->dropped++;
 	if (exhausted)
 		r->exhausted++;
+}
+
+static void do_dead_lettering(struct queue_entry *e, bool exhausted, void *ud) {
+	struct rec *r = ud;
+
+	(void)e;
+	(void)exhausted;
+	r->dead_lettering++;
+}
+
+static void do_space(void *ud) {
+	struct rec *r = ud;
+
+	r->space++;
 }
 
 static void do_retrying(struct queue_entry *e, uint64_t delay, void *ud) {
@@ -46,7 +62,8 @@ static void do_retrying(struct queue_entry *e, uint64_t delay, void *ud) {
 	r->last_delay = delay;
 }
 
-static const struct queue_ops ops = { do_send, do_finished, do_retrying };
+static const struct queue_ops ops = { do_send, do_finished, do_retrying, do_dead_lettering,
+	do_space };
 
 static struct cevent *ev(const char *key, const char *id) {
 	struct cevent *e = calloc(1, sizeof(*e));
@@ -55,6 +72,14 @@ static struct cevent *ev(const char *key, const char *id) {
 	snprintf(e->id, sizeof(e->id), "%s", id);
 	e->bytes = 100;
 	return e;
+}
+
+static struct queue *make_opts(struct rec *r, struct queue_options o) {
+	struct queue *q;
+
+	cr_assert_eq(loop_create(&r->loop), 0);
+	cr_assert_eq(queue_create(r->loop, &o, &ops, r, &q), 0);
+	return q;
 }
 
 static struct queue *make(struct rec *r, size_t inflight, unsigned retry_max) {
@@ -186,5 +211,93 @@ Test(queue, destroy_with_pending_frees_everything) {
 	queue_dispatch(q);
 	queue_complete(q, r.sent[0], QUEUE_RETRY, 0);
 	queue_destroy(q); /* ASan reports anything left behind */
+	loop_destroy(r.loop);
+}
+
+Test(queue, no_limit_by_default_then_dead_letter_after_a_400) {
+	struct rec r = { 0 };
+	struct queue *q = make_opts(&r, (struct queue_options){ .max_inflight = 4,
+					  .backoff_initial_usec = 100,
+					  .backoff_max_usec = 200,
+					  .dead_letter = true });
+
+	queue_push(q, ev("A", "a1"));
+	queue_push(q, ev("A", "a2"));
+	queue_dispatch(q);
+	/* Twenty failures in a row: still retrying, never dropped. */
+	for (int i = 0; i < 20; i++) {
+		queue_complete(q, r.sent[r.nsent - 1], QUEUE_RETRY, 0);
+		r.quit_after_sends = r.nsent + 1;
+		loop_run(r.loop);
+	}
+	cr_assert_eq(r.dropped, 0);
+	cr_assert_str_eq(r.sent_ids[r.nsent - 1], "a1");
+	/* A 400: the same event goes to the dead-letter sink, before a2. */
+	r.sent[r.nsent - 1]->last_status = 400;
+	queue_complete(q, r.sent[r.nsent - 1], QUEUE_DROP, 0);
+	cr_assert_eq(r.dead_lettering, 1);
+	cr_assert_str_eq(r.sent_ids[r.nsent - 1], "a1");
+	cr_assert(r.sent[r.nsent - 1]->dead_letter);
+	cr_assert_eq(r.sent[r.nsent - 1]->failed_status, 400);
+	queue_complete(q, r.sent[r.nsent - 1], QUEUE_DELIVERED, 0);
+	cr_assert_eq(r.dead_lettered, 1);
+	cr_assert_str_eq(r.sent_ids[r.nsent - 1], "a2");
+	queue_destroy(q);
+	loop_destroy(r.loop);
+}
+
+Test(queue, retry_timeout_bounds_the_retries) {
+	struct rec r = { 0 };
+	struct queue *q = make_opts(&r, (struct queue_options){ .max_inflight = 4,
+					  .backoff_initial_usec = 20000,
+					  .backoff_max_usec = 20000,
+					  .retry_timeout_usec = 50000 });
+	int rounds = 0;
+
+	queue_push(q, ev("A", "a1"));
+	queue_dispatch(q);
+	while (!r.dropped && rounds++ < 100) {
+		queue_complete(q, r.sent[r.nsent - 1], QUEUE_RETRY, 0);
+		if (r.dropped)
+			break;
+		r.quit_after_sends = r.nsent + 1;
+		loop_run(r.loop);
+	}
+	cr_assert_eq(r.dropped, 1);
+	cr_assert_eq(r.exhausted, 1);
+	cr_assert(rounds >= 2 && rounds <= 6, "%d rounds", rounds);
+	queue_destroy(q);
+	loop_destroy(r.loop);
+}
+
+static void count_entry(const struct queue_entry *e, void *ud) {
+	(void)e;
+	(*(int *)ud)++;
+}
+
+Test(queue, full_and_space) {
+	struct rec r = { 0 };
+	struct queue *q = make_opts(&r, (struct queue_options){ .max_inflight = 100,
+					  .max_events = 10,
+					  .retry_max = 1 });
+	char k[8];
+	int seen = 0;
+
+	for (int i = 0; i < 10; i++) {
+		cr_assert_not(queue_full(q));
+		snprintf(k, sizeof(k), "k%d", i);
+		queue_push(q, ev(k, k));
+	}
+	cr_assert(queue_full(q));
+	queue_dispatch(q);
+	/* One done is not enough to resume (low-water mark at 90%). */
+	queue_complete(q, r.sent[0], QUEUE_DELIVERED, 0);
+	cr_assert_not(queue_full(q));
+	cr_assert_eq(r.space, 0);
+	queue_complete(q, r.sent[1], QUEUE_DELIVERED, 0);
+	cr_assert_eq(r.space, 1);
+	queue_foreach(q, count_entry, &seen);
+	cr_assert_eq(seen, 8);
+	queue_destroy(q);
 	loop_destroy(r.loop);
 }
