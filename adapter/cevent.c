@@ -216,6 +216,8 @@ int cevent_create(const struct cevent_params *params, const struct kobj *obj, en
 	ev = calloc(1, sizeof(*ev));
 	if (!ev)
 		goto out;
+	ev->op = op;
+	ev->mode = params->mode;
 	ev->type = cevent_type(params->mode, op);
 	if (obj->uid[0])
 		cevent_make_id(obj->uid, obj->resource_version, op, ev->id);

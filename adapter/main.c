@@ -13,11 +13,11 @@
 #include "adapter/loop.h"
 #include "adapter/ndjson.h"
 #include "adapter/sink.h"
+#include "adapter/state.h"
 #include "adapter/watch.h"
 
 #define EXIT_CONFIG 2
 #define EXIT_RUNTIME 1
-#define DRAIN_TIMEOUT_USEC (25ull * 1000000ull)
 #define DRAIN_POLL_USEC (50ull * 1000ull)
 
 struct adapter {
@@ -33,6 +33,9 @@ struct adapter {
 	uint64_t drain_deadline_usec;
 	bool draining;
 	unsigned config_errors;
+	struct state_checkpoint *checkpoint;
+	struct loop_timer checkpoint_timer;
+	uint64_t checkpointed_signature; /* what the last checkpoint reflected */
 };
 
 static const char *env_lookup(const char *name, void *userdata) {
@@ -61,6 +64,71 @@ static void stop_watchers(struct adapter *a) {
 		watcher_stop(a->watchers[i]);
 }
 
+/* Changes since the last checkpoint show up in one of these counters. */
+static uint64_t state_signature(struct adapter *a) {
+	struct queue_stats st;
+
+	sink_get_stats(a->sink, &st);
+	return a->wctx.changes + st.delivered + st.dead_lettered + st.dropped + st.queued;
+}
+
+static void write_pending_event(const struct queue_entry *e, void *userdata) {
+	state_writer_event(userdata, e->ev);
+}
+
+/* Writes every watch's objects and resourceVersion and every undelivered
+ * event, atomically. Watches of the loaded checkpoint that are not running
+ * yet (their kind not served yet) are carried over unchanged. */
+static int write_checkpoint(struct adapter *a) {
+	struct state_writer *sw = NULL;
+	uint64_t signature = state_signature(a);
+	int r;
+
+	r = state_writer_open(a->cfg.state_dir, &sw);
+	for (size_t i = 0; r == 0 && i < a->n_watchers; i++)
+		r = watcher_checkpoint(a->watchers[i], sw);
+	for (size_t i = 0; r == 0 && a->checkpoint && i < a->checkpoint->n_watches; i++) {
+		struct state_watch *w = &a->checkpoint->watches[i];
+		struct hashmap_iter it = { 0 };
+		const char *key;
+		void *v;
+
+		if (w->adopted)
+			continue;
+		r = state_writer_watch(sw, w->key, w->rv);
+		while (r == 0 && hashmap_next(&w->objects, &it, &key, &v))
+			r = state_writer_object(sw, key, v);
+	}
+	if (r == 0)
+		sink_foreach_pending(a->sink, write_pending_event, sw);
+	if (r == 0)
+		r = state_writer_commit(sw);
+	else
+		state_writer_abort(sw);
+	if (r < 0) {
+		log_error("main", "cannot write the checkpoint, retrying at the next interval",
+			LOG_STR("dir", a->cfg.state_dir), LOG_STR("error", strerror(-r)));
+		return r;
+	}
+	a->checkpointed_signature = signature;
+	log_debug("main", "checkpoint written", LOG_STR("dir", a->cfg.state_dir));
+	return 0;
+}
+
+static void handle_checkpoint_timer(struct loop_timer *t, void *userdata) {
+	struct adapter *a = userdata;
+
+	if (state_signature(a) != a->checkpointed_signature)
+		write_checkpoint(a);
+	loop_timer_arm_in(a->loop, t, a->cfg.checkpoint_interval_usec);
+}
+
+static void finish_drain(struct adapter *a) {
+	if (a->cfg.state_dir)
+		write_checkpoint(a);
+	loop_quit(a->loop, 0);
+}
+
 static void handle_drain_timer(struct loop_timer *t, void *userdata) {
 	struct adapter *a = userdata;
 	struct queue_stats st;
@@ -69,15 +137,22 @@ static void handle_drain_timer(struct loop_timer *t, void *userdata) {
 	sink_get_stats(a->sink, &st);
 	if (st.queued == 0) {
 		log_info("main", "all events delivered, exiting", LOG_INT("delivered", st.delivered),
-			LOG_INT("dropped", st.dropped));
-		loop_quit(a->loop, 0);
+			LOG_INT("dead_lettered", st.dead_lettered), LOG_INT("dropped", st.dropped));
+		finish_drain(a);
 		return;
 	}
 	if (loop_now_usec() >= a->drain_deadline_usec) {
-		log_error("main", "drain deadline passed, exiting with events undelivered",
-			LOG_INT("undelivered", st.queued), LOG_INT("delivered", st.delivered),
-			LOG_INT("dropped", st.dropped));
-		loop_quit(a->loop, 0);
+		if (a->cfg.state_dir)
+			log_warn("main", "drain deadline passed; undelivered events are kept in the "
+					 "checkpoint and sent after the restart",
+				LOG_INT("undelivered", st.queued), LOG_INT("delivered", st.delivered),
+				LOG_STR("dir", a->cfg.state_dir));
+		else
+			log_error("main", "drain deadline passed, exiting with events undelivered "
+					  "(give --state-dir to keep them)",
+				LOG_INT("undelivered", st.queued), LOG_INT("delivered", st.delivered),
+				LOG_INT("dropped", st.dropped));
+		finish_drain(a);
 		return;
 	}
 	loop_timer_arm_in(a->loop, &a->drain_timer, DRAIN_POLL_USEC);
@@ -95,9 +170,18 @@ static void handle_signal(int signo, void *userdata) {
 	log_info("main", "signal received, stopping watches and draining",
 		LOG_STR("signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"));
 	stop_watchers(a);
-	a->drain_deadline_usec = loop_now_usec() + DRAIN_TIMEOUT_USEC;
+	a->drain_deadline_usec = loop_now_usec() + a->cfg.drain_timeout_usec;
 	loop_timer_init(&a->drain_timer, handle_drain_timer, a);
 	loop_timer_arm_in(a->loop, &a->drain_timer, 0);
+}
+
+static void handle_queue_space(void *userdata) {
+	struct adapter *a = userdata;
+
+	if (a->draining)
+		return;
+	for (size_t i = 0; i < a->n_watchers; i++)
+		watcher_resume(a->watchers[i]);
 }
 
 static int add_namespace_item(const struct kobj *obj, void *userdata) {
@@ -160,14 +244,57 @@ out:
 	return r;
 }
 
+/* Reads --state-dir's checkpoint: its undelivered events are queued again
+ * (same ids), and its watch states wait for their watches. */
+static int load_checkpoint(struct adapter *a) {
+	struct cevent_params params = {
+		.mode = a->cfg.mode,
+		.source = kube_server(a->kube),
+		.overrides = a->cfg.extensions,
+		.n_overrides = a->cfg.n_extensions,
+	};
+	size_t line = 0;
+	int r;
+
+	r = state_load(a->cfg.state_dir, &params, a->cfg.max_event_bytes + 4096, &a->checkpoint, &line);
+	if (r == -ENOENT) {
+		log_info("main", "no checkpoint yet, starting afresh", LOG_STR("dir", a->cfg.state_dir));
+		return 0;
+	}
+	if (r < 0) {
+		char where[1200];
+		snprintf(where, sizeof(where), "%s/checkpoint.ndjson:%zu: %s", a->cfg.state_dir, line,
+			r == -EBADMSG ? "damaged checkpoint; move it away to start afresh (changes made "
+					"while the adapter was down are then not reported)" :
+					strerror(-r));
+		log_error("main", where, LOG_STR("field", "--state-dir"));
+		return r;
+	}
+	for (size_t i = 0; i < a->checkpoint->n_events; i++) {
+		r = sink_submit(a->sink, a->checkpoint->events[i]);
+		if (r < 0)
+			return r;
+		a->checkpoint->events[i] = NULL; /* the queue owns it now */
+	}
+	log_info("main", "checkpoint loaded", LOG_STR("dir", a->cfg.state_dir),
+		LOG_INT("watches", a->checkpoint->n_watches),
+		LOG_INT("objects", a->checkpoint->n_objects),
+		LOG_INT("undelivered_events", a->checkpoint->n_events));
+	a->checkpointed_signature = 0;
+	return 0;
+}
+
 static void adapter_finish(struct adapter *a) {
 	for (size_t i = 0; i < a->n_watchers; i++)
 		watcher_destroy(a->watchers[i]);
 	free(a->watchers);
 	sink_destroy(a->sink);
 	http_destroy(a->http);
-	if (a->loop)
+	if (a->loop) {
 		loop_timer_disarm(a->loop, &a->drain_timer);
+		loop_timer_disarm(a->loop, &a->checkpoint_timer);
+	}
+	state_checkpoint_free(a->checkpoint);
 	loop_destroy(a->loop);
 	kube_destroy(a->kube);
 	config_finish(&a->cfg);
@@ -229,6 +356,12 @@ int main(int argc, char **argv) {
 		goto out;
 	}
 	loop_timer_init(&a.drain_timer, handle_drain_timer, &a);
+	loop_timer_init(&a.checkpoint_timer, handle_checkpoint_timer, &a);
+	sink_on_space(a.sink, handle_queue_space, &a);
+	if (a.cfg.state_dir && load_checkpoint(&a) < 0) {
+		ret = EXIT_CONFIG;
+		goto out;
+	}
 	a.wctx = (struct watch_context){
 		.cfg = &a.cfg,
 		.loop = a.loop,
@@ -237,6 +370,7 @@ int main(int argc, char **argv) {
 		.sink = a.sink,
 		.fatal = handle_fatal,
 		.userdata = &a,
+		.checkpoint = a.checkpoint,
 	};
 	a.watchers = calloc(a.cfg.n_resources, sizeof(*a.watchers));
 	if (!a.watchers)
@@ -255,7 +389,11 @@ int main(int argc, char **argv) {
 		LOG_INT("namespace_count", a.cfg.n_namespaces));
 	for (size_t i = 0; i < a.n_watchers; i++)
 		watcher_start(a.watchers[i]);
+	if (a.cfg.state_dir)
+		loop_timer_arm_in(a.loop, &a.checkpoint_timer, a.cfg.checkpoint_interval_usec);
 	ret = loop_run(a.loop);
+	if (ret > 0 && a.cfg.state_dir)
+		write_checkpoint(&a); /* leaving on an error: keep what is known */
 	if (ret < 0) {
 		log_error("main", "event loop failed", LOG_STR("error", strerror(-ret)));
 		ret = EXIT_RUNTIME;

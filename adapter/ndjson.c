@@ -94,8 +94,10 @@ struct kparse {
 	char keys[MAXD][64];
 	bool is_array[MAXD];
 	size_t offset_base; /* absolute offset of the buffer passed to yajl_parse */
-	/* the event's type */
+	/* the event's type, and a checkpoint line's id and time */
 	char type[32];
+	char id[40];
+	char time[64];
 	bool have_object;
 	/* the object being read */
 	bool in_obj;
@@ -141,8 +143,13 @@ static bool in_owner_ref(struct kparse *p, int d) {
 static void on_scalar(struct kparse *p, const unsigned char *s, size_t n, bool is_string) {
 	int d = p->depth;
 
-	if (p->mode == MODE_EVENT && d == 1 && is_string && key_is(p, 1, "type")) {
-		copy_field(p, p->type, sizeof(p->type), s, n, false);
+	if (p->mode == MODE_EVENT && d == 1 && is_string) {
+		if (key_is(p, 1, "type"))
+			copy_field(p, p->type, sizeof(p->type), s, n, false);
+		else if (key_is(p, 1, "id"))
+			copy_field(p, p->id, sizeof(p->id), s, n, false);
+		else if (key_is(p, 1, "time"))
+			copy_field(p, p->time, sizeof(p->time), s, n, false);
 		return;
 	}
 	if (p->in_obj) {
@@ -354,6 +361,8 @@ int ndjson_parse_event(const char *line, size_t len, struct ndjson_event *ret) {
 	ret->obj.json = line + p->obj_start;
 	ret->obj.json_len = p->obj_end - p->obj_start;
 	snprintf(ret->type_name, sizeof(ret->type_name), "%s", p->type);
+	memcpy(ret->id, p->id, sizeof(ret->id));
+	memcpy(ret->time, p->time, sizeof(ret->time));
 	ret->type = type_from_name(p->type);
 	r = 0;
 out:

@@ -7,6 +7,7 @@
 #include "adapter/discovery.h"
 #include "adapter/log.h"
 #include "adapter/ndjson.h"
+#include "adapter/state.h"
 #include "adapter/util/backoff.h"
 #include "adapter/util/buf.h"
 #include "adapter/util/hashmap.h"
@@ -23,16 +24,6 @@
 
 enum watch_state { ST_IDLE, ST_LISTING, ST_WATCHING, ST_WAITING };
 enum pending { PENDING_NONE, PENDING_RELIST, PENDING_BAD_STREAM };
-
-/* The last state of one object, for relist diffs and deletes found by them. */
-struct objstate {
-	char *rv;
-	char *name;
-	char *ns;
-	char *json; /* NULL in Reference mode: a reference needs no payload */
-	size_t json_len;
-	unsigned generation;
-};
 
 struct watch {
 	struct watcher *w;
@@ -59,10 +50,13 @@ struct watch {
 	unsigned events_in_stream;
 	uint64_t retry_after_usec;
 	bool announced;
+	bool paused; /* backpressure: the queue is full */
+	bool resumed; /* state taken from a checkpoint */
+	char *key;    /* names the watch in checkpoints */
 };
 
 struct watcher {
-	const struct watch_context *ctx;
+	struct watch_context *ctx;
 	const struct config_resource *res;
 	char label[512]; /* "guitars.kool.karmalabs.local/v1" style, for logs */
 	char api_version[300];
@@ -82,18 +76,9 @@ struct watcher {
 
 static void watch_list_start(struct watch *wa);
 static void watch_stream_start(struct watch *wa);
+static void adopt_checkpoint(struct watch *wa);
 
 /* ---------------- object state ---------------- */
-
-static void objstate_free(struct objstate *o) {
-	if (!o)
-		return;
-	free(o->rv);
-	free(o->name);
-	free(o->ns);
-	free(o->json);
-	free(o);
-}
 
 static const char *obj_key(const struct kobj *obj, char *buf, size_t len) {
 	if (obj->uid[0])
@@ -108,13 +93,17 @@ static const char *obj_key(const struct kobj *obj, char *buf, size_t len) {
 static int state_put(struct watch *wa, const struct kobj *obj) {
 	char kbuf[600];
 	const char *key = obj_key(obj, kbuf, sizeof(kbuf));
-	struct objstate *o = hashmap_get(&wa->objects, key), *n;
-	bool keep_json = wa->w->ctx->cfg->mode == CONFIG_MODE_RESOURCE;
+	struct state_object *o = hashmap_get(&wa->objects, key), *n;
+	/* The last state is needed only to send it with a delete found by a
+	 * relist, in Resource mode, unless references were asked for. */
+	bool keep_json = wa->w->ctx->cfg->mode == CONFIG_MODE_RESOURCE &&
+		!wa->w->ctx->cfg->object_state_refs;
 
 	if (o && strcmp(o->rv, obj->resource_version) == 0) {
 		o->generation = wa->generation;
 		return 1;
 	}
+	wa->w->ctx->changes++;
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return -ENOMEM;
@@ -132,17 +121,23 @@ static int state_put(struct watch *wa, const struct kobj *obj) {
 	n->generation = wa->generation;
 	if (!n->rv || !n->name || !n->ns || (keep_json && !n->json) ||
 		hashmap_put(&wa->objects, key, n) < 0) {
-		objstate_free(n);
+		state_object_free(n);
 		return -ENOMEM;
 	}
-	objstate_free(o);
+	state_object_free(o);
 	return 0;
 }
 
-static void state_remove(struct watch *wa, const struct kobj *obj) {
+/* Forgets a deleted object. Returns its last known resourceVersion in
+ * ret_rv (empty if unknown): a delete's id is made from it, so the delete a
+ * relist finds and the one a watch reports carry the same id. */
+static void state_remove(struct watch *wa, const struct kobj *obj, char *ret_rv, size_t rv_len) {
 	char kbuf[600];
+	struct state_object *o = hashmap_remove(&wa->objects, obj_key(obj, kbuf, sizeof(kbuf)));
 
-	objstate_free(hashmap_remove(&wa->objects, obj_key(obj, kbuf, sizeof(kbuf))));
+	snprintf(ret_rv, rv_len, "%s", o ? o->rv : obj->resource_version);
+	wa->w->ctx->changes++;
+	state_object_free(o);
 }
 
 /* ---------------- emitting ---------------- */
@@ -286,6 +281,18 @@ static size_t handle_header(char *buffer, size_t size, size_t nitems, void *user
 	return n;
 }
 
+/* Backpressure: before taking a chunk, stop reading if the queue is full.
+ * curl keeps the chunk and hands it over again after watcher_resume(). */
+static bool must_pause(struct watch *wa) {
+	if (!sink_full(wa->w->ctx->sink))
+		return false;
+	if (!wa->paused)
+		log_debug("watch", "delivery queue full, pausing the stream",
+			LOG_STR("resource", wa->w->label), LOG_STR("namespace", wa->ns ? wa->ns : ""));
+	wa->paused = true;
+	return true;
+}
+
 /* Captures the body of a non-200 answer (a Status). Returns true if so. */
 static bool capture_error_body(struct watch *wa, const char *data, size_t n) {
 	if (!wa->status)
@@ -324,6 +331,7 @@ static int prepare(struct watch *wa, curl_write_callback write_fn, http_done_fn 
 	curl_easy_setopt(wa->xfer.easy, CURLOPT_HEADERFUNCTION, handle_header);
 	curl_easy_setopt(wa->xfer.easy, CURLOPT_HEADERDATA, wa);
 	wa->status = 0;
+	wa->paused = false;
 	wa->retry_after_usec = 0;
 	wa->pending = PENDING_NONE;
 	wa->stream_error = 0;
@@ -336,7 +344,7 @@ static int prepare(struct watch *wa, curl_write_callback write_fn, http_done_fn 
 static int handle_list_item(const struct kobj *obj, void *userdata) {
 	struct watch *wa = userdata;
 	char kbuf[600];
-	struct objstate *prev;
+	struct state_object *prev;
 	bool known;
 	int r;
 
@@ -361,6 +369,8 @@ static size_t handle_list_data(char *data, size_t size, size_t nmemb, void *user
 
 	if (capture_error_body(wa, data, n))
 		return n;
+	if (must_pause(wa))
+		return CURL_WRITEFUNC_PAUSE;
 	r = ndjson_list_feed(wa->list, data, n);
 	if (r < 0) {
 		wa->stream_error = r;
@@ -376,14 +386,29 @@ static void sweep_deleted(struct watch *wa) {
 	void *v;
 
 	while (hashmap_next(&wa->objects, &it, &key, &v)) {
-		struct objstate *o = v;
+		struct state_object *o = v;
 		struct kobj obj;
+		char ref[1200];
+		int n;
 
 		if (o->generation == wa->generation)
 			continue;
 		memset(&obj, 0, sizeof(obj));
-		obj.json = o->json ? o->json : "{}";
-		obj.json_len = o->json ? o->json_len : 2;
+		if (o->json) {
+			obj.json = o->json;
+			obj.json_len = o->json_len;
+		} else {
+			/* Only a reference was kept: the delete carries it. */
+			n = snprintf(ref, sizeof(ref),
+				"{\"kind\":\"%s\",%s%s%s\"name\":\"%s\",\"apiVersion\":\"%s\"}",
+				wa->w->params.default_kind, *o->ns ? "\"namespace\":\"" : "", o->ns,
+				*o->ns ? "\"," : "", o->name, wa->w->params.default_api_version);
+			obj.json = ref;
+			obj.json_len = n > 0 && (size_t)n < sizeof(ref) ? (size_t)n : 0;
+			snprintf(obj.kind, sizeof(obj.kind), "%s", wa->w->params.default_kind);
+			snprintf(obj.api_version, sizeof(obj.api_version), "%s",
+				wa->w->params.default_api_version);
+		}
 		snprintf(obj.name, sizeof(obj.name), "%s", o->name);
 		snprintf(obj.namespace, sizeof(obj.namespace), "%s", o->ns);
 		snprintf(obj.resource_version, sizeof(obj.resource_version), "%s", o->rv);
@@ -393,7 +418,8 @@ static void sweep_deleted(struct watch *wa) {
 		 * stored from a watch event, else from the resource. */
 		emit(wa, CEVENT_DELETE, &obj);
 		hashmap_remove(&wa->objects, key);
-		objstate_free(o);
+		state_object_free(o);
+		wa->w->ctx->changes++;
 	}
 }
 
@@ -530,10 +556,12 @@ static int handle_line(const char *line, size_t len, void *userdata) {
 				&ev.obj);
 		break;
 	}
-	case NDJSON_DELETED:
-		state_remove(wa, &ev.obj);
-		emit(wa, CEVENT_DELETE, &ev.obj);
+	case NDJSON_DELETED: {
+		struct kobj last = ev.obj;
+		state_remove(wa, &ev.obj, last.resource_version, sizeof(last.resource_version));
+		emit(wa, CEVENT_DELETE, &last);
 		break;
+	}
 	case NDJSON_BOOKMARK:
 		break;
 	case NDJSON_ERROR:
@@ -563,8 +591,10 @@ static int handle_line(const char *line, size_t len, void *userdata) {
 		break;
 	}
 	/* Only after the event is queued does its version count as seen. */
-	if (ev.obj.resource_version[0])
+	if (ev.obj.resource_version[0]) {
 		snprintf(wa->rv, sizeof(wa->rv), "%s", ev.obj.resource_version);
+		wa->w->ctx->changes++;
+	}
 	wa->events_in_stream++;
 	return 0;
 }
@@ -576,6 +606,8 @@ static size_t handle_watch_data(char *data, size_t size, size_t nmemb, void *use
 
 	if (capture_error_body(wa, data, n))
 		return n;
+	if (must_pause(wa))
+		return CURL_WRITEFUNC_PAUSE;
 	r = ndjson_feed(&wa->lines, data, n, handle_line, wa);
 	if (r < 0) {
 		if (wa->pending == PENDING_NONE)
@@ -678,9 +710,6 @@ static void watch_stream_start(struct watch *wa) {
 /* ---------------- the watcher: discovery, then its watches ---------------- */
 
 static void watch_destroy(struct watch *wa) {
-	struct hashmap_iter it = { 0 };
-	void *v;
-
 	if (!wa)
 		return;
 	loop_timer_disarm(wa->w->ctx->loop, &wa->timer);
@@ -689,13 +718,39 @@ static void watch_destroy(struct watch *wa) {
 	ndjson_finish(&wa->lines);
 	ndjson_list_destroy(wa->list);
 	buf_finish(&wa->errbody);
-	while (hashmap_next(&wa->objects, &it, NULL, &v))
-		objstate_free(v);
-	hashmap_finish(&wa->objects);
+	state_objects_clear(&wa->objects);
 	free(wa->list_continue);
 	free(wa->ns);
 	free(wa->base_path);
+	free(wa->key);
 	free(wa);
+}
+
+/* Takes over the objects and resourceVersion a checkpoint kept for this
+ * watch: the watch resumes from there, and if that version has expired the
+ * relist reports what changed while the adapter was away. */
+static void adopt_checkpoint(struct watch *wa) {
+	struct state_watch *sw = state_find_watch(wa->w->ctx->checkpoint, wa->key);
+
+	if (!sw || sw->adopted)
+		return;
+	sw->adopted = true;
+	wa->objects = sw->objects;
+	hashmap_init(&sw->objects);
+	snprintf(wa->rv, sizeof(wa->rv), "%s", sw->rv);
+	wa->synced = true;
+	wa->resumed = true;
+}
+
+/* Names a watch across restarts: what it watches, where, with which selector. */
+static char *watch_key(const struct watcher *w, const char *ns) {
+	char *key = NULL;
+
+	if (asprintf(&key, "%s/%s|%s|%s", w->api_version,
+		    w->res->kind ? w->res->kind : w->res->resource, ns ? ns : "*",
+		    w->res->label_selector ? w->res->label_selector : "") < 0)
+		return NULL;
+	return key;
 }
 
 static int watch_create(struct watcher *w, const char *ns, struct watch **ret) {
@@ -726,6 +781,10 @@ static int watch_create(struct watcher *w, const char *ns, struct watch **ret) {
 		wa->base_path = NULL;
 		goto oom;
 	}
+	wa->key = watch_key(w, ns);
+	if (!wa->key)
+		goto oom;
+	adopt_checkpoint(wa);
 	*ret = wa;
 	return 0;
 oom:
@@ -748,8 +807,18 @@ static int start_watches(struct watcher *w) {
 			return r;
 		w->n_watches++;
 	}
-	for (size_t i = 0; i < w->n_watches; i++)
-		watch_list_start(w->watches[i]);
+	for (size_t i = 0; i < w->n_watches; i++) {
+		struct watch *wa = w->watches[i];
+		if (!wa->resumed) {
+			watch_list_start(wa);
+			continue;
+		}
+		wa->announced = true;
+		log_info("watch", "watching", LOG_STR("resource", w->label),
+			LOG_STR("namespace", wa->ns ? wa->ns : ""), LOG_STR("resourceVersion", wa->rv),
+			LOG_INT("objects", wa->objects.count), LOG_BOOL("from_checkpoint", true));
+		watch_stream_start(wa);
+	}
 	return 0;
 }
 
@@ -865,7 +934,7 @@ static void discovery_request(struct watcher *w) {
 		discovery_retry(w, "cannot start discovery", 0, strerror(-r), false);
 }
 
-int watcher_create(const struct watch_context *ctx, const struct config_resource *res,
+int watcher_create(struct watch_context *ctx, const struct config_resource *res,
 	struct watcher **ret_watcher) {
 	struct watcher *w = calloc(1, sizeof(*w));
 
@@ -907,6 +976,37 @@ void watcher_stop(struct watcher *w) {
 		loop_timer_disarm(w->ctx->loop, &w->watches[i]->timer);
 		http_cancel(w->ctx->http, &w->watches[i]->xfer);
 	}
+}
+
+void watcher_resume(struct watcher *w) {
+	for (size_t i = 0; i < w->n_watches && !sink_full(w->ctx->sink); i++) {
+		struct watch *wa = w->watches[i];
+		if (!wa->paused)
+			continue;
+		wa->paused = false;
+		/* May hand the kept chunk over at once, and pause again. */
+		if (wa->xfer.active)
+			http_pause_recv(w->ctx->http, &wa->xfer, false);
+	}
+}
+
+int watcher_checkpoint(const struct watcher *w, struct state_writer *sw) {
+	for (size_t i = 0; i < w->n_watches; i++) {
+		struct watch *wa = w->watches[i];
+		struct hashmap_iter it = { 0 };
+		const char *key;
+		void *v;
+		int r;
+
+		if (!wa->synced)
+			continue; /* it lists afresh after a restart */
+		r = state_writer_watch(sw, wa->key, wa->rv);
+		while (r == 0 && hashmap_next(&wa->objects, &it, &key, &v))
+			r = state_writer_object(sw, key, v);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 bool watcher_synced(const struct watcher *w) {

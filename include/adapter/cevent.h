@@ -18,6 +18,8 @@
 enum cevent_op { CEVENT_ADD, CEVENT_UPDATE, CEVENT_DELETE };
 
 struct cevent {
+	enum cevent_op op;
+	enum config_mode mode;
 	char id[40];
 	const char *type;   /* static */
 	char *source;

@@ -51,6 +51,9 @@ enum ndjson_type {
 struct ndjson_event {
 	enum ndjson_type type;
 	char type_name[32];
+	/* Top-level "id" and "time", which only checkpoint lines carry. */
+	char id[40];
+	char time[64];
 	struct kobj obj;
 };
 

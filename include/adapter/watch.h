@@ -8,6 +8,7 @@
 #include "adapter/kube.h"
 #include "adapter/loop.h"
 #include "adapter/sink.h"
+#include "adapter/state.h"
 
 /* List and watch one configured resource: discovery (kind -> plural and
  * scope, retried with backoff until the kind is served), then per namespace
@@ -31,15 +32,25 @@ struct watch_context {
 	 * would not fix. */
 	void (*fatal)(void *userdata);
 	void *userdata;
+	/* State loaded from --state-dir; watches take over what matches them. */
+	struct state_checkpoint *checkpoint;
+	/* Bumped on every change of object state or resourceVersion, so the
+	 * checkpoint timer knows when there is something new to write. */
+	uint64_t changes;
 };
 
 /* Borrows ctx and res. */
-int watcher_create(const struct watch_context *ctx, const struct config_resource *res,
+int watcher_create(struct watch_context *ctx, const struct config_resource *res,
 	struct watcher **ret_watcher);
 void watcher_destroy(struct watcher *w);
 int watcher_start(struct watcher *w);
 /* Cancels every transfer and timer; events already queued stay queued. */
 void watcher_stop(struct watcher *w);
+/* Resumes the streams paused because the delivery queue was full. Not from
+ * inside a libcurl callback. */
+void watcher_resume(struct watcher *w);
+/* Writes the state of every synced watch of this resource. */
+int watcher_checkpoint(const struct watcher *w, struct state_writer *sw);
 /* True once every watch of this resource has listed and is watching. */
 bool watcher_synced(const struct watcher *w);
 

@@ -1,0 +1,77 @@
+#ifndef ADAPTER_STATE_H
+#define ADAPTER_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "adapter/cevent.h"
+#include "adapter/util/hashmap.h"
+
+/* What the adapter remembers, and its checkpoints (--state-dir).
+ *
+ * Per watch: every object's uid, resourceVersion, name, namespace and (unless
+ * only references are kept) its last state, so a relist can report what
+ * changed and deletes can carry the last state.
+ *
+ * A checkpoint is one file, DIR/checkpoint.ndjson, written whole to a
+ * temporary file, fsync'd and renamed over the old one: one JSON object per
+ * line, read back with the watch-stream parser (bounded by the longest line):
+ *   {"type":"CHECKPOINT","object":{"kind":"Checkpoint","metadata":{"name":"1"}}}
+ *   {"type":"WATCH","object":{"kind":"Watch","metadata":{"name":KEY,"resourceVersion":RV}}}
+ *   {"type":"OBJECT","object":OBJECT}                       (of the WATCH above)
+ *   {"type":"OBJECT_REF","object":{"kind",...,"metadata":{...}}} (references only)
+ *   {"type":"EVENT_ADD|EVENT_UPDATE|EVENT_DELETE","id":ID,"time":T,"object":DATA}
+ * EVENT lines are events accepted but not yet delivered; they are sent again
+ * after a restart, with the same ids. */
+
+struct state_object {
+	char *rv;
+	char *name;
+	char *ns;
+	char *json; /* NULL when only references are kept */
+	size_t json_len;
+	char *kind; /* NULL: the resource's */
+	char *api_version;
+	unsigned generation;
+};
+
+void state_object_free(struct state_object *o);
+/* Frees every state_object in the map and the map's entries. */
+void state_objects_clear(struct hashmap *objects);
+
+/* A watch's state read from a checkpoint. */
+struct state_watch {
+	char *key;
+	char *rv;
+	struct hashmap objects; /* uid (or namespace/name) -> struct state_object */
+	bool adopted;		/* taken over by a running watch */
+};
+
+struct state_checkpoint {
+	struct state_watch *watches;
+	size_t n_watches;
+	struct cevent **events; /* undelivered, in the order written */
+	size_t n_events;
+	size_t n_objects;
+};
+
+/* Reads DIR/checkpoint.ndjson. Returns 0, -ENOENT when there is none, or
+ * -EBADMSG with *ret_line set for a damaged file. Events are rebuilt with
+ * params (the current source and overrides) and keep their ids and times. */
+int state_load(const char *dir, const struct cevent_params *params, size_t max_line,
+	struct state_checkpoint **ret_checkpoint, size_t *ret_line);
+struct state_watch *state_find_watch(struct state_checkpoint *cp, const char *key);
+void state_checkpoint_free(struct state_checkpoint *cp);
+
+struct state_writer;
+
+int state_writer_open(const char *dir, struct state_writer **ret_writer);
+int state_writer_watch(struct state_writer *w, const char *key, const char *rv);
+int state_writer_object(struct state_writer *w, const char *uid, const struct state_object *o);
+int state_writer_event(struct state_writer *w, const struct cevent *ev);
+/* Flushes, fsyncs and renames into place, then frees the writer. */
+int state_writer_commit(struct state_writer *w);
+/* Drops the temporary file and frees the writer. NULL is fine. */
+void state_writer_abort(struct state_writer *w);
+
+#endif
