@@ -33,6 +33,7 @@ class State:
         self.script = [parse_entry(x) for x in (args.responses or "").split(",") if x.strip()]
         self.default = parse_entry(args.default_status)
         self.retry_after = args.retry_after
+        self.latency = args.latency_ms / 1000.0
         self.count = 0
         self.record = open(args.record, "a", buffering=1) if args.record else None
 
@@ -120,6 +121,8 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        if STATE.latency:
+            time.sleep(STATE.latency)  # a sink that takes time to answer (benchmarks)
         extra = {}
         if retry_after is not None and not 200 <= action < 300:
             extra["Retry-After"] = str(retry_after)
@@ -169,6 +172,8 @@ def main():
     p.add_argument("--responses", default="", help="comma list: status codes, hang, close")
     p.add_argument("--default-status", default="200")
     p.add_argument("--retry-after", type=int, default=None)
+    p.add_argument("--latency-ms", type=float, default=0,
+                   help="answer each request after this long, like a sink doing real work")
     args = p.parse_args()
     STATE = State(args)
     srv = Server((args.host, args.port), Handler)

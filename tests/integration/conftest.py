@@ -206,7 +206,9 @@ class Sink:
 
     def requests(self):
         with open(self.record) as f:
-            return [json.loads(l) for l in f if l.strip()]
+            text = f.read()
+        # The sink may be writing the last line right now: only whole lines count.
+        return [json.loads(l) for l in text[:text.rfind("\n") + 1].splitlines() if l.strip()]
 
     def events(self):
         """Requests the sink accepted (2xx), as (headers, parsed body)."""
@@ -264,7 +266,8 @@ class Adapter:
 
     def stdout_lines(self):
         with open(self.stdout_path) as f:
-            return [json.loads(l) for l in f if l.strip()]
+            text = f.read()
+        return [json.loads(l) for l in text[:text.rfind("\n") + 1].splitlines() if l.strip()]
 
     def wait_log(self, pred, timeout=15.0, what="a log line"):
         def find():

@@ -17,6 +17,12 @@ class Ledger:
         self.started = time.monotonic()
         self.peak_rss_kib = None
 
+    def observe(self, adapter):
+        """Keeps the adapter's peak resident memory (VmHWM) so far."""
+        kib = rss_kib(adapter.proc.pid)
+        if kib and (self.peak_rss_kib is None or kib > self.peak_rss_kib):
+            self.peak_rss_kib = kib
+
     def change(self, name, op):
         self.made.setdefault(name, []).append(op)
 
@@ -73,6 +79,19 @@ def rss_kib(pid):
         with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def anon_kib(pid):
+    """Private memory (RssAnon): what the adapter allocated, without the
+    shared libraries' pages (about 10 MiB of libcurl, OpenSSL and friends)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
                     return int(line.split()[1])
     except OSError:
         return None
