@@ -290,32 +290,51 @@ static int add_header(struct curl_slist **headers, const char *name, const char 
 	return 0;
 }
 
-int cevent_http_headers(const struct cevent *ev, struct curl_slist **headers) {
-	int r = 0;
-	char name[64];
+/* The context attributes and extensions in one list, for both content
+ * modes: binary writes them as ce-* headers, structured as JSON members. */
+struct attribute {
+	const char *name;
+	const char *value;
+};
 
-	r = r ?: add_header(headers, "ce-specversion", "1.0");
-	r = r ?: add_header(headers, "ce-id", ev->id);
-	r = r ?: add_header(headers, "ce-source", ev->source);
-	r = r ?: add_header(headers, "ce-type", ev->type);
-	r = r ?: add_header(headers, "ce-subject", ev->subject);
-	r = r ?: add_header(headers, "ce-time", ev->time);
-	r = r ?: add_header(headers, "ce-kind", ev->kind);
-	r = r ?: add_header(headers, "ce-name", ev->name);
-	r = r ?: add_header(headers, "ce-namespace", ev->namespace);
-	r = r ?: add_header(headers, "ce-apiversion", ev->api_version);
-	for (size_t i = 0; r == 0 && i < ev->n_overrides; i++) {
-		snprintf(name, sizeof(name), "ce-%s", ev->overrides[i].name);
-		r = add_header(headers, name, ev->overrides[i].value);
+static size_t attributes(const struct cevent *ev, struct attribute *out, size_t max) {
+	size_t n = 0;
+	const struct attribute fixed[] = {
+		{ "specversion", "1.0" }, { "id", ev->id }, { "source", ev->source },
+		{ "type", ev->type }, { "subject", ev->subject }, { "time", ev->time },
+		{ "kind", ev->kind }, { "name", ev->name }, { "namespace", ev->namespace },
+		{ "apiversion", ev->api_version },
+	};
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]) && n < max; i++)
+		out[n++] = fixed[i];
+	for (size_t i = 0; i < ev->n_overrides && n < max; i++)
+		out[n++] = (struct attribute){ ev->overrides[i].name, ev->overrides[i].value };
+	return n;
+}
+
+#define MAX_ATTRIBUTES 64
+
+int cevent_http_headers(const struct cevent *ev, struct curl_slist **headers) {
+	struct attribute attrs[MAX_ATTRIBUTES];
+	size_t n = attributes(ev, attrs, MAX_ATTRIBUTES);
+	char name[64];
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		snprintf(name, sizeof(name), "ce-%s", attrs[i].name);
+		r = add_header(headers, name, attrs[i].value);
 	}
 	if (r == 0) {
-		struct curl_slist *n = curl_slist_append(*headers, "Content-Type: application/json");
-		r = n ? (*headers = n, 0) : -ENOMEM;
+		struct curl_slist *l = curl_slist_append(*headers, "Content-Type: application/json");
+		r = l ? (*headers = l, 0) : -ENOMEM;
 	}
 	return r;
 }
 
 int cevent_structured(const struct cevent *ev, struct buf *out) {
+	struct attribute attrs[MAX_ATTRIBUTES];
+	size_t n = attributes(ev, attrs, MAX_ATTRIBUTES);
 	const unsigned char *text;
 	size_t len;
 	yajl_gen g = yajl_gen_alloc(NULL);
@@ -325,32 +344,12 @@ int cevent_structured(const struct cevent *ev, struct buf *out) {
 		return r;
 	yajl_gen_config(g, yajl_gen_validate_utf8, 0);
 	yajl_gen_map_open(g);
-	gen_str(g, "specversion");
-	gen_str(g, "1.0");
-	gen_str(g, "id");
-	gen_str(g, ev->id);
-	gen_str(g, "source");
-	gen_str(g, ev->source);
-	gen_str(g, "type");
-	gen_str(g, ev->type);
-	gen_str(g, "subject");
-	gen_str(g, ev->subject);
-	gen_str(g, "time");
-	gen_str(g, ev->time);
+	for (size_t i = 0; i < n; i++) {
+		gen_str(g, attrs[i].name);
+		gen_str(g, attrs[i].value);
+	}
 	gen_str(g, "datacontenttype");
 	gen_str(g, "application/json");
-	gen_str(g, "kind");
-	gen_str(g, ev->kind);
-	gen_str(g, "name");
-	gen_str(g, ev->name);
-	gen_str(g, "namespace");
-	gen_str(g, ev->namespace);
-	gen_str(g, "apiversion");
-	gen_str(g, ev->api_version);
-	for (size_t i = 0; i < ev->n_overrides; i++) {
-		gen_str(g, ev->overrides[i].name);
-		gen_str(g, ev->overrides[i].value);
-	}
 	gen_str(g, "data");
 	/* yajl_gen_number writes its text verbatim: the object's bytes as the API
 	 * server sent them, with no re-serialisation. */

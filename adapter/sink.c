@@ -93,20 +93,23 @@ static size_t handle_body(char *ptr, size_t size, size_t nmemb, void *userdata) 
 	return n;
 }
 
+bool sink_retry_after_header(const char *line, size_t len, uint64_t *ret_delay_usec) {
+	char value[128];
+	size_t vlen;
+
+	if (len <= 12 || strncasecmp(line, "Retry-After:", 12) != 0)
+		return false;
+	vlen = len - 12 < sizeof(value) - 1 ? len - 12 : sizeof(value) - 1;
+	memcpy(value, line + 12, vlen);
+	value[vlen] = '\0';
+	return sink_parse_retry_after(value, ret_delay_usec) == 0;
+}
+
 static size_t handle_header(char *buffer, size_t size, size_t nitems, void *userdata) {
 	struct sink_req *req = userdata;
-	size_t n = size * nitems;
-	char value[128];
 
-	if (n > 12 && strncasecmp(buffer, "Retry-After:", 12) == 0) {
-		size_t vlen = n - 12 < sizeof(value) - 1 ? n - 12 : sizeof(value) - 1;
-		uint64_t d;
-		memcpy(value, buffer + 12, vlen);
-		value[vlen] = '\0';
-		if (sink_parse_retry_after(value, &d) == 0)
-			req->retry_after_usec = d;
-	}
-	return n;
+	sink_retry_after_header(buffer, size * nitems, &req->retry_after_usec);
+	return size * nitems;
 }
 
 static void release_req(struct sink *s, struct sink_req *req) {

@@ -344,6 +344,7 @@ int state_load(const char *dir, const struct cevent_params *params, size_t max_l
 	char *path = NULL, chunk[65536];
 	FILE *f = NULL;
 	size_t n;
+	bool cut;
 	int r;
 
 	*ret_line = 0;
@@ -365,12 +366,13 @@ int state_load(const char *dir, const struct cevent_params *params, size_t max_l
 	if (r >= 0 && ferror(f))
 		r = -EIO;
 	/* A line without its newline means the file was cut short. */
-	if (r >= 0 && (ndjson_pending(&lines) || !l.header))
+	cut = ndjson_pending(&lines) > 0;
+	if (r >= 0 && (cut || !l.header))
 		r = -EBADMSG;
 	ndjson_finish(&lines);
 	fclose(f);
 	if (r < 0) {
-		*ret_line = l.line + (r == -EBADMSG && ndjson_pending(&lines) ? 1 : 0);
+		*ret_line = l.line + (cut ? 1 : 0);
 		state_checkpoint_free(l.cp);
 		return r == -E2BIG ? -EBADMSG : r;
 	}

@@ -267,18 +267,9 @@ static void handle_http_failure(struct watch *wa, long status) {
 
 static size_t handle_header(char *buffer, size_t size, size_t nitems, void *userdata) {
 	struct watch *wa = userdata;
-	size_t n = size * nitems;
-	char value[128];
-	uint64_t d;
 
-	if (n > 12 && strncasecmp(buffer, "Retry-After:", 12) == 0) {
-		size_t vlen = n - 12 < sizeof(value) - 1 ? n - 12 : sizeof(value) - 1;
-		memcpy(value, buffer + 12, vlen);
-		value[vlen] = '\0';
-		if (sink_parse_retry_after(value, &d) == 0)
-			wa->retry_after_usec = d;
-	}
-	return n;
+	sink_retry_after_header(buffer, size * nitems, &wa->retry_after_usec);
+	return size * nitems;
 }
 
 /* Backpressure: before taking a chunk, stop reading if the queue is full.

@@ -45,6 +45,39 @@ def wait_until(pred, timeout=15.0, what="condition"):
 BACKENDS = [b for b in os.environ.get("TEST_BACKENDS", "emulator,real").split(",") if b]
 
 
+class ServiceAccountDir:
+    """What the kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount:
+    token, ca.crt and namespace, the token behind a symlink into a ..data
+    directory, rotated the kubelet's way (new directory, symlink swap)."""
+
+    def __init__(self, workdir, token, ca_pem, namespace):
+        self.path = os.path.join(workdir, "serviceaccount")
+        self.generation = 0
+        os.makedirs(self.path)
+        self._write_token(token)
+        os.symlink(f"..data{self.generation}/token", os.path.join(self.path, "token"))
+        with open(os.path.join(self.path, "ca.crt"), "wb") as f:
+            f.write(ca_pem)
+        with open(os.path.join(self.path, "namespace"), "w") as f:
+            f.write(namespace)
+
+    def _write_token(self, token):
+        self.generation += 1
+        d = os.path.join(self.path, f"..data{self.generation}")
+        os.makedirs(d)
+        with open(os.path.join(d, "token"), "w") as f:
+            f.write(token + "\n")
+
+    def rotate(self, token):
+        import shutil
+        old = os.path.join(self.path, f"..data{self.generation}")
+        self._write_token(token)
+        tmp = os.path.join(self.path, "token.tmp")
+        os.symlink(f"..data{self.generation}/token", tmp)
+        os.replace(tmp, os.path.join(self.path, "token"))
+        shutil.rmtree(old)
+
+
 class Cluster:
     """A Kubernetes API on loopback with an admin kubeconfig: the emulator, or
     (backend "real") etcd and kube-apiserver started by local-cluster --real."""
@@ -167,6 +200,12 @@ class Cluster:
         with open(path, "w") as f:
             f.write(text)
         return path
+
+    def ca_pem(self):
+        import base64
+        import re
+        data = re.search(r"certificate-authority-data:\s*(\S+)", open(self.kubeconfig).read())
+        return base64.b64decode(data.group(1))
 
     def stats(self):
         return self.api("GET", "/_emulator/stats", None, False)

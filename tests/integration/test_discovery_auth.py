@@ -1,8 +1,7 @@
 """Discovery, failFast, in-cluster credentials and token rotation."""
 import os
-import shutil
 
-from conftest import SAMPLES
+from conftest import SAMPLES, ServiceAccountDir
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"
 
@@ -33,25 +32,13 @@ def test_in_cluster_service_account_and_token_rotation(emulator, sink, adapter_f
     namespace. A rotated token (symlink swap) is picked up after a 401."""
     cluster = emulator
     cluster.guitars()
-    sa = os.path.join(workdir, "serviceaccount")
-    os.makedirs(os.path.join(sa, "..data1"))
-    with open(os.path.join(sa, "..data1", "token"), "w") as f:
-        f.write("first-token\n")
-    os.symlink("..data1/token", os.path.join(sa, "token"))
-    ca = cluster.kubeconfig.replace("kubeconfig", "ca.crt")
-    import base64
-    import re
-    data = re.search(r"certificate-authority-data:\s*(\S+)", open(cluster.kubeconfig).read())
-    with open(os.path.join(sa, "ca.crt"), "wb") as f:
-        f.write(base64.b64decode(data.group(1)))
-    with open(os.path.join(sa, "namespace"), "w") as f:
-        f.write("guitar-eventing")
+    sa = ServiceAccountDir(workdir, "first-token", cluster.ca_pem(), "guitar-eventing")
     cluster.control("tokens", {"tokens": [cluster.token, "first-token"]})
     port = cluster.server.rsplit(":", 1)[1]
     a = adapter_factory(["--resource", GUITAR, "--sink", sink.url],
                         env={"KUBERNETES_SERVICE_HOST": "127.0.0.1",
                              "KUBERNETES_SERVICE_PORT": port,
-                             "APISERVERSOURCE_SERVICEACCOUNT_DIR": sa})
+                             "APISERVERSOURCE_SERVICEACCOUNT_DIR": sa.path})
     a.wait_watching()
     start = [l for l in a.logs() if l.get("msg") == "adapter started"][0]
     assert start["server"] == f"https://127.0.0.1:{port}"
@@ -60,12 +47,7 @@ def test_in_cluster_service_account_and_token_rotation(emulator, sink, adapter_f
     assert sink.requests()[0]["headers"]["ce-source"] == f"https://127.0.0.1:{port}"
     # Rotate: the kubelet writes a new directory and swaps the symlink; the old
     # token stops working.
-    os.makedirs(os.path.join(sa, "..data2"))
-    with open(os.path.join(sa, "..data2", "token"), "w") as f:
-        f.write("second-token\n")
-    os.symlink("..data2/token", os.path.join(sa, "token.tmp"))
-    os.replace(os.path.join(sa, "token.tmp"), os.path.join(sa, "token"))
-    shutil.rmtree(os.path.join(sa, "..data1"))
+    sa.rotate("second-token")
     cluster.control("tokens", {"tokens": [cluster.token, "second-token"]})
     cluster.control("reset-watches")
     cluster.guitar("two")

@@ -3,12 +3,9 @@
 Each scenario makes known changes, injects a fault, and asserts by id that
 the sink received every change, in per-object order, with lost = 0.
 LEDGER_REPORT=FILE collects one row per scenario (bench/reliability)."""
-import json
 import os
 import signal
 import time
-
-import pytest
 
 from conftest import free_port, wait_until
 from ledger import Ledger, anon_kib

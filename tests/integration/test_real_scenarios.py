@@ -2,9 +2,8 @@
 tokens, restarts. Each asserts the CloudEvents the sink received."""
 import json
 import os
-import shutil
 
-from conftest import RBAC, SAMPLES, wait_until
+from conftest import RBAC, SAMPLES, ServiceAccountDir
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"
 
@@ -119,28 +118,16 @@ def test_token_rotation_in_cluster(cluster_factory, sink, adapter_factory, proxy
     cluster.apply(os.path.join(RBAC, "guitar-rbac.yaml"))
     first = token_for(cluster, bound_secret="token-one")
     proxy = proxy_factory(cluster)
-    sa = os.path.join(workdir, "serviceaccount")
-    os.makedirs(os.path.join(sa, "..data1"))
-    with open(os.path.join(sa, "..data1", "token"), "w") as f:
-        f.write(first)
-    os.symlink("..data1/token", os.path.join(sa, "token"))
-    shutil.copy(cluster.ca_file, os.path.join(sa, "ca.crt"))
-    with open(os.path.join(sa, "namespace"), "w") as f:
-        f.write("guitar-eventing")
+    sa = ServiceAccountDir(workdir, first, open(cluster.ca_file, "rb").read(), "guitar-eventing")
     a = adapter_factory(["--resource", GUITAR, "--sink", sink.url],
                         env={"KUBERNETES_SERVICE_HOST": "127.0.0.1",
                              "KUBERNETES_SERVICE_PORT": str(proxy.port),
-                             "APISERVERSOURCE_SERVICEACCOUNT_DIR": sa})
+                             "APISERVERSOURCE_SERVICEACCOUNT_DIR": sa.path})
     a.wait_watching()
     cluster.guitar("one")
     sink.wait_events(1)
     second = token_for(cluster, bound_secret="token-two")
-    os.makedirs(os.path.join(sa, "..data2"))
-    with open(os.path.join(sa, "..data2", "token"), "w") as f:
-        f.write(second)
-    os.symlink("..data2/token", os.path.join(sa, "token.tmp"))
-    os.replace(os.path.join(sa, "token.tmp"), os.path.join(sa, "token"))
-    shutil.rmtree(os.path.join(sa, "..data1"))
+    sa.rotate(second)
     # Deleting the bound Secret invalidates the first token.
     cluster.kubectl("-n", "guitar-eventing", "delete", "secret", "token-one")
     proxy.cut()  # the next request authenticates again

@@ -1,7 +1,6 @@
 """What the API server can do to a watch, and what must reach the sink anyway."""
 import json
 
-import pytest
 
 from conftest import wait_until
 
@@ -162,3 +161,25 @@ def test_api_429_on_list_is_retried(emulator, sink, adapter_factory):
     warns = [l for l in a.logs() if l.get("status") == 429]
     assert len(warns) == 2
     assert all(l["retry_in_ms"] >= 1000 for l in warns)
+
+
+def test_reference_object_state_relist_delete(emulator, sink, adapter_factory):
+    """--object-state reference: a delete found by a relist carries a reference."""
+    cluster = emulator
+    cluster.guitars()
+    cluster.guitar("gone")
+    a = adapter_factory(["--resource", GUITAR, "-n", "guitar-eventing", "--sink", sink.url,
+                         "--object-state", "reference"], kubeconfig=cluster.kubeconfig)
+    a.wait_watching()
+    cluster.control("faults", {"path_regex": "guitars", "watch": True, "status": 503,
+                               "count": -1})
+    cluster.control("reset-watches")
+    cluster.kubectl("-n", "guitar-eventing", "delete", "guitar", "gone")
+    cluster.control("compact")
+    cluster.control("faults", method="DELETE")
+    sink.wait_events(1, timeout=30)
+    assert a.stop() == 0
+    r = sink.requests()[0]
+    assert r["headers"]["ce-type"] == "dev.knative.apiserver.resource.delete"
+    assert json.loads(r["body"]) == {"kind": "Guitar", "namespace": "guitar-eventing",
+                                     "name": "gone", "apiVersion": "kool.karmalabs.local/v1"}
