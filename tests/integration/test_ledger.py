@@ -59,6 +59,32 @@ def names(prefix, n):
     return [f"{prefix}{i}" for i in range(n)]
 
 
+def test_changes_during_a_410_gap(cluster_factory, backend, sink, adapter_factory,
+                                  proxy_factory):
+    # The real server must not answer old versions from its watch cache.
+    cluster = cluster_factory(*(["--watch-cache=false"] if backend == "real" else []),
+                              backend=backend)
+    cluster.guitars()
+    ledger = Ledger(f"creates, updates and deletes during a 410 gap ({backend})")
+    n = 10 if cluster.real else 200
+    proxy = proxy_factory(cluster)
+    a = start_adapter(adapter_factory, cluster, sink.url,
+                      kubeconfig=cluster.proxied_kubeconfig(proxy))
+    make(cluster, ledger, "create", names("g", n))
+    sink.wait_events(n, timeout=60)
+    proxy.block()  # the watch is down while all of this happens
+    make(cluster, ledger, "update", names("g", n)[: n // 2])
+    make(cluster, ledger, "delete", names("g", n)[n // 2:])
+    make(cluster, ledger, "create", names("new", n // 2))
+    cluster.expire_history()
+    proxy.unblock()
+    a.wait_log(lambda l: l.get("msg") == "relisted", 40, "the relist")
+    sink.wait_events(n + n + n // 2, timeout=60)
+    ledger.observe(a)
+    assert a.stop() == 0
+    ledger.check(sink.events())
+
+
 def test_connection_reset_mid_event(emulator, sink, adapter_factory):
     cluster = emulator
     cluster.guitars()
