@@ -34,6 +34,7 @@ struct ctx {
 	/* Where the sink and dead-letter sink came from, for messages about them. */
 	char sink_origin[256];
 	char dead_letter_origin[256];
+	bool mode_from_file;
 };
 
 static void report(struct ctx *c, const char *field, const char *fmt, ...)
@@ -436,6 +437,7 @@ static void load_source_file(struct ctx *c, const char *file) {
 	}
 	/* The API's default mode is Reference. */
 	cfg->mode = CONFIG_MODE_REFERENCE;
+	c->mode_from_file = true;
 	if ((s = file_str(c, file, d, spec, "mode")) && parse_mode(s, &cfg->mode) < 0)
 		file_error(c, file, yamldoc_get(d, spec, "mode"), "spec.mode",
 			"must be Resource or Reference, not \"%s\"", s);
@@ -575,6 +577,9 @@ static void load_source_config(struct ctx *c, const char *json) {
 			report(c, "K_SOURCE_CONFIG", "namespaces: expected an array of strings");
 		} else {
 			free_namespaces(cfg);
+			/* Where to watch comes from the environment as a whole. */
+			free(cfg->namespace_selector);
+			cfg->namespace_selector = NULL;
 			for (size_t i = 0; i < arr->u.array.len; i++) {
 				v = arr->u.array.values[i];
 				if (!YAJL_IS_STRING(v) || !valid_dns_label(YAJL_GET_STRING(v)))
@@ -649,8 +654,10 @@ static void load_source_config(struct ctx *c, const char *json) {
 		if ((s = jstr(c, v, "kind", "owner")) && *s)
 			set_str(&cfg->owner_kind, s);
 	}
-	/* Knative's adapter treats an absent mode as Resource. */
-	cfg->mode = CONFIG_MODE_RESOURCE;
+	/* Knative's adapter treats an absent mode as Resource; a manifest's mode
+	 * stands unless the environment names one. */
+	if (!c->mode_from_file)
+		cfg->mode = CONFIG_MODE_RESOURCE;
 	if ((s = jstr(c, root, "mode", "mode")) && *s && parse_mode(s, &cfg->mode) < 0)
 		report(c, "K_SOURCE_CONFIG", "mode: must be Resource or Reference, not \"%s\"", s);
 	v = jget(root, "failFast");
@@ -861,7 +868,11 @@ void config_usage(int fd) {
 		"  --mode Resource|Reference   event payload: the object, or a reference to it\n"
 		"                              (default Resource on the command line)\n"
 		"  --sink-timeout SECONDS      bound on each delivery attempt (default 30)\n"
-		"  --retry-max N               delivery attempts per event (default 6)\n"
+		"  --retry-max N               delivery attempts per event (default 0: no limit)\n"
+		"  --retry-timeout SECONDS     give an event up this long after its first attempt\n"
+		"  --dead-letter URL           where events the sink gives up on go\n"
+		"  --queue-max-events N        queue bound; the watches pause when full (default 10000)\n"
+		"  --queue-max-bytes N         queue bound in bytes (default 33554432)\n"
 		"  --max-inflight N            concurrent POSTs to the sink (default 64)\n"
 		"\n"
 		"Cluster access:\n"
@@ -872,6 +883,10 @@ void config_usage(int fd) {
 		"  --name NAME                 the source's name (default $NAME)\n"
 		"  --fail-fast                 exit when a resource cannot be watched\n"
 		"  --max-event-bytes N         longest watch event accepted (default 16777216)\n"
+		"  --state-dir DIR             checkpoints: state and undelivered events survive restarts\n"
+		"  --checkpoint-interval SECONDS  how often a changed state is written (default 5)\n"
+		"  --drain-timeout SECONDS     delivery time left after SIGTERM (default 25)\n"
+		"  --object-state full|reference  keep each object's last state, or a reference\n"
 		"  --watch-timeout SECONDS     each watch asks the server to end it after this to\n"
 		"                              twice this (default 300), then resumes\n"
 		"  --log-level LEVEL           debug, info, warn or error (default info)\n"

@@ -69,7 +69,7 @@ static uint64_t state_signature(struct adapter *a) {
 	struct queue_stats st;
 
 	sink_get_stats(a->sink, &st);
-	return a->wctx.changes + st.delivered + st.dead_lettered + st.dropped + st.queued;
+	return a->wctx.changes + st.accepted + st.delivered + st.dead_lettered + st.dropped;
 }
 
 static void write_pending_event(const struct queue_entry *e, void *userdata) {
@@ -95,7 +95,7 @@ static int write_checkpoint(struct adapter *a) {
 
 		if (w->adopted)
 			continue;
-		r = state_writer_watch(sw, w->key, w->rv);
+		r = state_writer_watch(sw, w->key, w->rv, w->relist);
 		while (r == 0 && hashmap_next(&w->objects, &it, &key, &v))
 			r = state_writer_object(sw, key, v);
 	}
@@ -163,7 +163,7 @@ static void handle_signal(int signo, void *userdata) {
 
 	if (a->draining) {
 		log_warn("main", "second signal, exiting now", LOG_INT("signal", signo));
-		loop_quit(a->loop, 0);
+		finish_drain(a); /* the checkpoint keeps what is undelivered */
 		return;
 	}
 	a->draining = true;

@@ -42,7 +42,7 @@ static int emit_line(const char *s, size_t n, ndjson_line_fn fn, void *ud) {
 
 int ndjson_feed(struct ndjson *p, const char *data, size_t len, ndjson_line_fn fn,
 	void *userdata) {
-	int count = 0, r, err = 0;
+	int count = 0, r;
 
 	while (len) {
 		const char *nl = memchr(data, '\n', len);
@@ -52,9 +52,11 @@ int ndjson_feed(struct ndjson *p, const char *data, size_t len, ndjson_line_fn f
 			if (nl)
 				p->discarding = false;
 		} else if (p->line.len + take > p->max_line) {
+			/* Stop here: a later line must not be taken (and its version
+			 * counted as seen) when this one was not. */
 			buf_reset(&p->line);
 			p->discarding = !nl;
-			err = -E2BIG;
+			return -E2BIG;
 		} else if (nl && !p->line.len) {
 			/* The common case: the whole line is in this chunk; no copy. */
 			r = emit_line(data, take, fn, userdata);
@@ -78,7 +80,7 @@ int ndjson_feed(struct ndjson *p, const char *data, size_t len, ndjson_line_fn f
 		len -= take + 1;
 		data += take + 1;
 	}
-	return err ? err : count;
+	return count;
 }
 
 /* ---------------- object field extraction (yajl callbacks) ---------------- */
@@ -99,12 +101,15 @@ struct kparse {
 	char id[40];
 	char time[64];
 	bool have_object;
+	/* a checkpoint line's top-level "data" */
+	bool in_data, have_data;
+	size_t data_start, data_end;
 	/* the object being read */
 	bool in_obj;
 	int base;
 	size_t obj_start, obj_end;
 	struct kobj obj;
-	char ref_api[NDJSON_NAME_MAX], ref_kind[128];
+	char ref_api[NDJSON_NAME_MAX], ref_kind[256];
 	bool ref_ctrl;
 	/* list state */
 	char list_rv[64];
@@ -248,6 +253,10 @@ static int cb_start_map(void *ctx) {
 
 	if (p->depth == 1 && p->mode == MODE_EVENT && key_is(p, 1, "object"))
 		begin = true;
+	else if (p->depth == 1 && p->mode == MODE_EVENT && key_is(p, 1, "data") && !p->in_obj) {
+		p->in_data = true;
+		p->data_start = pos(p) - 1;
+	}
 	else if (p->depth == 2 && p->mode == MODE_LIST && key_is(p, 1, "items") && p->is_array[2])
 		begin = true;
 	p->depth++;
@@ -277,6 +286,11 @@ static int cb_end_map(void *ctx) {
 		snprintf(p->obj.controller_api_version, sizeof(p->obj.controller_api_version), "%s",
 			p->ref_api);
 		snprintf(p->obj.controller_kind, sizeof(p->obj.controller_kind), "%s", p->ref_kind);
+	}
+	if (p->in_data && p->depth == 2) {
+		p->in_data = false;
+		p->have_data = true;
+		p->data_end = pos(p);
 	}
 	if (p->in_obj && p->depth == p->base) {
 		p->in_obj = false;
@@ -363,6 +377,8 @@ int ndjson_parse_event(const char *line, size_t len, struct ndjson_event *ret) {
 	snprintf(ret->type_name, sizeof(ret->type_name), "%s", p->type);
 	memcpy(ret->id, p->id, sizeof(ret->id));
 	memcpy(ret->time, p->time, sizeof(ret->time));
+	ret->data = p->have_data ? line + p->data_start : NULL;
+	ret->data_len = p->have_data ? p->data_end - p->data_start : 0;
 	ret->type = type_from_name(p->type);
 	r = 0;
 out:

@@ -70,10 +70,11 @@ bool queue_full(const struct queue *q) {
 		(q->opts.max_bytes && q->stats.bytes >= q->opts.max_bytes);
 }
 
-/* Below 90% of both bounds: room enough to resume without flapping. */
+/* At most 90% of both bounds: room enough to resume without flapping (and
+ * an empty queue always qualifies, whatever the bounds). */
 static bool below_low_water(const struct queue *q) {
-	return (!q->opts.max_events || q->stats.queued < q->opts.max_events / 10 * 9) &&
-		(!q->opts.max_bytes || q->stats.bytes < q->opts.max_bytes / 10 * 9);
+	return (!q->opts.max_events || q->stats.queued * 10 <= q->opts.max_events * 9) &&
+		(!q->opts.max_bytes || q->stats.bytes / 10 * 10 <= q->opts.max_bytes / 10 * 9);
 }
 
 static void free_chain(struct queue *q, struct queue_chain *c) {
@@ -154,6 +155,7 @@ int queue_push(struct queue *q, struct cevent *ev) {
 		c->head = e;
 	c->tail = e;
 	q->stats.queued++;
+	q->stats.accepted++;
 	q->stats.bytes += ev->bytes;
 	if (queue_full(q))
 		q->full_signalled = true;

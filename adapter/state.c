@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 #include <yajl/yajl_gen.h>
 
 #include "adapter/ndjson.h"
@@ -155,12 +156,29 @@ fail:
 	return r;
 }
 
-int state_writer_watch(struct state_writer *w, const char *key, const char *rv) {
+/* Keys name what a watch watches and can be long (a label selector); the
+ * line stores at most a Kubernetes name's length, else the key's SHA-256. */
+static const char *stored_key(const char *key, char out[80]) {
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (strlen(key) < 200)
+		return key;
+	EVP_Digest(key, strlen(key), md, &n, EVP_sha256(), NULL);
+	strcpy(out, "sha256:");
+	for (unsigned int i = 0; i < n && i < 32; i++)
+		snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+	return out;
+}
+
+int state_writer_watch(struct state_writer *w, const char *key, const char *rv, bool relist) {
+	char hashed[80];
+
 	yajl_gen_map_open(w->g);
 	put_str(w->g, "type");
 	put_str(w->g, "WATCH");
 	put_str(w->g, "object");
-	stub(w->g, NULL, "Watch", key, NULL, NULL, rv);
+	stub(w->g, NULL, relist ? "WatchRelist" : "Watch", stored_key(key, hashed), NULL, NULL, rv);
 	yajl_gen_map_close(w->g);
 	end_line(w);
 	return w->error;
@@ -192,12 +210,13 @@ int state_writer_event(struct state_writer *w, const struct cevent *ev) {
 	put_str(w->g, ev->id);
 	put_str(w->g, "time");
 	put_str(w->g, ev->time);
+	/* Who it is about, then the data as it will be sent (which in Resource
+	 * mode may be a reference, after a relist with --object-state reference). */
 	put_str(w->g, "object");
-	if (ev->mode == CONFIG_MODE_RESOURCE)
-		yajl_gen_number(w->g, ev->data, ev->data_len);
-	else
-		stub(w->g, ev->api_version, ev->kind, ev->name, ev->namespace,
-			strchr(ev->key, '/') ? NULL : ev->key, NULL);
+	stub(w->g, ev->api_version, ev->kind, ev->name, ev->namespace,
+		strchr(ev->key, '/') ? NULL : ev->key, NULL);
+	put_str(w->g, "data");
+	yajl_gen_number(w->g, ev->data, ev->data_len);
 	yajl_gen_map_close(w->g);
 	end_line(w);
 	return w->error;
@@ -244,7 +263,7 @@ static char *dup_or_null(const char *s) {
 
 static int load_object(struct loader *l, const struct kobj *obj, bool ref) {
 	struct state_object *o;
-	char key[600];
+	char key[2 * NDJSON_NAME_MAX + 2];
 
 	if (!l->cur)
 		return -EBADMSG;
@@ -257,6 +276,7 @@ static int load_object(struct loader *l, const struct kobj *obj, bool ref) {
 	o->kind = dup_or_null(obj->kind);
 	o->api_version = dup_or_null(obj->api_version);
 	if (!ref) {
+		o->typed = obj->kind[0] && obj->api_version[0];
 		o->json = strndup(obj->json, obj->json_len);
 		o->json_len = obj->json_len;
 		if (!o->json)
@@ -279,9 +299,15 @@ oom:
 
 static int load_event(struct loader *l, const struct ndjson_event *ev, enum cevent_op op) {
 	struct cevent *ce = NULL, **n;
+	struct kobj obj = ev->obj;
 	int r;
 
-	r = cevent_create(l->params, &ev->obj, op, &ce);
+	if (!ev->data)
+		return -EBADMSG;
+	/* The data is sent as written; the stub says whom it is about. */
+	obj.json = ev->data;
+	obj.json_len = ev->data_len;
+	r = cevent_create(l->params, &obj, op, &ce);
 	if (r < 0)
 		return r;
 	if (ev->id[0])
@@ -320,7 +346,8 @@ static int handle_checkpoint_line(const char *line, size_t len, void *userdata) 
 		l->cp->watches = n;
 		l->cur = &n[l->cp->n_watches++];
 		*l->cur = (struct state_watch){ .key = strdup(ev.obj.name),
-			.rv = strdup(ev.obj.resource_version) };
+			.rv = strdup(ev.obj.resource_version),
+			.relist = strcmp(ev.obj.kind, "WatchRelist") == 0 };
 		hashmap_init(&l->cur->objects);
 		return l->cur->key && l->cur->rv ? 0 : -ENOMEM;
 	}
@@ -381,6 +408,9 @@ int state_load(const char *dir, const struct cevent_params *params, size_t max_l
 }
 
 struct state_watch *state_find_watch(struct state_checkpoint *cp, const char *key) {
+	char hashed[80];
+
+	key = stored_key(key, hashed);
 	for (size_t i = 0; cp && i < cp->n_watches; i++)
 		if (strcmp(cp->watches[i].key, key) == 0)
 			return &cp->watches[i];

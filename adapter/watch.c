@@ -16,6 +16,7 @@
 #define LIST_PAGE_LIMIT 500
 #define BACKOFF_INITIAL_USEC (500ull * 1000ull)
 #define BACKOFF_MAX_USEC (30ull * 1000000ull)
+#define RETRY_AFTER_MAX_USEC (300ull * 1000000ull)
 #define ERROR_BODY_MAX (64u * 1024u)
 #define DISCOVERY_MAX (8u * 1024u * 1024u)
 /* A watch that ends sooner than this without an event counts as a failure,
@@ -52,6 +53,9 @@ struct watch {
 	bool announced;
 	bool paused; /* backpressure: the queue is full */
 	bool resumed; /* state taken from a checkpoint */
+	bool relist_on_resume; /* the checkpoint was taken in the middle of a relist */
+	bool list_restarted;   /* a continue token expired during this list */
+	char list_rv[64];      /* the list's version, applied when the list completes */
 	char *key;    /* names the watch in checkpoints */
 };
 
@@ -91,7 +95,7 @@ static const char *obj_key(const struct kobj *obj, char *buf, size_t len) {
  * equality: 1 if it was already known at this resourceVersion, 0 otherwise,
  * or -ENOMEM. */
 static int state_put(struct watch *wa, const struct kobj *obj) {
-	char kbuf[600];
+	char kbuf[2 * NDJSON_NAME_MAX + 2];
 	const char *key = obj_key(obj, kbuf, sizeof(kbuf));
 	struct state_object *o = hashmap_get(&wa->objects, key), *n;
 	/* The last state is needed only to send it with a delete found by a
@@ -119,6 +123,7 @@ static int state_put(struct watch *wa, const struct kobj *obj) {
 		}
 	}
 	n->generation = wa->generation;
+	n->typed = obj->kind[0] && obj->api_version[0];
 	if (!n->rv || !n->name || !n->ns || (keep_json && !n->json) ||
 		hashmap_put(&wa->objects, key, n) < 0) {
 		state_object_free(n);
@@ -132,7 +137,7 @@ static int state_put(struct watch *wa, const struct kobj *obj) {
  * ret_rv (empty if unknown): a delete's id is made from it, so the delete a
  * relist finds and the one a watch reports carry the same id. */
 static void state_remove(struct watch *wa, const struct kobj *obj, char *ret_rv, size_t rv_len) {
-	char kbuf[600];
+	char kbuf[2 * NDJSON_NAME_MAX + 2];
 	struct state_object *o = hashmap_remove(&wa->objects, obj_key(obj, kbuf, sizeof(kbuf)));
 
 	snprintf(ret_rv, rv_len, "%s", o ? o->rv : obj->resource_version);
@@ -155,24 +160,26 @@ static bool owner_filtered(const struct config *cfg, const struct kobj *obj) {
 	return false;
 }
 
-static void emit(struct watch *wa, enum cevent_op op, const struct kobj *obj) {
+/* Returns 0 or a negative errno (out of memory): the caller then ends the
+ * stream, which resumes from the last version whose events were queued. */
+static int emit(struct watch *wa, enum cevent_op op, const struct kobj *obj) {
 	struct watcher *w = wa->w;
 	struct cevent *ev = NULL;
 	int r;
 
 	if (owner_filtered(w->ctx->cfg, obj))
-		return;
+		return 0;
 	r = cevent_create(&w->params, obj, op, &ev);
-	if (r == 0)
+	if (r == 0) {
 		r = sink_submit(w->ctx->sink, ev);
-	if (r < 0) {
-		/* Only out of memory gets here. */
-		log_error("watch", "cannot queue an event, losing it", LOG_STR("resource", w->label),
-			LOG_STR("namespace", obj->namespace), LOG_STR("name", obj->name),
-			LOG_STR("error", strerror(-r)));
-		if (ev && r != 0)
+		if (r < 0)
 			cevent_destroy(ev);
 	}
+	if (r < 0)
+		log_error("watch", "cannot queue an event, resuming the stream before it",
+			LOG_STR("resource", w->label), LOG_STR("namespace", obj->namespace),
+			LOG_STR("name", obj->name), LOG_STR("error", strerror(-r)));
+	return r;
 }
 
 /* ---------------- failures and retries ---------------- */
@@ -193,7 +200,8 @@ static void retry_later(struct watch *wa, const char *msg, long status, const ch
 	uint64_t delay = backoff_next(&wa->backoff);
 
 	if (wa->retry_after_usec > delay)
-		delay = wa->retry_after_usec < BACKOFF_MAX_USEC ? wa->retry_after_usec : BACKOFF_MAX_USEC;
+		delay = wa->retry_after_usec < RETRY_AFTER_MAX_USEC ? wa->retry_after_usec :
+								      RETRY_AFTER_MAX_USEC;
 	wa->state = ST_WAITING;
 	log_warn("watch", msg, LOG_STR("resource", wa->w->label),
 		LOG_STR("namespace", wa->ns ? wa->ns : ""), LOG_INT("status", status),
@@ -334,7 +342,7 @@ static int prepare(struct watch *wa, curl_write_callback write_fn, http_done_fn 
 
 static int handle_list_item(const struct kobj *obj, void *userdata) {
 	struct watch *wa = userdata;
-	char kbuf[600];
+	char kbuf[2 * NDJSON_NAME_MAX + 2];
 	struct state_object *prev;
 	bool known;
 	int r;
@@ -347,9 +355,9 @@ static int handle_list_item(const struct kobj *obj, void *userdata) {
 	if (r == 1)
 		return 0; /* unchanged since we last saw it */
 	if (wa->relisting)
-		emit(wa, known ? CEVENT_UPDATE : CEVENT_ADD, obj);
-	else if (wa->w->ctx->cfg->initial_events)
-		emit(wa, CEVENT_ADD, obj);
+		return emit(wa, known ? CEVENT_UPDATE : CEVENT_ADD, obj);
+	if (wa->w->ctx->cfg->initial_events)
+		return emit(wa, CEVENT_ADD, obj);
 	return 0;
 }
 
@@ -370,8 +378,10 @@ static size_t handle_list_data(char *data, size_t size, size_t nmemb, void *user
 	return n;
 }
 
-/* After a complete relist: objects no longer listed were deleted in the gap. */
-static void sweep_deleted(struct watch *wa) {
+/* After a complete relist: objects no longer listed were deleted in the gap
+ * (with events), or were only on the pages of an abandoned first list
+ * (quietly, unless they were announced as initial events). */
+static void sweep_deleted(struct watch *wa, bool with_events) {
 	struct hashmap_iter it = { 0 };
 	const char *key;
 	void *v;
@@ -384,10 +394,21 @@ static void sweep_deleted(struct watch *wa) {
 
 		if (o->generation == wa->generation)
 			continue;
+		if (!with_events) {
+			hashmap_remove(&wa->objects, key);
+			state_object_free(o);
+			continue;
+		}
 		memset(&obj, 0, sizeof(obj));
 		if (o->json) {
 			obj.json = o->json;
 			obj.json_len = o->json_len;
+			if (o->typed) {
+				/* The stored object has them: nothing to splice in. */
+				snprintf(obj.kind, sizeof(obj.kind), "%s", wa->w->params.default_kind);
+				snprintf(obj.api_version, sizeof(obj.api_version), "%s",
+					wa->w->params.default_api_version);
+			}
 		} else {
 			/* Only a reference was kept: the delete carries it. */
 			n = snprintf(ref, sizeof(ref),
@@ -438,9 +459,12 @@ static void handle_list_done(struct http_xfer *x, int err, long status, const ch
 			return;
 		}
 		if (status == 410 && wa->list_continue) {
-			/* The continue token expired: start the list over. */
+			/* The continue token expired: start the list over; objects seen
+			 * only on the abandoned pages are swept at the end. */
 			free(wa->list_continue);
 			wa->list_continue = NULL;
+			wa->list_rv[0] = '\0';
+			wa->list_restarted = true;
 			watch_list_start(wa);
 			return;
 		}
@@ -458,16 +482,23 @@ static void handle_list_done(struct http_xfer *x, int err, long status, const ch
 	}
 	free(wa->list_continue);
 	wa->list_continue = *cont ? strdup(cont) : NULL;
-	snprintf(wa->rv, sizeof(wa->rv), "%s", rv);
+	/* Only a complete list (and its sweep) moves the watch's version on: a
+	 * checkpoint taken between pages must not skip what the rest would show. */
+	if (!wa->list_continue || !wa->list_rv[0])
+		snprintf(wa->list_rv, sizeof(wa->list_rv), "%s", rv);
 	ndjson_list_destroy(wa->list);
 	wa->list = NULL;
 	if (wa->list_continue) {
 		watch_list_start(wa);
 		return;
 	}
-	if (wa->relisting)
-		sweep_deleted(wa);
+	if (wa->relisting || wa->list_restarted)
+		sweep_deleted(wa, wa->relisting || wa->w->ctx->cfg->initial_events);
+	snprintf(wa->rv, sizeof(wa->rv), "%s", wa->list_rv);
+	wa->list_rv[0] = '\0';
+	wa->list_restarted = false;
 	wa->relisting = false;
+	wa->relist_on_resume = false;
 	wa->synced = true;
 	backoff_reset(&wa->backoff);
 	if (!wa->announced) {
@@ -537,20 +568,24 @@ static int handle_line(const char *line, size_t len, void *userdata) {
 	switch (ev.type) {
 	case NDJSON_ADDED:
 	case NDJSON_MODIFIED: {
-		char kbuf[600];
+		char kbuf[2 * NDJSON_NAME_MAX + 2];
 		bool known = hashmap_get(&wa->objects, obj_key(&ev.obj, kbuf, sizeof(kbuf))) != NULL;
 		r = state_put(wa, &ev.obj);
 		if (r < 0)
 			return r;
 		if (r == 0)
-			emit(wa, ev.type == NDJSON_ADDED || !known ? CEVENT_ADD : CEVENT_UPDATE,
+			r = emit(wa, ev.type == NDJSON_ADDED || !known ? CEVENT_ADD : CEVENT_UPDATE,
 				&ev.obj);
+		if (r < 0)
+			return r;
 		break;
 	}
 	case NDJSON_DELETED: {
 		struct kobj last = ev.obj;
 		state_remove(wa, &ev.obj, last.resource_version, sizeof(last.resource_version));
-		emit(wa, CEVENT_DELETE, &last);
+		r = emit(wa, CEVENT_DELETE, &last);
+		if (r < 0)
+			return r;
 		break;
 	}
 	case NDJSON_BOOKMARK:
@@ -731,6 +766,7 @@ static void adopt_checkpoint(struct watch *wa) {
 	snprintf(wa->rv, sizeof(wa->rv), "%s", sw->rv);
 	wa->synced = true;
 	wa->resumed = true;
+	wa->relist_on_resume = sw->relist;
 }
 
 /* Names a watch across restarts: what it watches, where, with which selector. */
@@ -794,13 +830,30 @@ static int start_watches(struct watcher *w) {
 	for (size_t i = 0; i < n; i++) {
 		const char *ns = (!w->disc.namespaced || cfg->all_namespaces) ? NULL : cfg->namespaces[i];
 		r = watch_create(w, ns, &w->watches[i]);
-		if (r < 0)
+		if (r < 0) {
+			/* Start over cleanly at the next discovery retry. */
+			for (size_t j = 0; j < w->n_watches; j++)
+				watch_destroy(w->watches[j]);
+			free(w->watches);
+			w->watches = NULL;
+			w->n_watches = 0;
 			return r;
+		}
 		w->n_watches++;
 	}
 	for (size_t i = 0; i < w->n_watches; i++) {
 		struct watch *wa = w->watches[i];
 		if (!wa->resumed) {
+			watch_list_start(wa);
+			continue;
+		}
+		if (wa->relist_on_resume) {
+			/* synced: this list is a relist, diffed and swept. */
+			wa->announced = true;
+			log_info("watch", "watching", LOG_STR("resource", w->label),
+				LOG_STR("namespace", wa->ns ? wa->ns : ""),
+				LOG_INT("objects", wa->objects.count), LOG_BOOL("from_checkpoint", true),
+				LOG_BOOL("relist", true));
 			watch_list_start(wa);
 			continue;
 		}
@@ -975,9 +1028,14 @@ void watcher_resume(struct watcher *w) {
 		if (!wa->paused)
 			continue;
 		wa->paused = false;
-		/* May hand the kept chunk over at once, and pause again. */
-		if (wa->xfer.active)
-			http_pause_recv(w->ctx->http, &wa->xfer, false);
+		/* May hand the kept chunk over at once, and pause again. If that
+		 * chunk ends the stream (an ERROR event, a bad line), libcurl
+		 * reports it here and forgets the transfer: finish it ourselves so
+		 * the usual path retries, relists or resumes. */
+		if (wa->xfer.active && http_pause_recv(w->ctx->http, &wa->xfer, false) < 0) {
+			http_cancel(w->ctx->http, &wa->xfer);
+			wa->xfer.done(&wa->xfer, -ECANCELED, wa->status, "stream ended on resume", wa);
+		}
 	}
 }
 
@@ -991,7 +1049,9 @@ int watcher_checkpoint(const struct watcher *w, struct state_writer *sw) {
 
 		if (!wa->synced)
 			continue; /* it lists afresh after a restart */
-		r = state_writer_watch(sw, wa->key, wa->rv);
+		/* In the middle of a relist the objects are partly updated: the
+		 * restart must relist too, not resume from the old version. */
+		r = state_writer_watch(sw, wa->key, wa->rv, wa->relisting || wa->relist_on_resume);
 		while (r == 0 && hashmap_next(&wa->objects, &it, &key, &v))
 			r = state_writer_object(sw, key, v);
 		if (r < 0)

@@ -15,14 +15,14 @@
  *   with its raw bytes, then the list's resourceVersion and continue token.
  * Memory stays bounded by the longest line or item, not the whole response. */
 
-#define NDJSON_NAME_MAX 256
+#define NDJSON_NAME_MAX 512
 
 /* The fields of a Kubernetes object the adapter needs. The strings are
  * NUL-terminated copies; json points into the caller's buffer. */
 struct kobj {
 	const char *json;
 	size_t json_len;
-	char kind[128];
+	char kind[256];
 	char api_version[NDJSON_NAME_MAX];
 	char name[NDJSON_NAME_MAX];
 	char namespace[NDJSON_NAME_MAX];
@@ -31,7 +31,7 @@ struct kobj {
 	/* The controller owner reference (controller: true), if any. */
 	bool has_controller;
 	char controller_api_version[NDJSON_NAME_MAX];
-	char controller_kind[128];
+	char controller_kind[256];
 	/* For Status objects in ERROR events. */
 	long long code;
 	char reason[64];
@@ -51,9 +51,12 @@ enum ndjson_type {
 struct ndjson_event {
 	enum ndjson_type type;
 	char type_name[32];
-	/* Top-level "id" and "time", which only checkpoint lines carry. */
+	/* Top-level "id", "time" and "data", which only checkpoint lines carry;
+	 * data points into the line (NULL when absent). */
 	char id[40];
 	char time[64];
+	const char *data;
+	size_t data_len;
 	struct kobj obj;
 };
 

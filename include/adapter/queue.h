@@ -71,6 +71,7 @@ struct queue_stats {
 	size_t queued; /* accepted and not finished, in flight included */
 	size_t inflight;
 	size_t bytes;
+	uint64_t accepted; /* pushed since the start */
 	uint64_t delivered;
 	uint64_t dead_lettered;
 	uint64_t dropped;

@@ -17,10 +17,11 @@
  * temporary file, fsync'd and renamed over the old one: one JSON object per
  * line, read back with the watch-stream parser (bounded by the longest line):
  *   {"type":"CHECKPOINT","object":{"kind":"Checkpoint","metadata":{"name":"1"}}}
- *   {"type":"WATCH","object":{"kind":"Watch","metadata":{"name":KEY,"resourceVersion":RV}}}
+ *   {"type":"WATCH","object":{"kind":"Watch"|"WatchRelist","metadata":{"name":KEY,"resourceVersion":RV}}}
  *   {"type":"OBJECT","object":OBJECT}                       (of the WATCH above)
  *   {"type":"OBJECT_REF","object":{"kind",...,"metadata":{...}}} (references only)
- *   {"type":"EVENT_ADD|EVENT_UPDATE|EVENT_DELETE","id":ID,"time":T,"object":DATA}
+ *   {"type":"EVENT_ADD|EVENT_UPDATE|EVENT_DELETE","id":ID,"time":T,
+ *    "object":{"apiVersion","kind","metadata":{"name","namespace","uid"}},"data":DATA}
  * EVENT lines are events accepted but not yet delivered; they are sent again
  * after a restart, with the same ids. */
 
@@ -30,8 +31,9 @@ struct state_object {
 	char *ns;
 	char *json; /* NULL when only references are kept */
 	size_t json_len;
-	char *kind; /* NULL: the resource's */
+	char *kind; /* for references: NULL means the resource's */
 	char *api_version;
+	bool typed; /* json has its own apiVersion and kind (watch events and CR lists do) */
 	unsigned generation;
 };
 
@@ -44,6 +46,7 @@ struct state_watch {
 	char *key;
 	char *rv;
 	struct hashmap objects; /* uid (or namespace/name) -> struct state_object */
+	bool relist;		/* written in the middle of a relist: list again */
 	bool adopted;		/* taken over by a running watch */
 };
 
@@ -66,7 +69,10 @@ void state_checkpoint_free(struct state_checkpoint *cp);
 struct state_writer;
 
 int state_writer_open(const char *dir, struct state_writer **ret_writer);
-int state_writer_watch(struct state_writer *w, const char *key, const char *rv);
+/* relist: the objects are in the middle of a relist; the restart lists again.
+ * A key longer than a Kubernetes name is written as its SHA-256 (find it with
+ * state_find_watch(), which does the same). */
+int state_writer_watch(struct state_writer *w, const char *key, const char *rv, bool relist);
 int state_writer_object(struct state_writer *w, const char *uid, const struct state_object *o);
 int state_writer_event(struct state_writer *w, const struct cevent *ev);
 /* Flushes, fsyncs and renames into place, then frees the writer. */

@@ -71,6 +71,18 @@ Test(ndjson, overlong_line_is_an_error_and_skipped) {
 	ndjson_finish(&p);
 }
 
+Test(ndjson, nothing_after_an_overlong_line_in_the_same_chunk) {
+	struct ndjson p;
+	struct lines l = { 0 };
+	const char *in = "0123456789abcdef\n{\"later\":1}\n";
+
+	/* The later line must not be taken: its version would count as seen. */
+	ndjson_init(&p, 8);
+	cr_assert_eq(ndjson_feed(&p, in, strlen(in), collect, &l), -E2BIG);
+	cr_assert_eq(l.n, 0);
+	ndjson_finish(&p);
+}
+
 Test(ndjson, parse_event_keeps_object_bytes) {
 	const char *line = "{\"type\":\"MODIFIED\",\"object\":{\"apiVersion\":\"kool.karmalabs.local/v1\","
 			   "\"kind\":\"Guitar\",\"metadata\":{\"name\":\"d15\",\"namespace\":\"guitar-eventing\","
@@ -150,14 +162,14 @@ Test(ndjson, big_object_parses) {
 
 struct items {
 	int n;
-	char names[8][256];
+	char names[8][NDJSON_NAME_MAX];
 	char raw[8][256];
 };
 
 static int collect_item(const struct kobj *o, void *ud) {
 	struct items *it = ud;
 
-	snprintf(it->names[it->n], 256, "%s", o->name);
+	snprintf(it->names[it->n], NDJSON_NAME_MAX, "%s", o->name);
 	snprintf(it->raw[it->n], 256, "%.*s", (int)o->json_len, o->json);
 	it->n++;
 	return 0;

@@ -74,7 +74,7 @@ Test(state, round_trip, .init = make_dir, .fini = drop_dir) {
 	size_t line;
 
 	cr_assert_eq(state_writer_open(dir, &w), 0);
-	cr_assert_eq(state_writer_watch(w, "kool.karmalabs.local/v1/Guitar|guitar-eventing|", "44"), 0);
+	cr_assert_eq(state_writer_watch(w, "kool.karmalabs.local/v1/Guitar|guitar-eventing|", "44", false), 0);
 	cr_assert_eq(state_writer_object(w, "u-1", full), 0);
 	cr_assert_eq(state_writer_object(w, "u-2", ref), 0);
 	cr_assert_eq(state_writer_event(w, ev), 0);
@@ -116,7 +116,7 @@ Test(state, missing_and_damaged, .init = make_dir, .fini = drop_dir) {
 
 	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &line), -ENOENT);
 	cr_assert_eq(state_writer_open(dir, &w), 0);
-	cr_assert_eq(state_writer_watch(w, "k", "1"), 0);
+	cr_assert_eq(state_writer_watch(w, "k", "1", false), 0);
 	cr_assert_eq(state_writer_commit(w), 0);
 	snprintf(path, sizeof(path), "%s/checkpoint.ndjson", dir);
 	/* A line cut short (no newline) is damage, not a smaller state. */
@@ -136,13 +136,58 @@ Test(state, abort_leaves_the_old_checkpoint, .init = make_dir, .fini = drop_dir)
 	size_t line;
 
 	cr_assert_eq(state_writer_open(dir, &w), 0);
-	cr_assert_eq(state_writer_watch(w, "old", "7"), 0);
+	cr_assert_eq(state_writer_watch(w, "old", "7", false), 0);
 	cr_assert_eq(state_writer_commit(w), 0);
 	cr_assert_eq(state_writer_open(dir, &w), 0);
-	cr_assert_eq(state_writer_watch(w, "new", "8"), 0);
+	cr_assert_eq(state_writer_watch(w, "new", "8", true), 0);
 	state_writer_abort(w);
 	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &line), 0);
 	cr_assert_not_null(state_find_watch(cp, "old"));
 	cr_assert_null(state_find_watch(cp, "new"));
 	state_checkpoint_free(cp);
+}
+
+Test(state, relist_flag_long_keys_and_reference_data, .init = make_dir, .fini = drop_dir) {
+	struct cevent_params ref_params = params;
+	struct state_writer *w = NULL;
+	struct state_checkpoint *cp = NULL;
+	struct state_watch *sw;
+	struct cevent *ev = NULL;
+	struct kobj k;
+	char key[600];
+	size_t line;
+	const char *ref = "{\"kind\":\"Guitar\",\"namespace\":\"guitar-eventing\",\"name\":\"d15\","
+			  "\"apiVersion\":\"kool.karmalabs.local/v1\"}";
+
+	/* A delete found by a relist with --object-state reference: Resource
+	 * mode, but the data is a reference without metadata. */
+	memset(&k, 0, sizeof(k));
+	k.json = ref;
+	k.json_len = strlen(ref);
+	strcpy(k.kind, "Guitar");
+	strcpy(k.api_version, "kool.karmalabs.local/v1");
+	strcpy(k.name, "d15");
+	strcpy(k.namespace, "guitar-eventing");
+	strcpy(k.uid, "u-9");
+	strcpy(k.resource_version, "50");
+	cr_assert_eq(cevent_create(&ref_params, &k, CEVENT_DELETE, &ev), 0);
+	memset(key, 'k', sizeof(key) - 1);
+	key[sizeof(key) - 1] = '\0';
+	cr_assert_eq(state_writer_open(dir, &w), 0);
+	cr_assert_eq(state_writer_watch(w, key, "51", true), 0);
+	cr_assert_eq(state_writer_event(w, ev), 0);
+	cr_assert_eq(state_writer_commit(w), 0);
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &line), 0, "line %zu", line);
+	sw = state_find_watch(cp, key);
+	cr_assert_not_null(sw);
+	cr_assert(sw->relist);
+	cr_assert_eq(cp->n_events, 1);
+	cr_assert_str_eq(cp->events[0]->subject,
+		"/apis/kool.karmalabs.local/v1/namespaces/guitar-eventing/guitars/d15");
+	cr_assert_str_eq(cp->events[0]->name, "d15");
+	cr_assert_str_eq(cp->events[0]->key, "u-9");
+	cr_assert_str_eq(cp->events[0]->data, ref);
+	cr_assert_str_eq(cp->events[0]->id, ev->id);
+	state_checkpoint_free(cp);
+	cevent_destroy(ev);
 }
