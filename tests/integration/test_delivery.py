@@ -25,9 +25,11 @@ def test_503_503_200_is_three_attempts_one_id(cluster, sink_factory, adapter_fac
     assert [r["status"] for r in reqs] == [503, 503, 200]
     assert len({r["headers"]["ce-id"] for r in reqs}) == 1
     assert len({r["body"] for r in reqs}) == 1
-    # Backoff starts near 100 ms and grows.
+    # Backoff starts near 100 ms (jittered to 50-100 ms) and doubles (100-200 ms);
+    # only lower bounds are asserted, since a loaded machine adds delay.
     gaps = [reqs[i + 1]["time"] - reqs[i]["time"] for i in range(2)]
-    assert 0.04 <= gaps[0] < 2 and gaps[1] >= gaps[0] * 0.9
+    assert gaps[0] >= 0.04 and gaps[1] >= 0.09, gaps
+    assert gaps[0] < 5 and gaps[1] < 5, gaps
     retries = [l for l in a.logs() if l.get("msg") == "delivery failed, retrying"]
     assert len(retries) == 2 and all(l["status"] == 503 for l in retries), [json.dumps(l) for l in retries]
 
