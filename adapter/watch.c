@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yajl/yajl_tree.h>
 
 #include "adapter/cevent.h"
 #include "adapter/discovery.h"
@@ -213,6 +214,24 @@ static void fatal(struct watcher *w) {
 	w->ctx->fatal(w->ctx->userdata);
 }
 
+/* The message of a Status body (or of an ERROR event's text kept there). */
+static void status_message(const struct buf *body, char *out, size_t len) {
+	const char *m = NULL;
+	yajl_val root;
+
+	out[0] = '\0';
+	if (!body->len)
+		return;
+	root = yajl_tree_parse(body->data, NULL, 0);
+	for (size_t i = 0; YAJL_IS_OBJECT(root) && i < root->u.object.len; i++)
+		if (strcmp(root->u.object.keys[i], "message") == 0 &&
+			YAJL_IS_STRING(root->u.object.values[i]))
+			m = root->u.object.values[i]->u.string;
+	/* Not JSON (an ERROR event's message is kept as text): use it as it is. */
+	snprintf(out, len, "%s", m ? m : root ? "" : body->data);
+	yajl_tree_free(root);
+}
+
 /* An HTTP answer other than 200 to a list or a watch. */
 static void handle_http_failure(struct watch *wa, long status) {
 	struct watcher *w = wa->w;
@@ -221,15 +240,7 @@ static void handle_http_failure(struct watch *wa, long status) {
 	const char *what = "request failed";
 
 	/* The body is a Status; its message is what a person needs. */
-	if (wa->errbody.len) {
-		const char *m = strstr(wa->errbody.data, "\"message\":\"");
-		if (m) {
-			size_t i = 0;
-			for (m += 11; *m && *m != '"' && i + 1 < sizeof(msg); m++)
-				msg[i++] = *m == '\\' && m[1] ? *++m : *m;
-			msg[i] = '\0';
-		}
-	}
+	status_message(&wa->errbody, msg, sizeof(msg));
 	switch (status) {
 	case 401:
 		kube_token_rejected(w->ctx->kube);
