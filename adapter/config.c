@@ -12,6 +12,8 @@
 #include <yajl/yajl_tree.h>
 
 #include "adapter/config.h"
+#include "adapter/probes.h"
+#include "adapter/util/json.h"
 #include "adapter/util/buf.h"
 #include "adapter/util/fileio.h"
 #include "adapter/util/yamldoc.h"
@@ -102,6 +104,12 @@ static void free_extensions(struct config *cfg) {
 }
 
 void config_finish(struct config *cfg) {
+	free(cfg->probes_addr);
+	free(cfg->metrics_addr);
+	free(cfg->metrics_protocol);
+	free(cfg->logging_config);
+	free(cfg->oidc_audience);
+	free(cfg->oidc_service_account);
 	if (!cfg)
 		return;
 	free_resources(cfg);
@@ -712,6 +720,49 @@ out:
 	yajl_tree_free(root);
 }
 
+/* K_OBSERVABILITY_CONFIG: only metrics.protocol and metrics.endpoint matter
+ * here. "prometheus" serves /metrics (on the endpoint, else on
+ * METRICS_PROMETHEUS_PORT, else 9092, the port Knative's Deployment names
+ * "metrics"); "none" or nothing serves none; other protocols are not
+ * supported (main warns). Tracing is not supported either. */
+static void load_observability(struct ctx *c, const char *json, const char *prom_port) {
+	struct config *cfg = c->cfg;
+	char err[300];
+	const char *proto, *endpoint;
+	yajl_val root, metrics;
+	unsigned long long port = 9092;
+
+	root = json_parse(json, err, sizeof(err));
+	if (!root) {
+		report(c, "K_OBSERVABILITY_CONFIG", "%s", err);
+		return;
+	}
+	metrics = json_get(root, "metrics");
+	proto = json_get_str(metrics, "protocol");
+	endpoint = json_get_str(metrics, "endpoint");
+	if (metrics && !YAJL_IS_OBJECT(metrics)) {
+		report(c, "K_OBSERVABILITY_CONFIG", "metrics: not a JSON object");
+	} else if (!proto || !*proto || strcmp(proto, "none") == 0) {
+		free(cfg->metrics_addr);
+		cfg->metrics_addr = NULL;
+	} else if (strcmp(proto, "prometheus") == 0) {
+		char addr[300];
+		if (prom_port && *prom_port && (parse_uint(prom_port, 65535, &port) < 0 || port < 1024))
+			report(c, "METRICS_PROMETHEUS_PORT", "\"%s\" is not a port (1024-65535)", prom_port);
+		if (endpoint && *endpoint)
+			snprintf(addr, sizeof(addr), "%s", endpoint);
+		else
+			snprintf(addr, sizeof(addr), ":%llu", port);
+		set_str(&cfg->metrics_addr, addr);
+	} else {
+		free(cfg->metrics_addr);
+		cfg->metrics_addr = NULL;
+	}
+	if (proto)
+		set_str(&cfg->metrics_protocol, proto);
+	yajl_tree_free(root);
+}
+
 static void load_env(struct ctx *c, config_getenv_fn get, void *ud) {
 	struct config *cfg = c->cfg;
 	const char *s;
@@ -741,6 +792,14 @@ static void load_env(struct ctx *c, config_getenv_fn get, void *ud) {
 		else
 			set_str(&cfg->ca_certs_pem, s);
 	}
+	if ((s = get("K_LOGGING_CONFIG", ud)) && *s)
+		set_str(&cfg->logging_config, s);
+	if ((s = get("K_OBSERVABILITY_CONFIG", ud)) && *s)
+		load_observability(c, s, get("METRICS_PROMETHEUS_PORT", ud));
+	if ((s = get("K_AUDIENCE", ud)) && *s)
+		set_str(&cfg->oidc_audience, s);
+	if ((s = get("K_OIDC_SERVICE_ACCOUNT", ud)) && *s)
+		set_str(&cfg->oidc_service_account, s);
 	if ((s = get("KUBERNETES_SERVICE_HOST", ud)) && *s)
 		set_str(&cfg->kube_service_host, s);
 	if ((s = get("KUBERNETES_SERVICE_PORT", ud)) && *s)
@@ -778,6 +837,9 @@ enum {
 	OPT_STATE_DIR,
 	OPT_OBJECT_STATE,
 	OPT_VERSION,
+	OPT_PROBES_ADDR,
+	OPT_METRICS_ADDR,
+	OPT_LOG_FORMAT,
 	OPT_NUMERIC = 2000, /* numeric_flags[i] has option OPT_NUMERIC + i */
 };
 
@@ -832,6 +894,9 @@ static const struct option long_options[] = {
 	{ "object-state", required_argument, NULL, OPT_OBJECT_STATE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "probes-addr", required_argument, NULL, OPT_PROBES_ADDR },
+	{ "metrics-addr", required_argument, NULL, OPT_METRICS_ADDR },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 	{ "sink-timeout", required_argument, NULL, OPT_NUMERIC + 0 },
 	{ "retry-max", required_argument, NULL, OPT_NUMERIC + 1 },
 	{ "retry-timeout", required_argument, NULL, OPT_NUMERIC + 2 },
@@ -890,11 +955,16 @@ void config_usage(int fd) {
 		"  --watch-timeout SECONDS     each watch asks the server to end it after this to\n"
 		"                              twice this (default 300), then resumes\n"
 		"  --log-level LEVEL           debug, info, warn or error (default info)\n"
+		"  --log-format json|text      log lines as JSON objects or as text (default: text on a\n"
+		"                              terminal, JSON otherwise; K_LOGGING_CONFIG's encoding)\n"
+		"  --probes-addr HOST:PORT     /health and /readiness (default :8080; off: none)\n"
+		"  --metrics-addr HOST:PORT    Prometheus /metrics (default :9092; off: none)\n"
 		"  -h, --help                  this text\n"
 		"  --version                   the version\n"
 		"\n"
 		"Environment (Knative's, flags override): K_SINK, K_SOURCE_CONFIG, NAME, NAMESPACE,\n"
-		"K_CE_OVERRIDES, K_SINK_TIMEOUT, K_CA_CERTS, KUBECONFIG, KUBERNETES_SERVICE_HOST/PORT.\n");
+		"K_CE_OVERRIDES, K_SINK_TIMEOUT, K_CA_CERTS, K_LOGGING_CONFIG, K_OBSERVABILITY_CONFIG,\n"
+		"K_AUDIENCE, K_OIDC_SERVICE_ACCOUNT, KUBECONFIG, KUBERNETES_SERVICE_HOST/PORT.\n");
 }
 
 struct flag_values {
@@ -906,6 +976,7 @@ struct flag_values {
 	const char *selector;
 	const char *mode, *sink, *kubeconfig, *context, *name, *source_file, *log_level;
 	const char *dead_letter, *state_dir, *object_state;
+	const char *probes_addr, *metrics_addr, *log_format;
 	const char *numeric[N_NUMERIC];
 	bool initial_events, fail_fast;
 };
@@ -1002,6 +1073,15 @@ static void parse_flags(struct ctx *c, int argc, char **argv, struct flag_values
 		case OPT_OBJECT_STATE:
 			f->object_state = optarg;
 			break;
+		case OPT_PROBES_ADDR:
+			f->probes_addr = optarg;
+			break;
+		case OPT_METRICS_ADDR:
+			f->metrics_addr = optarg;
+			break;
+		case OPT_LOG_FORMAT:
+			f->log_format = optarg;
+			break;
 		case 'h':
 			c->cfg->help = true;
 			break;
@@ -1022,6 +1102,28 @@ static void parse_flags(struct ctx *c, int argc, char **argv, struct flag_values
 	}
 	if (optind < argc)
 		report(c, argv[optind], "unexpected argument (see --help)");
+}
+
+static void check_addr(struct ctx *c, const char *addr, const char *field) {
+	char host[256];
+	unsigned port;
+
+	if (probes_parse_addr(addr, host, sizeof(host), &port) < 0)
+		report(c, field, "\"%s\" is not HOST:PORT (e.g. :8080, 127.0.0.1:8080, [::1]:8080) "
+				 "or off", addr);
+}
+
+/* A listening address from a flag: "off" or "" turns the endpoint off. */
+static void set_addr(struct ctx *c, char **dst, const char *value, const char *flag) {
+	if (!value)
+		return;
+	if (!*value || strcmp(value, "off") == 0) {
+		free(*dst);
+		*dst = NULL;
+		return;
+	}
+	check_addr(c, value, flag);
+	set_str(dst, value);
 }
 
 static bool valid_http_url(const char *url) {
@@ -1079,10 +1181,14 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 		.drain_timeout_usec = DEFAULT_DRAIN_TIMEOUT_USEC,
 		.checkpoint_interval_usec = DEFAULT_CHECKPOINT_INTERVAL_USEC,
 		.log_level = LOG_INFO,
+		.log_format = -1,
 	};
 	parse_flags(&c, argc, argv, &f);
 	if (cfg->help || cfg->version)
 		goto out;
+
+	set_str(&cfg->probes_addr, ":8080");
+	set_str(&cfg->metrics_addr, ":9092");
 
 	/* Lowest precedence first: the manifest, then the environment, then flags. */
 	if (f.source_file) {
@@ -1174,6 +1280,22 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 	}
 	if (f.log_level && log_level_from_string(f.log_level, &cfg->log_level) < 0)
 		report(&c, "--log-level", "must be debug, info, warn or error, not \"%s\"", f.log_level);
+	cfg->log_level_set = f.log_level != NULL;
+	if (f.log_format && strcmp(f.log_format, "json") == 0)
+		cfg->log_format = LOG_FORMAT_JSON;
+	else if (f.log_format && strcmp(f.log_format, "text") == 0)
+		cfg->log_format = LOG_FORMAT_TEXT;
+	else if (f.log_format)
+		report(&c, "--log-format", "must be json or text, not \"%s\"", f.log_format);
+	set_addr(&c, &cfg->probes_addr, f.probes_addr, "--probes-addr");
+	set_addr(&c, &cfg->metrics_addr, f.metrics_addr, "--metrics-addr");
+	if (cfg->metrics_addr && !f.metrics_addr)
+		check_addr(&c, cfg->metrics_addr, "K_OBSERVABILITY_CONFIG");
+	if (!cfg->oidc_audience != !cfg->oidc_service_account)
+		report(&c, cfg->oidc_audience ? "K_OIDC_SERVICE_ACCOUNT" : "K_AUDIENCE",
+			"missing: OIDC needs both K_AUDIENCE and K_OIDC_SERVICE_ACCOUNT");
+	if (cfg->oidc_audience && !cfg->namespace)
+		report(&c, "NAMESPACE", "missing: OIDC asks for a token of a service account in NAMESPACE");
 
 	/* Whole-config checks. */
 	if (!cfg->n_resources)

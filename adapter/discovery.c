@@ -5,27 +5,13 @@
 #include <yajl/yajl_tree.h>
 
 #include "adapter/discovery.h"
+#include "adapter/util/json.h"
 
 int discovery_path(const char *group, const char *version, char *out, size_t outlen) {
 	int n = *group ? snprintf(out, outlen, "/apis/%s/%s", group, version) :
 			 snprintf(out, outlen, "/api/%s", version);
 
 	return n < 0 || (size_t)n >= outlen ? -ENOBUFS : 0;
-}
-
-static yajl_val field(yajl_val obj, const char *key) {
-	if (!YAJL_IS_OBJECT(obj))
-		return NULL;
-	for (size_t i = 0; i < obj->u.object.len; i++)
-		if (strcmp(obj->u.object.keys[i], key) == 0)
-			return obj->u.object.values[i];
-	return NULL;
-}
-
-static const char *field_str(yajl_val obj, const char *key) {
-	yajl_val v = field(obj, key);
-
-	return YAJL_IS_STRING(v) ? v->u.string : NULL;
 }
 
 int discovery_parse(const char *json, size_t len, const char *kind, const char *resource,
@@ -43,15 +29,15 @@ int discovery_parse(const char *json, size_t len, const char *kind, const char *
 	free(copy);
 	if (!root)
 		return -EBADMSG;
-	doc_kind = field_str(root, "kind");
-	list = field(root, "resources");
+	doc_kind = json_get_str(root, "kind");
+	list = json_get(root, "resources");
 	if (!YAJL_IS_ARRAY(list) || (doc_kind && strcmp(doc_kind, "APIResourceList") != 0)) {
 		r = -EBADMSG;
 		goto out;
 	}
 	for (size_t i = 0; i < list->u.array.len; i++) {
 		yajl_val item = list->u.array.values[i], ns, verbs;
-		const char *name = field_str(item, "name"), *k = field_str(item, "kind");
+		const char *name = json_get_str(item, "name"), *k = json_get_str(item, "kind");
 
 		if (!name || !k || strchr(name, '/'))
 			continue; /* subresources such as pods/log */
@@ -60,9 +46,9 @@ int discovery_parse(const char *json, size_t len, const char *kind, const char *
 		memset(ret, 0, sizeof(*ret));
 		snprintf(ret->resource, sizeof(ret->resource), "%s", name);
 		snprintf(ret->kind, sizeof(ret->kind), "%s", k);
-		ns = field(item, "namespaced");
+		ns = json_get(item, "namespaced");
 		ret->namespaced = YAJL_IS_TRUE(ns);
-		verbs = field(item, "verbs");
+		verbs = json_get(item, "verbs");
 		for (size_t j = 0; YAJL_IS_ARRAY(verbs) && j < verbs->u.array.len; j++) {
 			yajl_val verb = verbs->u.array.values[j];
 			if (!YAJL_IS_STRING(verb))

@@ -11,7 +11,10 @@
 #include "adapter/kube.h"
 #include "adapter/log.h"
 #include "adapter/loop.h"
+#include "adapter/metrics.h"
 #include "adapter/ndjson.h"
+#include "adapter/oidc.h"
+#include "adapter/probes.h"
 #include "adapter/sink.h"
 #include "adapter/state.h"
 #include "adapter/watch.h"
@@ -36,6 +39,9 @@ struct adapter {
 	struct state_checkpoint *checkpoint;
 	struct loop_timer checkpoint_timer;
 	uint64_t checkpointed_signature; /* what the last checkpoint reflected */
+	struct metrics *metrics;
+	struct probes *probes;
+	struct oidc *oidc;
 };
 
 static const char *env_lookup(const char *name, void *userdata) {
@@ -284,17 +290,118 @@ static int load_checkpoint(struct adapter *a) {
 	return 0;
 }
 
+/* Ready: every watch has listed, the sink is known (with OIDC, a token is
+ * in hand), and no shutdown has begun. */
+static bool handle_ready(char *reason, size_t len, void *userdata) {
+	struct adapter *a = userdata;
+	const char *problem;
+
+	if (a->draining) {
+		snprintf(reason, len, "shutting down");
+		return false;
+	}
+	for (size_t i = 0; i < a->n_watchers; i++)
+		if (!watcher_synced(a->watchers[i])) {
+			snprintf(reason, len, "not ready: waiting for the initial list of every watch "
+					      "(is the API server reachable?)");
+			return false;
+		}
+	for (size_t i = 0; i < a->n_watchers; i++)
+		if (!watcher_reachable(a->watchers[i])) {
+			snprintf(reason, len, "not ready: the API server is not answering a list or watch");
+			return false;
+		}
+	if (!a->cfg.sink) {
+		snprintf(reason, len, "not ready: no sink");
+		return false;
+	}
+	if ((problem = oidc_problem(a->oidc))) {
+		snprintf(reason, len, "not ready: %s", problem);
+		return false;
+	}
+	return true;
+}
+
+static int handle_metrics(struct buf *out, void *userdata) {
+	struct adapter *a = userdata;
+	struct queue_stats st;
+	char reason[8];
+
+	sink_get_stats(a->sink, &st);
+	return metrics_render(a->metrics, &st, handle_ready(reason, sizeof(reason), a),
+		loop_now_usec(), out);
+}
+
+static void handle_oidc_ready(void *userdata) {
+	struct adapter *a = userdata;
+
+	/* Events waiting for a token were scheduled for a retry; nothing to do
+	 * until they come round. */
+	(void)a;
+}
+
+/* Logging as configured: K_LOGGING_CONFIG (a zap configuration) under
+ * Knative; --log-level and --log-format override it; without either, JSON
+ * on stderr, or text when stderr is a terminal. */
+static int setup_logging(struct adapter *a) {
+	struct log_options o;
+	char err[300];
+
+	log_options_default(&o);
+	if (a->cfg.logging_config &&
+		log_options_from_zap(a->cfg.logging_config, "apiserversource", &o, err, sizeof(err)) < 0) {
+		handle_config_error("K_LOGGING_CONFIG", err, a);
+		return -EINVAL;
+	}
+	if (a->cfg.log_level_set || !a->cfg.logging_config)
+		o.level = a->cfg.log_level;
+	if (a->cfg.log_format >= 0)
+		o.format = (enum log_format)a->cfg.log_format;
+	else if (!a->cfg.logging_config && isatty(STDERR_FILENO))
+		o.format = LOG_FORMAT_TEXT;
+	log_configure(&o);
+	return 0;
+}
+
+static int start_endpoints(struct adapter *a) {
+	static const struct probes_ops ops = { .ready = handle_ready, .metrics = handle_metrics };
+	char err[400] = "";
+	int r;
+
+	if (a->cfg.metrics_protocol && strcmp(a->cfg.metrics_protocol, "prometheus") != 0 &&
+		strcmp(a->cfg.metrics_protocol, "none") != 0)
+		log_warn("main", "K_OBSERVABILITY_CONFIG asks for a metrics protocol this adapter "
+				 "does not export; no metrics are served (use prometheus)",
+			LOG_STR("protocol", a->cfg.metrics_protocol));
+	if (!a->cfg.probes_addr && !a->cfg.metrics_addr)
+		return 0;
+	r = probes_create(a->loop, a->cfg.probes_addr, a->cfg.metrics_addr, &ops, a, &a->probes,
+		err, sizeof(err));
+	if (r < 0) {
+		log_error("main", err, LOG_STR("field", a->cfg.probes_addr && strstr(err, a->cfg.probes_addr) == err ?
+								"--probes-addr" : "--metrics-addr"));
+		return r;
+	}
+	log_info("main", "serving probes and metrics",
+		LOG_INT("probes_port", probes_port(a->probes, false)),
+		LOG_INT("metrics_port", probes_port(a->probes, true)));
+	return 0;
+}
+
 static void adapter_finish(struct adapter *a) {
 	for (size_t i = 0; i < a->n_watchers; i++)
 		watcher_destroy(a->watchers[i]);
 	free(a->watchers);
+	probes_destroy(a->probes);
 	sink_destroy(a->sink);
+	oidc_destroy(a->oidc);
 	http_destroy(a->http);
 	if (a->loop) {
 		loop_timer_disarm(a->loop, &a->drain_timer);
 		loop_timer_disarm(a->loop, &a->checkpoint_timer);
 	}
 	state_checkpoint_free(a->checkpoint);
+	metrics_destroy(a->metrics);
 	loop_destroy(a->loop);
 	kube_destroy(a->kube);
 	config_finish(&a->cfg);
@@ -324,7 +431,10 @@ int main(int argc, char **argv) {
 		ret = EXIT_CONFIG;
 		goto out;
 	}
-	log_setup(a.cfg.log_level, STDERR_FILENO);
+	if (setup_logging(&a) < 0) {
+		ret = EXIT_CONFIG;
+		goto out;
+	}
 	r = kube_load(&a.cfg, handle_config_error, &a, &a.kube);
 	if (r < 0) {
 		ret = EXIT_CONFIG;
@@ -349,6 +459,11 @@ int main(int argc, char **argv) {
 		r = http_create(a.loop, &a.http);
 	if (r == 0)
 		r = sink_create(&a.cfg, a.loop, a.http, &a.sink);
+	if (r == 0 && a.cfg.metrics_addr)
+		r = metrics_create(&a.metrics);
+	if (r == 0 && a.cfg.oidc_audience)
+		r = oidc_create(a.kube, a.http, a.loop, a.cfg.namespace, a.cfg.oidc_service_account,
+			a.cfg.oidc_audience, handle_oidc_ready, &a, &a.oidc);
 	if (r == 0)
 		r = loop_handle_signals(a.loop, handle_signal, &a);
 	if (r < 0) {
@@ -358,6 +473,8 @@ int main(int argc, char **argv) {
 	loop_timer_init(&a.drain_timer, handle_drain_timer, &a);
 	loop_timer_init(&a.checkpoint_timer, handle_checkpoint_timer, &a);
 	sink_on_space(a.sink, handle_queue_space, &a);
+	sink_set_metrics(a.sink, a.metrics);
+	sink_set_oidc(a.sink, a.oidc);
 	if (a.cfg.state_dir && load_checkpoint(&a) < 0) {
 		ret = EXIT_CONFIG;
 		goto out;
@@ -371,6 +488,7 @@ int main(int argc, char **argv) {
 		.fatal = handle_fatal,
 		.userdata = &a,
 		.checkpoint = a.checkpoint,
+		.metrics = a.metrics,
 	};
 	a.watchers = calloc(a.cfg.n_resources, sizeof(*a.watchers));
 	if (!a.watchers)
@@ -387,6 +505,8 @@ int main(int argc, char **argv) {
 		LOG_INT("resources", a.cfg.n_resources),
 		LOG_STR("namespaces", a.cfg.all_namespaces ? "*" : ""),
 		LOG_INT("namespace_count", a.cfg.n_namespaces));
+	if (start_endpoints(&a) < 0)
+		goto out;
 	for (size_t i = 0; i < a.n_watchers; i++)
 		watcher_start(a.watchers[i]);
 	if (a.cfg.state_dir)

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "adapter/log.h"
+#include "adapter/metrics.h"
+#include "adapter/oidc.h"
 #include "adapter/sink.h"
 
 #define BACKOFF_INITIAL_USEC (100ull * 1000ull)
@@ -23,6 +25,7 @@ struct sink_req {
 	struct queue_entry *entry;
 	struct curl_slist *headers;
 	uint64_t retry_after_usec;
+	uint64_t oidc_generation; /* of the token sent, 0: none */
 	struct buf body;
 	struct sink_req *next_free;
 	struct sink_req *next_all;
@@ -38,6 +41,9 @@ struct sink {
 	void *space_userdata;
 	struct sink_req *free_reqs;
 	struct sink_req *all_reqs; /* every request ever made, for destroy */
+	struct metrics *metrics;
+	struct oidc *oidc;
+	char *namespace_header; /* "Kn-Namespace: NS", as Knative's adapter sends */
 };
 
 enum queue_result sink_classify(int err, long status) {
@@ -130,6 +136,16 @@ static void handle_post_done(struct http_xfer *x, int err, long status, const ch
 	uint64_t retry_after = req->retry_after_usec;
 
 	(void)x;
+	metrics_count_request(s->metrics, err, status);
+	if (!err && status == 401 && req->oidc_generation) {
+		/* The token may have been revoked or rotated: one new token, one
+		 * more attempt, then the usual classification. */
+		oidc_token_rejected(s->oidc, req->oidc_generation);
+		if (!e->auth_retried) {
+			e->auth_retried = true;
+			res = QUEUE_RETRY;
+		}
+	}
 	e->last_status = status;
 	e->last_error = err;
 	free(e->last_body);
@@ -208,6 +224,34 @@ static int dead_letter_headers(struct sink *s, struct queue_entry *e,
 	return r;
 }
 
+static int append_header(struct curl_slist **headers, const char *line) {
+	struct curl_slist *n = curl_slist_append(*headers, line);
+
+	if (!n)
+		return -ENOMEM;
+	*headers = n;
+	return 0;
+}
+
+/* Authorization: Bearer with the current OIDC token; -EAGAIN (retried like
+ * a failed attempt) while a new token is being fetched. */
+static int auth_header(struct sink *s, struct sink_req *req) {
+	const char *token = oidc_token(s->oidc);
+	char *line = NULL;
+	int r;
+
+	if (!token)
+		return -EAGAIN;
+	if (asprintf(&line, "Authorization: Bearer %s", token) < 0)
+		return -ENOMEM;
+	r = append_header(&req->headers, line);
+	explicit_bzero(line, strlen(line));
+	free(line);
+	if (r == 0)
+		req->oidc_generation = oidc_generation(s->oidc);
+	return r;
+}
+
 static int handle_send(struct queue_entry *e, void *userdata) {
 	struct sink *s = userdata;
 	struct sink_req *req;
@@ -233,9 +277,14 @@ static int handle_send(struct queue_entry *e, void *userdata) {
 		goto fail;
 	req->entry = e;
 	req->retry_after_usec = 0;
+	req->oidc_generation = 0;
 	r = cevent_http_headers(e->ev, &req->headers);
 	if (r == 0 && e->dead_letter)
 		r = dead_letter_headers(s, e, &req->headers);
+	if (r == 0 && s->namespace_header)
+		r = append_header(&req->headers, s->namespace_header);
+	if (r == 0 && s->oidc && !e->dead_letter)
+		r = auth_header(s, req);
 	if (r < 0)
 		goto fail;
 	/* No "Expect: 100-continue" round trip for larger bodies. */
@@ -285,7 +334,10 @@ static const char *error_text(const struct queue_entry *e) {
 
 static void handle_finished(struct queue_entry *e, enum queue_outcome outcome, bool exhausted,
 	void *userdata) {
-	(void)userdata;
+	struct sink *s = userdata;
+
+	if (e->ev->arrival_usec)
+		metrics_observe_delivery(s->metrics, loop_now_usec() - e->ev->arrival_usec);
 	switch (outcome) {
 	case QUEUE_OUT_DELIVERED:
 		log_debug("sink", "event delivered", LOG_STR("id", e->ev->id),
@@ -364,10 +416,15 @@ int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 	s->loop = loop;
 	s->http = http;
 	s->to_stdout = strcmp(cfg->sink, "-") == 0;
+	if (cfg->namespace && asprintf(&s->namespace_header, "Kn-Namespace: %s", cfg->namespace) < 0) {
+		free(s);
+		return -ENOMEM;
+	}
 	if (s->to_stdout)
 		opts.max_inflight = 1;
 	r = queue_create(loop, &opts, &ops, s, &s->queue);
 	if (r < 0) {
+		free(s->namespace_header);
 		free(s);
 		return r;
 	}
@@ -388,7 +445,16 @@ void sink_destroy(struct sink *s) {
 		s->all_reqs = n;
 	}
 	queue_destroy(s->queue);
+	free(s->namespace_header);
 	free(s);
+}
+
+void sink_set_metrics(struct sink *s, struct metrics *m) {
+	s->metrics = m;
+}
+
+void sink_set_oidc(struct sink *s, struct oidc *o) {
+	s->oidc = o;
 }
 
 int sink_submit(struct sink *s, struct cevent *ev) {

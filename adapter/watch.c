@@ -7,6 +7,7 @@
 #include "adapter/cevent.h"
 #include "adapter/discovery.h"
 #include "adapter/log.h"
+#include "adapter/metrics.h"
 #include "adapter/ndjson.h"
 #include "adapter/state.h"
 #include "adapter/util/backoff.h"
@@ -58,6 +59,9 @@ struct watch {
 	bool list_restarted;   /* a continue token expired during this list */
 	char list_rv[64];      /* the list's version, applied when the list completes */
 	char *key;    /* names the watch in checkpoints */
+	struct metrics_watch *mw;
+	bool streamed; /* a watch stream was opened before */
+	bool failing;  /* the last list or watch failed; cleared by a 200 answer */
 };
 
 struct watcher {
@@ -77,6 +81,7 @@ struct watcher {
 	struct cevent_params params;
 	char *escaped_selector;
 	bool stopped;
+	struct metrics_resource *mres;
 };
 
 static void watch_list_start(struct watch *wa);
@@ -161,6 +166,10 @@ static bool owner_filtered(const struct config *cfg, const struct kobj *obj) {
 	return false;
 }
 
+static void count(struct watch *wa, enum metrics_watch_event ev) {
+	metrics_count_event(wa->w->mres, wa->mw, ev, loop_now_usec());
+}
+
 /* Returns 0 or a negative errno (out of memory): the caller then ends the
  * stream, which resumes from the last version whose events were queued. */
 static int emit(struct watch *wa, enum cevent_op op, const struct kobj *obj) {
@@ -171,6 +180,8 @@ static int emit(struct watch *wa, enum cevent_op op, const struct kobj *obj) {
 	if (owner_filtered(w->ctx->cfg, obj))
 		return 0;
 	r = cevent_create(&w->params, obj, op, &ev);
+	if (r == 0)
+		ev->arrival_usec = loop_now_usec();
 	if (r == 0) {
 		r = sink_submit(w->ctx->sink, ev);
 		if (r < 0)
@@ -204,6 +215,7 @@ static void retry_later(struct watch *wa, const char *msg, long status, const ch
 		delay = wa->retry_after_usec < RETRY_AFTER_MAX_USEC ? wa->retry_after_usec :
 								      RETRY_AFTER_MAX_USEC;
 	wa->state = ST_WAITING;
+	wa->failing = true;
 	log_warn("watch", msg, LOG_STR("resource", wa->w->label),
 		LOG_STR("namespace", wa->ns ? wa->ns : ""), LOG_INT("status", status),
 		LOG_STR("error", detail ? detail : ""), LOG_INT("retry_in_ms", delay / 1000u));
@@ -286,8 +298,14 @@ static void handle_http_failure(struct watch *wa, long status) {
 
 static size_t handle_header(char *buffer, size_t size, size_t nitems, void *userdata) {
 	struct watch *wa = userdata;
+	long status = 0;
 
 	sink_retry_after_header(buffer, size * nitems, &wa->retry_after_usec);
+	/* The end of a 200 answer's headers: the server is reachable again. */
+	if (size * nitems <= 2 && (buffer[0] == '\r' || buffer[0] == '\n') &&
+		curl_easy_getinfo(wa->xfer.easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+		status == 200)
+		wa->failing = false;
 	return size * nitems;
 }
 
@@ -358,6 +376,7 @@ static int handle_list_item(const struct kobj *obj, void *userdata) {
 	bool known;
 	int r;
 
+	count(wa, METRICS_EV_LISTED);
 	prev = hashmap_get(&wa->objects, obj_key(obj, kbuf, sizeof(kbuf)));
 	known = prev != NULL;
 	r = state_put(wa, obj);
@@ -469,6 +488,8 @@ static void handle_list_done(struct http_xfer *x, int err, long status, const ch
 			retry_later(wa, "list failed, retrying", 0, errbuf);
 			return;
 		}
+		if (status == 410 && w->mres)
+			w->mres->expired++;
 		if (status == 410 && wa->list_continue) {
 			/* The continue token expired: start the list over; objects seen
 			 * only on the abandoned pages are swept at the end. */
@@ -511,6 +532,7 @@ static void handle_list_done(struct http_xfer *x, int err, long status, const ch
 	wa->relisting = false;
 	wa->relist_on_resume = false;
 	wa->synced = true;
+	metrics_count_event(NULL, wa->mw, METRICS_EV_LISTED, loop_now_usec());
 	backoff_reset(&wa->backoff);
 	if (!wa->announced) {
 		wa->announced = true;
@@ -539,6 +561,8 @@ static void watch_list_start(struct watch *wa) {
 		wa->generation++;
 		if (wa->synced)
 			wa->relisting = true;
+		if (wa->relisting && w->mres)
+			w->mres->relists++;
 	}
 	r = prepare(wa, (curl_write_callback)handle_list_data, handle_list_done);
 	if (r == 0)
@@ -576,6 +600,11 @@ static int handle_line(const char *line, size_t len, void *userdata) {
 	r = ndjson_parse_event(line, len, &ev);
 	if (r < 0)
 		return r;
+	count(wa, ev.type == NDJSON_ADDED ? METRICS_EV_ADDED :
+		ev.type == NDJSON_MODIFIED    ? METRICS_EV_MODIFIED :
+		ev.type == NDJSON_DELETED     ? METRICS_EV_DELETED :
+		ev.type == NDJSON_BOOKMARK    ? METRICS_EV_BOOKMARK :
+						METRICS_EV_ERROR);
 	switch (ev.type) {
 	case NDJSON_ADDED:
 	case NDJSON_MODIFIED: {
@@ -605,6 +634,8 @@ static int handle_line(const char *line, size_t len, void *userdata) {
 		if (ev.obj.code == 410 || strcmp(ev.obj.reason, "Expired") == 0 ||
 			strcmp(ev.obj.reason, "Gone") == 0) {
 			wa->pending = PENDING_RELIST;
+			if (wa->w->mres)
+				wa->w->mres->expired++;
 			log_info("watch", "watch expired, listing again", LOG_STR("resource", wa->w->label),
 				LOG_STR("namespace", wa->ns ? wa->ns : ""), LOG_STR("error", ev.obj.message));
 		} else {
@@ -685,6 +716,8 @@ static void handle_watch_done(struct http_xfer *x, int err, long status, const c
 		return;
 	}
 	if (status == 410) {
+		if (wa->w->mres)
+			wa->w->mres->expired++;
 		wa->relisting = true;
 		watch_list_start(wa);
 		return;
@@ -742,6 +775,9 @@ static void watch_stream_start(struct watch *wa) {
 	wa->state = ST_WATCHING;
 	wa->started_usec = loop_now_usec();
 	wa->events_in_stream = 0;
+	if (wa->streamed && w->mres)
+		w->mres->watch_restarts++;
+	wa->streamed = true;
 }
 
 /* ---------------- the watcher: discovery, then its watches ---------------- */
@@ -756,6 +792,7 @@ static void watch_destroy(struct watch *wa) {
 	ndjson_list_destroy(wa->list);
 	buf_finish(&wa->errbody);
 	state_objects_clear(&wa->objects);
+	metrics_watch_remove(wa->w->ctx->metrics, wa->mw);
 	free(wa->list_continue);
 	free(wa->ns);
 	free(wa->base_path);
@@ -804,6 +841,7 @@ static int watch_create(struct watcher *w, const char *ns, struct watch **ret) {
 	hashmap_init(&wa->objects);
 	backoff_init(&wa->backoff, BACKOFF_INITIAL_USEC, BACKOFF_MAX_USEC);
 	loop_timer_init(&wa->timer, handle_timer, wa);
+	wa->mw = metrics_watch_add(w->ctx->metrics, w->mres, ns);
 	if (ns && !(wa->ns = strdup(ns)))
 		goto oom;
 	if (*res->group)
@@ -1012,6 +1050,7 @@ int watcher_create(struct watch_context *ctx, const struct config_resource *res,
 		.default_kind = res->kind,
 		.default_api_version = w->api_version,
 	};
+	w->mres = metrics_resource(ctx->metrics, w->label);
 	*ret_watcher = w;
 	return 0;
 }
@@ -1069,6 +1108,13 @@ int watcher_checkpoint(const struct watcher *w, struct state_writer *sw) {
 			return r;
 	}
 	return 0;
+}
+
+bool watcher_reachable(const struct watcher *w) {
+	for (size_t i = 0; i < w->n_watches; i++)
+		if (w->watches[i]->failing)
+			return false;
+	return true;
 }
 
 bool watcher_synced(const struct watcher *w) {

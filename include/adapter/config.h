@@ -63,6 +63,7 @@ struct config {
 	size_t max_inflight;
 	unsigned watch_timeout_sec; /* each watch asks for this to twice this */
 	enum log_level log_level;
+	bool log_level_set; /* --log-level given: it overrides K_LOGGING_CONFIG */
 	char *source_file;
 	/* From the environment, for kube_load(): the in-cluster service address,
 	 * $HOME for ~/.kube/config, and the service-account directory
@@ -72,6 +73,16 @@ struct config {
 	char *home;
 	char *serviceaccount_dir;
 	bool has_filters; /* K_SOURCE_CONFIG filters given (not applied yet) */
+	/* Endpoints: NULL means not served. */
+	char *probes_addr;  /* /health, /readiness: --probes-addr, default ":8080" */
+	char *metrics_addr; /* /metrics: --metrics-addr, K_OBSERVABILITY_CONFIG, default ":9092" */
+	char *metrics_protocol; /* K_OBSERVABILITY_CONFIG's metrics.protocol, if given */
+	char *logging_config;	/* K_LOGGING_CONFIG: a zap configuration */
+	int log_format;		/* --log-format: -1 unset, else enum log_format */
+	/* OIDC to the sink: a token for this service account (in NAMESPACE)
+	 * with this audience, from the TokenRequest API. */
+	char *oidc_audience;
+	char *oidc_service_account;
 	bool help;
 	bool version;
 };

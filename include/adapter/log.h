@@ -4,9 +4,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* JSON-lines logger: one object per line on stderr, keys as Knative's
- * components emit them (level, ts, logger, caller, msg, then fields). Each line
- * is written with one write(2). Never pass tokens or Authorization headers. */
+/* The logger: one line per record, written with one write(2). By default a
+ * JSON object per line on stderr with the keys Knative's components emit
+ * (level, ts, logger, caller, msg, then fields). Under Knative,
+ * K_LOGGING_CONFIG (a zap configuration) chooses the level, the output
+ * (stdout or stderr), the encoding (json or console), the key names and the
+ * time encoding. Never pass tokens or Authorization headers. */
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
@@ -24,7 +27,33 @@ struct log_field {
 #define LOG_BOOL(k, v) ((struct log_field){ .key = (k), .type = LOG_FIELD_BOOL, .i = !!(v) })
 #define LOG_END ((struct log_field){ .key = 0, .type = LOG_FIELD_END })
 
-/* Sets the minimum level and the fd lines go to (default stderr). */
+enum log_format { LOG_FORMAT_JSON, LOG_FORMAT_TEXT };
+enum log_time { LOG_TIME_ISO8601, LOG_TIME_RFC3339, LOG_TIME_RFC3339NANO, LOG_TIME_EPOCH,
+	LOG_TIME_MILLIS, LOG_TIME_NANOS };
+
+#define LOG_KEY_MAX 64
+
+struct log_options {
+	enum log_level level;
+	int fd;
+	enum log_format format;
+	enum log_time time;
+	bool capital_level;
+	/* An empty key leaves that part out, as zap does. */
+	char level_key[LOG_KEY_MAX], time_key[LOG_KEY_MAX], logger_key[LOG_KEY_MAX],
+		caller_key[LOG_KEY_MAX], msg_key[LOG_KEY_MAX];
+};
+
+/* The defaults: info, stderr, JSON, ISO 8601, Knative's key names. */
+void log_options_default(struct log_options *ret_opts);
+/* Applies a zap configuration over opts: either K_LOGGING_CONFIG as Knative
+ * writes it ({"zap-logger-config": "<zap JSON>", "loglevel.<component>": ...})
+ * or a zap JSON object itself. component picks the loglevel.* override.
+ * Returns 0, or -EINVAL with a one-line reason naming the key. */
+int log_options_from_zap(const char *json, const char *component, struct log_options *opts,
+	char *errbuf, size_t errlen);
+void log_configure(const struct log_options *opts);
+/* Sets the minimum level and the fd lines go to, keeping the rest. */
 void log_setup(enum log_level min, int fd);
 /* Parses "debug", "info", "warn"/"warning", "error". Returns -EINVAL otherwise. */
 int log_level_from_string(const char *s, enum log_level *ret_level);

@@ -24,6 +24,7 @@ struct queue_entry {
 	unsigned attempts; /* started so far, in the current phase */
 	uint64_t first_attempt_usec;
 	bool dead_letter; /* the sink gave up on it: now going to the dead-letter sink */
+	bool auth_retried; /* retried once after a 401 with a new OIDC token */
 	struct queue_entry *next;
 	struct queue_chain *chain;
 	long last_status;

@@ -32,6 +32,14 @@ bool sink_retry_after_header(const char *line, size_t len, uint64_t *ret_delay_u
 int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 	struct sink **ret_sink);
 void sink_destroy(struct sink *s);
+struct metrics;
+struct oidc;
+/* Borrowed; must outlive the sink. NULL: not counted. */
+void sink_set_metrics(struct sink *s, struct metrics *m);
+/* Borrowed; must outlive the sink. With it, every POST to the sink (not to
+ * the dead-letter sink) carries its token, and a 401 fetches a new one and
+ * retries once. */
+void sink_set_oidc(struct sink *s, struct oidc *o);
 /* Takes ownership of ev. */
 int sink_submit(struct sink *s, struct cevent *ev);
 void sink_get_stats(const struct sink *s, struct queue_stats *ret);

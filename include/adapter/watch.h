@@ -7,6 +7,7 @@
 #include "adapter/http.h"
 #include "adapter/kube.h"
 #include "adapter/loop.h"
+#include "adapter/metrics.h"
 #include "adapter/sink.h"
 #include "adapter/state.h"
 
@@ -37,6 +38,7 @@ struct watch_context {
 	/* Bumped on every change of object state or resourceVersion, so the
 	 * checkpoint timer knows when there is something new to write. */
 	uint64_t changes;
+	struct metrics *metrics; /* NULL: not counted */
 };
 
 /* Borrows ctx and res. */
@@ -51,6 +53,9 @@ void watcher_stop(struct watcher *w);
 void watcher_resume(struct watcher *w);
 /* Writes the state of every synced watch of this resource. */
 int watcher_checkpoint(const struct watcher *w, struct state_writer *sw);
+/* False while a list or watch of this resource is failing (the API server
+ * unreachable, or answering errors), until it answers 200 again. */
+bool watcher_reachable(const struct watcher *w);
 /* True once every watch of this resource has listed and is watching. */
 bool watcher_synced(const struct watcher *w);
 

@@ -286,6 +286,13 @@ class Adapter:
         if kubeconfig:
             cmd += ["--kubeconfig", kubeconfig]
         cmd += list(args)
+        # Many adapters run at once here: each gets free ports for its probes
+        # and metrics unless the test chooses (the log names the ports).
+        for flag in ("--probes-addr", "--metrics-addr"):
+            if flag == "--metrics-addr" and "K_OBSERVABILITY_CONFIG" in (env or {}):
+                continue  # the test checks what that configuration decides
+            if flag not in cmd:
+                cmd += [flag, "127.0.0.1:0"]
         self.proc = subprocess.Popen(cmd, stdout=open(self.stdout_path, "w"),
                                      stderr=open(self.log_path, "w"), env=full_env)
 
@@ -318,6 +325,22 @@ class Adapter:
                                      + open(self.log_path).read()[-3000:])
             return [l for l in self.logs() if pred(l)]
         return wait_until(find, timeout, what)
+
+    def ports(self, timeout=15.0):
+        """(probes port, metrics port) from the start-up log line."""
+        line = self.wait_log(lambda l: l.get("msg") == "serving probes and metrics",
+                             timeout, "the probes to listen")[0]
+        return line["probes_port"], line["metrics_port"]
+
+    def get(self, path, metrics=False, timeout=2.0):
+        """GET on the adapter's probes (or metrics) port: (status, body)."""
+        import urllib.error
+        port = self.ports()[1 if metrics else 0]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
 
     def wait_watching(self, count=1, timeout=15.0):
         return wait_until(lambda: len([l for l in self.logs() if l.get("msg") == "watching"])
