@@ -149,7 +149,9 @@ def run_in_cluster(rootfs, tmp_path, *argv, seconds=2.5):
     args = [RUN, "--ro-bind", str(hosts), "/etc/hosts",
             "--ro-bind", str(sa), "/var/run/secrets/kubernetes.io/serviceaccount",
             "--env", "KUBERNETES_SERVICE_HOST=apiserver", "--env", "KUBERNETES_SERVICE_PORT=1",
-            rootfs, "--", BIN, "--sink", "-", "--resource", "v1/Pod", *argv]
+            rootfs, "--", BIN, "--sink", "-", "--resource", "v1/Pod",
+            # Host network here: free ports, not the Deployment's 8080 and 9092.
+            "--probes-addr", "127.0.0.1:0", "--metrics-addr", "off", *argv]
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(seconds)
     p.send_signal(signal.SIGTERM)  # the runner passes it on to the adapter (pid 1 inside)

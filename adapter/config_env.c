@@ -1,0 +1,304 @@
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <yajl/yajl_tree.h>
+
+#include "adapter/config.h"
+#include "adapter/config_internal.h"
+#include "adapter/probes.h"
+#include "adapter/util/json.h"
+#include "adapter/util/buf.h"
+#include "adapter/util/fileio.h"
+#include "adapter/util/yamldoc.h"
+
+/* ---------------- K_SOURCE_CONFIG (JSON, as Knative's controller writes it) -------------- */
+
+/* Go's encoding/json matches keys case-insensitively; so do we. */
+static yajl_val jget(yajl_val obj, const char *key) {
+	if (!YAJL_IS_OBJECT(obj))
+		return NULL;
+	for (size_t i = 0; i < obj->u.object.len; i++)
+		if (strcasecmp(obj->u.object.keys[i], key) == 0)
+			return obj->u.object.values[i];
+	return NULL;
+}
+
+static const char *jstr(struct ctx *c, yajl_val obj, const char *key, const char *field) {
+	yajl_val v = jget(obj, key);
+
+	if (!v || YAJL_IS_NULL(v))
+		return NULL;
+	if (!YAJL_IS_STRING(v)) {
+		config_report(c, "K_SOURCE_CONFIG", "%s: expected a string", field);
+		return NULL;
+	}
+	return YAJL_GET_STRING(v);
+}
+
+static void load_source_config(struct ctx *c, const char *json) {
+	struct config *cfg = c->cfg;
+	char errbuf[512];
+	yajl_val root, v, arr;
+	const char *s;
+
+	root = yajl_tree_parse(json, errbuf, sizeof(errbuf));
+	if (!root) {
+		/* yajl's message spans lines; keep the first. */
+		char *nl = strchr(errbuf, '\n');
+		if (nl)
+			*nl = '\0';
+		config_report(c, "K_SOURCE_CONFIG", "invalid JSON: %s", errbuf);
+		return;
+	}
+	if (!YAJL_IS_OBJECT(root)) {
+		config_report(c, "K_SOURCE_CONFIG", "expected a JSON object");
+		goto out;
+	}
+	arr = jget(root, "namespaces");
+	if (arr && !YAJL_IS_NULL(arr)) {
+		if (!YAJL_IS_ARRAY(arr)) {
+			config_report(c, "K_SOURCE_CONFIG", "namespaces: expected an array of strings");
+		} else {
+			config_free_namespaces(cfg);
+			/* Where to watch comes from the environment as a whole. */
+			free(cfg->namespace_selector);
+			cfg->namespace_selector = NULL;
+			for (size_t i = 0; i < arr->u.array.len; i++) {
+				v = arr->u.array.values[i];
+				if (!YAJL_IS_STRING(v) || !config_valid_dns_label(YAJL_GET_STRING(v)))
+					config_report(c, "K_SOURCE_CONFIG",
+						"namespaces[%zu]: expected a namespace name", i);
+				else
+					config_add_namespace(cfg, YAJL_GET_STRING(v));
+			}
+		}
+	}
+	v = jget(root, "allNamespaces");
+	if (v && !YAJL_IS_NULL(v)) {
+		if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v))
+			config_report(c, "K_SOURCE_CONFIG", "allNamespaces: expected true or false");
+		else
+			cfg->all_namespaces = YAJL_IS_TRUE(v);
+	}
+	arr = jget(root, "resources");
+	if (arr && !YAJL_IS_NULL(arr)) {
+		if (!YAJL_IS_ARRAY(arr)) {
+			config_report(c, "K_SOURCE_CONFIG", "resources: expected an array");
+			arr = NULL;
+		} else {
+			config_free_resources(cfg);
+		}
+	}
+	for (size_t i = 0; arr && i < arr->u.array.len; i++) {
+		yajl_val item = arr->u.array.values[i], gvr = jget(item, "gvr");
+		struct config_resource res = { 0 };
+		const char *g, *ver, *rs, *sel;
+		char field[64];
+
+		snprintf(field, sizeof(field), "resources[%zu].gvr", i);
+		if (!YAJL_IS_OBJECT(gvr)) {
+			config_report(c, "K_SOURCE_CONFIG", "%s: missing or not an object", field);
+			continue;
+		}
+		g = jstr(c, gvr, "Group", field);
+		ver = jstr(c, gvr, "Version", field);
+		rs = jstr(c, gvr, "Resource", field);
+		if (!rs || !*rs) {
+			config_report(c, "K_SOURCE_CONFIG", "%s.Resource: missing", field);
+			continue;
+		}
+		g = g ? g : "";
+		ver = ver ? ver : "";
+		/* Knative's controller leaves the core group's version empty. */
+		if (!*g && !*ver)
+			ver = "v1";
+		if (!*ver) {
+			config_report(c, "K_SOURCE_CONFIG", "%s.Version: empty for group \"%s\"", field, g);
+			continue;
+		}
+		if (!config_valid_api_version(g, ver)) {
+			config_report(c, "K_SOURCE_CONFIG", "%s: \"%s/%s\" is not a valid group/version", field,
+				g, ver);
+			continue;
+		}
+		res.group = config_xstrdup(g);
+		res.version = config_xstrdup(ver);
+		res.resource = config_xstrdup(rs);
+		snprintf(field, sizeof(field), "resources[%zu]", i);
+		sel = jstr(c, item, "selector", field);
+		if (sel && *sel)
+			res.label_selector = config_xstrdup(sel);
+		config_add_resource(cfg, &res);
+	}
+	v = jget(root, "owner");
+	if (v && YAJL_IS_OBJECT(v)) {
+		if ((s = jstr(c, v, "apiVersion", "owner")) && *s)
+			config_set_str(&cfg->owner_api_version, s);
+		if ((s = jstr(c, v, "kind", "owner")) && *s)
+			config_set_str(&cfg->owner_kind, s);
+	}
+	/* Knative's adapter treats an absent mode as Resource; a manifest's mode
+	 * stands unless the environment names one. */
+	if (!c->mode_from_file)
+		cfg->mode = CONFIG_MODE_RESOURCE;
+	if ((s = jstr(c, root, "mode", "mode")) && *s && config_parse_mode(s, &cfg->mode) < 0)
+		config_report(c, "K_SOURCE_CONFIG", "mode: must be Resource or Reference, not \"%s\"", s);
+	v = jget(root, "failFast");
+	if (v && (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)))
+		cfg->fail_fast = YAJL_IS_TRUE(v);
+	else if (v && !YAJL_IS_NULL(v))
+		config_report(c, "K_SOURCE_CONFIG", "failFast: expected true or false");
+	v = jget(root, "filters");
+	if (v && YAJL_IS_ARRAY(v) && v->u.array.len)
+		cfg->has_filters = true;
+out:
+	yajl_tree_free(root);
+}
+
+static void load_ce_overrides(struct ctx *c, const char *json) {
+	char errbuf[512];
+	yajl_val root, ext;
+
+	root = yajl_tree_parse(json, errbuf, sizeof(errbuf));
+	if (!root) {
+		char *nl = strchr(errbuf, '\n');
+		if (nl)
+			*nl = '\0';
+		config_report(c, "K_CE_OVERRIDES", "invalid JSON: %s", errbuf);
+		return;
+	}
+	ext = jget(root, "extensions");
+	if (!YAJL_IS_OBJECT(root) || (ext && !YAJL_IS_NULL(ext) && !YAJL_IS_OBJECT(ext))) {
+		config_report(c, "K_CE_OVERRIDES", "expected {\"extensions\":{\"name\":\"value\",...}}");
+		goto out;
+	}
+	if (ext && YAJL_IS_OBJECT(ext)) {
+		config_free_extensions(c->cfg);
+		for (size_t i = 0; i < ext->u.object.len; i++) {
+			const char *name = ext->u.object.keys[i];
+			yajl_val val = ext->u.object.values[i];
+			if (!config_valid_extension_name(name)) {
+				config_report(c, "K_CE_OVERRIDES",
+					"extensions.%s: not a valid CloudEvents extension name (lower-case "
+					"letters and digits, not a core attribute)",
+					name);
+				continue;
+			}
+			if (!YAJL_IS_STRING(val)) {
+				config_report(c, "K_CE_OVERRIDES", "extensions.%s: expected a string", name);
+				continue;
+			}
+			config_add_extension(c->cfg, name, YAJL_GET_STRING(val));
+		}
+	}
+out:
+	yajl_tree_free(root);
+}
+
+/* K_OBSERVABILITY_CONFIG: only metrics.protocol and metrics.endpoint matter
+ * here. "prometheus" serves /metrics (on the endpoint, else on
+ * METRICS_PROMETHEUS_PORT, else 9092, the port Knative's Deployment names
+ * "metrics"); "none" or nothing serves none; other protocols are not
+ * supported (main warns). Tracing is not supported either. */
+static void load_observability(struct ctx *c, const char *json, const char *prom_port) {
+	struct config *cfg = c->cfg;
+	char err[300];
+	const char *proto, *endpoint;
+	yajl_val root, metrics;
+	unsigned long long port = 9092;
+
+	root = json_parse(json, err, sizeof(err));
+	if (!root) {
+		config_report(c, "K_OBSERVABILITY_CONFIG", "%s", err);
+		return;
+	}
+	metrics = json_get(root, "metrics");
+	proto = json_get_str(metrics, "protocol");
+	endpoint = json_get_str(metrics, "endpoint");
+	if (metrics && !YAJL_IS_OBJECT(metrics)) {
+		config_report(c, "K_OBSERVABILITY_CONFIG", "metrics: not a JSON object");
+	} else if (!proto || !*proto || strcmp(proto, "none") == 0) {
+		free(cfg->metrics_addr);
+		cfg->metrics_addr = NULL;
+	} else if (strcmp(proto, "prometheus") == 0) {
+		char addr[300];
+		if (prom_port && *prom_port && (config_parse_uint(prom_port, 65535, &port) < 0 || port < 1024))
+			config_report(c, "METRICS_PROMETHEUS_PORT", "\"%s\" is not a port (1024-65535)", prom_port);
+		if (endpoint && *endpoint)
+			snprintf(addr, sizeof(addr), "%s", endpoint);
+		else
+			snprintf(addr, sizeof(addr), ":%llu", port);
+		config_set_str(&cfg->metrics_addr, addr);
+	} else {
+		free(cfg->metrics_addr);
+		cfg->metrics_addr = NULL;
+	}
+	if (proto)
+		config_set_str(&cfg->metrics_protocol, proto);
+	yajl_tree_free(root);
+}
+
+void  config_load_env(struct ctx *c, config_getenv_fn get, void *ud) {
+	struct config *cfg = c->cfg;
+	const char *s;
+	unsigned long long u;
+
+	if ((s = get("K_SOURCE_CONFIG", ud)) && *s)
+		load_source_config(c, s);
+	if ((s = get("K_SINK", ud)) && *s) {
+		config_set_str(&cfg->sink, s);
+		snprintf(c->sink_origin, sizeof(c->sink_origin), "K_SINK");
+	}
+	if ((s = get("NAME", ud)) && *s)
+		config_set_str(&cfg->name, s);
+	if ((s = get("NAMESPACE", ud)) && *s)
+		config_set_str(&cfg->namespace, s);
+	if ((s = get("K_CE_OVERRIDES", ud)) && *s)
+		load_ce_overrides(c, s);
+	if ((s = get("K_SINK_TIMEOUT", ud)) && *s) {
+		if (config_parse_uint(s, 86400, &u) < 0 || u == 0)
+			config_report(c, "K_SINK_TIMEOUT", "\"%s\" is not a whole number of seconds (1-86400)", s);
+		else
+			cfg->sink_timeout_usec = u * 1000000ull;
+	}
+	if ((s = get("K_CA_CERTS", ud)) && *s) {
+		if (!strstr(s, "-----BEGIN CERTIFICATE-----"))
+			config_report(c, "K_CA_CERTS", "expected PEM certificates (-----BEGIN CERTIFICATE-----)");
+		else
+			config_set_str(&cfg->ca_certs_pem, s);
+	}
+	if ((s = get("K_LOGGING_CONFIG", ud)) && *s)
+		config_set_str(&cfg->logging_config, s);
+	if ((s = get("K_OBSERVABILITY_CONFIG", ud)) && *s)
+		load_observability(c, s, get("METRICS_PROMETHEUS_PORT", ud));
+	if ((s = get("K_AUDIENCE", ud)) && *s)
+		config_set_str(&cfg->oidc_audience, s);
+	if ((s = get("K_OIDC_SERVICE_ACCOUNT", ud)) && *s)
+		config_set_str(&cfg->oidc_service_account, s);
+	if ((s = get("KUBERNETES_SERVICE_HOST", ud)) && *s)
+		config_set_str(&cfg->kube_service_host, s);
+	if ((s = get("KUBERNETES_SERVICE_PORT", ud)) && *s)
+		config_set_str(&cfg->kube_service_port, s);
+	if ((s = get("HOME", ud)) && *s)
+		config_set_str(&cfg->home, s);
+	config_set_str(&cfg->serviceaccount_dir, (s = get("APISERVERSOURCE_SERVICEACCOUNT_DIR", ud)) && *s ?
+			s :
+			"/var/run/secrets/kubernetes.io/serviceaccount");
+	if ((s = get("KUBECONFIG", ud)) && *s) {
+		/* kubectl merges a list; we take its first file. */
+		const char *colon = strchr(s, ':');
+		char *first = colon ? strndup(s, (size_t)(colon - s)) : config_xstrdup(s);
+		if (!first)
+			abort();
+		free(cfg->kubeconfig);
+		cfg->kubeconfig = first;
+	}
+}
