@@ -141,7 +141,8 @@ int cesql_cast(struct cesql_eval_ctx *ctx, struct cesql_value *v, enum cesql_typ
 		return 0;
 	if (t == CESQL_STRING) {
 		if (v->type == CESQL_BOOLEAN) {
-			*v = (struct cesql_value){ .type = CESQL_STRING, .s = v->b ? "true" : "false",
+			*v = (struct cesql_value){ .type = CESQL_STRING,
+				.s = v->b ? "true" : "false",
 				.len = v->b ? 4 : 5 };
 		} else {
 			char *buf = malloc(12);
@@ -213,9 +214,9 @@ static enum cesql_type node_type(const struct cesql_node *n) {
 		return CESQL_INTEGER;
 	case N_BINARY:
 		return n->op == TOK_PLUS || n->op == TOK_MINUS || n->op == TOK_STAR ||
-				n->op == TOK_SLASH || n->op == TOK_PERCENT ?
-			CESQL_INTEGER :
-			CESQL_BOOLEAN;
+				n->op == TOK_SLASH || n->op == TOK_PERCENT
+			? CESQL_INTEGER
+			: CESQL_BOOLEAN;
 	case N_CALL:
 		return n->fn ? n->fn->ret : CESQL_BOOLEAN;
 	default:
@@ -268,9 +269,15 @@ static int eval_arith(struct cesql_eval_ctx *ctx, const struct cesql_node *n, st
 	a = l->i;
 	b = r->i;
 	switch (n->op) {
-	case TOK_PLUS: v = a + b; break;
-	case TOK_MINUS: v = a - b; break;
-	case TOK_STAR: v = a * b; break;
+	case TOK_PLUS:
+		v = a + b;
+		break;
+	case TOK_MINUS:
+		v = a - b;
+		break;
+	case TOK_STAR:
+		v = a * b;
+		break;
 	case TOK_SLASH:
 	case TOK_PERCENT:
 		if (b == 0) {
@@ -280,7 +287,8 @@ static int eval_arith(struct cesql_eval_ctx *ctx, const struct cesql_node *n, st
 		}
 		v = n->op == TOK_SLASH ? a / b : a % b;
 		break;
-	default: break;
+	default:
+		break;
 	}
 	*ret = cesql_zero(CESQL_INTEGER);
 	if (v < INT32_MIN || v > INT32_MAX) {
@@ -310,16 +318,24 @@ static int eval_compare(struct cesql_eval_ctx *ctx, const struct cesql_node *n,
 	if (flag < 0)
 		return flag;
 	switch (n->op) {
-	case TOK_LT: ret->b = l->i < r->i; break;
-	case TOK_LE: ret->b = l->i <= r->i; break;
-	case TOK_GT: ret->b = l->i > r->i; break;
-	default: ret->b = l->i >= r->i; break;
+	case TOK_LT:
+		ret->b = l->i < r->i;
+		break;
+	case TOK_LE:
+		ret->b = l->i <= r->i;
+		break;
+	case TOK_GT:
+		ret->b = l->i > r->i;
+		break;
+	default:
+		ret->b = l->i >= r->i;
+		break;
 	}
 	return flag;
 }
 
-static int eval_logic(struct cesql_eval_ctx *ctx, const struct cesql_node *n,
-	struct cesql_value *ret) {
+static int eval_logic(
+	struct cesql_eval_ctx *ctx, const struct cesql_node *n, struct cesql_value *ret) {
 	struct cesql_value l = { 0 }, r = { 0 };
 	int e, flag;
 
@@ -345,8 +361,8 @@ static int eval_logic(struct cesql_eval_ctx *ctx, const struct cesql_node *n,
 	return flag | e;
 }
 
-static int eval_in(struct cesql_eval_ctx *ctx, const struct cesql_node *n,
-	struct cesql_value *ret) {
+static int eval_in(
+	struct cesql_eval_ctx *ctx, const struct cesql_node *n, struct cesql_value *ret) {
 	struct cesql_value x = { 0 };
 	bool found = false;
 	int e, flag = 0;
@@ -377,15 +393,16 @@ static int eval_in(struct cesql_eval_ctx *ctx, const struct cesql_node *n,
 	return flag;
 }
 
-static int eval_call(struct cesql_eval_ctx *ctx, const struct cesql_node *n,
-	struct cesql_value *ret) {
+static int eval_call(
+	struct cesql_eval_ctx *ctx, const struct cesql_node *n, struct cesql_value *ret) {
 	struct cesql_value *args = NULL;
 	size_t done = 0;
 	int e = 0, flag = 0;
 
 	if (!n->fn) {
-		cesql_set_error(ctx, CESQL_ERR_MISSING_FUNCTION, "no function %s with %zu argument%s",
-			n->name, n->nkids, n->nkids == 1 ? "" : "s");
+		cesql_set_error(ctx, CESQL_ERR_MISSING_FUNCTION,
+			"no function %s with %zu argument%s", n->name, n->nkids,
+			n->nkids == 1 ? "" : "s");
 		return zero_err(n, ret);
 	}
 	args = calloc(n->nkids ? n->nkids : 1, sizeof(*args));
@@ -511,8 +528,8 @@ static int eval(struct cesql_eval_ctx *ctx, const struct cesql_node *n, struct c
 	return -EINVAL;
 }
 
-int cesql_eval(const struct cesql_expr *e, cesql_attr_fn get, void *userdata,
-	struct cesql_result *ret) {
+int cesql_eval(
+	const struct cesql_expr *e, cesql_attr_fn get, void *userdata, struct cesql_result *ret) {
 	struct cesql_eval_ctx ctx = { .get = get, .userdata = userdata };
 	struct cesql_value v = { 0 };
 	int r;

@@ -22,8 +22,8 @@ static int set_string(struct cesql_value *ret, const char *s, size_t len) {
 	return 0;
 }
 
-static int fn_length(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n,
-	struct cesql_value *ret) {
+static int fn_length(
+	struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n, struct cesql_value *ret) {
 	size_t len = cesql_utf8_len(a[0].s, a[0].len);
 
 	*ret = cesql_zero(CESQL_INTEGER);
@@ -55,13 +55,13 @@ static int concat(struct cesql_value *a, size_t n, bool with_sep, struct cesql_v
 	return 0;
 }
 
-static int fn_concat(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n,
-	struct cesql_value *ret) {
+static int fn_concat(
+	struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n, struct cesql_value *ret) {
 	return concat(a, n, false, ret);
 }
 
-static int fn_concat_ws(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n,
-	struct cesql_value *ret) {
+static int fn_concat_ws(
+	struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n, struct cesql_value *ret) {
 	return concat(a, n, true, ret);
 }
 
@@ -81,13 +81,13 @@ static int change_case(struct cesql_value *a, bool upper, struct cesql_value *re
 	return 0;
 }
 
-static int fn_lower(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n,
-	struct cesql_value *ret) {
+static int fn_lower(
+	struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n, struct cesql_value *ret) {
 	return change_case(a, false, ret);
 }
 
-static int fn_upper(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n,
-	struct cesql_value *ret) {
+static int fn_upper(
+	struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n, struct cesql_value *ret) {
 	return change_case(a, true, ret);
 }
 
@@ -136,8 +136,8 @@ static bool is_space(long cp) {
 		cp == 0x202f || cp == 0x205f || cp == 0x3000;
 }
 
-static int fn_trim(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n,
-	struct cesql_value *ret) {
+static int fn_trim(
+	struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n, struct cesql_value *ret) {
 	size_t start = 0, end = 0, k = 0, cl;
 	bool seen = false;
 
@@ -154,8 +154,8 @@ static int fn_trim(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n,
 	return set_string(ret, a[0].s + start, end - start);
 }
 
-static int left_right(struct cesql_eval_ctx *ctx, struct cesql_value *a, bool left,
-	struct cesql_value *ret) {
+static int left_right(
+	struct cesql_eval_ctx *ctx, struct cesql_value *a, bool left, struct cesql_value *ret) {
 	size_t chars = cesql_utf8_len(a[0].s, a[0].len), off;
 
 	if (a[1].i < 0) {
@@ -171,18 +171,18 @@ static int left_right(struct cesql_eval_ctx *ctx, struct cesql_value *a, bool le
 	return set_string(ret, a[0].s + off, a[0].len - off);
 }
 
-static int fn_left(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n,
-	struct cesql_value *ret) {
+static int fn_left(
+	struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n, struct cesql_value *ret) {
 	return left_right(ctx, a, true, ret);
 }
 
-static int fn_right(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n,
-	struct cesql_value *ret) {
+static int fn_right(
+	struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n, struct cesql_value *ret) {
 	return left_right(ctx, a, false, ret);
 }
 
-static int fn_substring(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n,
-	struct cesql_value *ret) {
+static int fn_substring(
+	struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n, struct cesql_value *ret) {
 	int64_t chars = (int64_t)cesql_utf8_len(a[0].s, a[0].len), pos = a[1].i, start, count;
 	size_t from, to;
 
@@ -205,8 +205,8 @@ static int fn_substring(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_
 	return set_string(ret, a[0].s + from, to - from);
 }
 
-static int fn_abs(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n,
-	struct cesql_value *ret) {
+static int fn_abs(
+	struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n, struct cesql_value *ret) {
 	*ret = cesql_zero(CESQL_INTEGER);
 	if (a[0].i == INT32_MIN) {
 		cesql_set_error(ctx, CESQL_ERR_MATH, "ABS: integer overflow");
@@ -230,30 +230,30 @@ static int explicit_cast(struct cesql_eval_ctx *ctx, struct cesql_value *a, enum
 	return r;
 }
 
-static int fn_int(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n,
-	struct cesql_value *ret) {
+static int fn_int(
+	struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n, struct cesql_value *ret) {
 	return explicit_cast(ctx, a, CESQL_INTEGER, ret);
 }
 
-static int fn_bool(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n,
-	struct cesql_value *ret) {
+static int fn_bool(
+	struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n, struct cesql_value *ret) {
 	return explicit_cast(ctx, a, CESQL_BOOLEAN, ret);
 }
 
-static int fn_string(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n,
-	struct cesql_value *ret) {
+static int fn_string(
+	struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n, struct cesql_value *ret) {
 	return explicit_cast(ctx, a, CESQL_STRING, ret);
 }
 
-static int fn_is_int(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n,
-	struct cesql_value *ret) {
+static int fn_is_int(
+	struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n, struct cesql_value *ret) {
 	*ret = cesql_zero(CESQL_BOOLEAN);
 	ret->b = cesql_can_cast(&a[0], CESQL_INTEGER);
 	return 0;
 }
 
-static int fn_is_bool(struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n,
-	struct cesql_value *ret) {
+static int fn_is_bool(
+	struct cesql_eval_ctx *ctx, struct cesql_value *a, size_t n, struct cesql_value *ret) {
 	*ret = cesql_zero(CESQL_BOOLEAN);
 	ret->b = cesql_can_cast(&a[0], CESQL_BOOLEAN);
 	return 0;

@@ -43,9 +43,9 @@ enum cesql_tok {
 
 struct cesql_token {
 	enum cesql_tok type;
-	size_t pos;  /* byte offset in the expression */
-	size_t len;  /* bytes of source text */
-	char *str;   /* TOK_STRING: unescaped text (malloc'd); NUL-terminated */
+	size_t pos; /* byte offset in the expression */
+	size_t len; /* bytes of source text */
+	char *str;  /* TOK_STRING: unescaped text (malloc'd); NUL-terminated */
 	size_t slen;
 	uint64_t num; /* TOK_INT: value, saturated above 2^31 */
 };
@@ -75,14 +75,14 @@ struct cesql_func;
 
 struct cesql_node {
 	enum node_kind kind;
-	enum cesql_tok op;	  /* N_BINARY */
-	bool negate;		  /* NOT LIKE, NOT IN */
-	struct cesql_value lit;	  /* N_LIT; a string's bytes are in owned */
-	char *name;		  /* N_ATTR, N_EXISTS: lower-cased; N_CALL: as written */
-	struct like_elem *pat;	  /* N_LIKE */
+	enum cesql_tok op;      /* N_BINARY */
+	bool negate;            /* NOT LIKE, NOT IN */
+	struct cesql_value lit; /* N_LIT; a string's bytes are in owned */
+	char *name;             /* N_ATTR, N_EXISTS: lower-cased; N_CALL: as written */
+	struct like_elem *pat;  /* N_LIKE */
 	size_t npat;
 	const struct cesql_func *fn; /* N_CALL; NULL: no such function/arity */
-	struct cesql_node **kids; /* operands, set elements, arguments */
+	struct cesql_node **kids;    /* operands, set elements, arguments */
 	size_t nkids;
 	unsigned depth;
 };
@@ -99,8 +99,8 @@ struct cesql_eval_ctx {
 	char message[160];
 };
 
-typedef int (*cesql_impl_fn)(struct cesql_eval_ctx *ctx, struct cesql_value *args, size_t n,
-	struct cesql_value *ret);
+typedef int (*cesql_impl_fn)(
+	struct cesql_eval_ctx *ctx, struct cesql_value *args, size_t n, struct cesql_value *ret);
 
 /* A built-in function: a fixed part and, when variadic, a repeated type.
  * CESQL_ANY_TYPE as a parameter type means "take the value as it is". */

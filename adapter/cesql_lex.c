@@ -66,7 +66,8 @@ void cesql_lex_finish(struct cesql_lexer *lx) {
 }
 
 static bool is_word(char c) {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		c == '_';
 }
 
 static bool is_alpha(char c) {
@@ -142,8 +143,8 @@ static int lex_word(const char *expr, size_t len, size_t *i, struct cesql_token 
 		t->num = v;
 	} else if (underscore) {
 		if (!is_alpha(expr[*i])) {
-			snprintf(errbuf, errlen, "invalid name '%.*s'", (int)(t->len > 40 ? 40 : t->len),
-				expr + *i);
+			snprintf(errbuf, errlen, "invalid name '%.*s'",
+				(int)(t->len > 40 ? 40 : t->len), expr + *i);
 			return -EINVAL;
 		}
 		for (size_t k = *i; k < j; k++)
@@ -172,15 +173,33 @@ static int lex_symbol(const char *expr, size_t len, size_t *i, struct cesql_toke
 
 	t->len = 1;
 	switch (c) {
-	case '(': t->type = TOK_LPAREN; break;
-	case ')': t->type = TOK_RPAREN; break;
-	case ',': t->type = TOK_COMMA; break;
-	case '+': t->type = TOK_PLUS; break;
-	case '-': t->type = TOK_MINUS; break;
-	case '*': t->type = TOK_STAR; break;
-	case '/': t->type = TOK_SLASH; break;
-	case '%': t->type = TOK_PERCENT; break;
-	case '=': t->type = TOK_EQ; break;
+	case '(':
+		t->type = TOK_LPAREN;
+		break;
+	case ')':
+		t->type = TOK_RPAREN;
+		break;
+	case ',':
+		t->type = TOK_COMMA;
+		break;
+	case '+':
+		t->type = TOK_PLUS;
+		break;
+	case '-':
+		t->type = TOK_MINUS;
+		break;
+	case '*':
+		t->type = TOK_STAR;
+		break;
+	case '/':
+		t->type = TOK_SLASH;
+		break;
+	case '%':
+		t->type = TOK_PERCENT;
+		break;
+	case '=':
+		t->type = TOK_EQ;
+		break;
 	case '!':
 		if (n != '=') {
 			snprintf(errbuf, errlen, "unexpected '!' (did you mean '!='?)");
@@ -217,8 +236,8 @@ int cesql_lex(const char *expr, size_t len, struct cesql_lexer *lx, size_t *ret_
 	for (;;) {
 		struct cesql_token t = { 0 };
 
-		while (i < len && (expr[i] == ' ' || expr[i] == '\t' || expr[i] == '\r' ||
-				  expr[i] == '\n'))
+		while (i < len &&
+			(expr[i] == ' ' || expr[i] == '\t' || expr[i] == '\r' || expr[i] == '\n'))
 			i++;
 		if (lx->n == cap) {
 			size_t ncap = cap ? cap * 2 : 16;

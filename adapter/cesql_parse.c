@@ -23,7 +23,7 @@ struct parser {
 	struct cesql_lexer lx;
 	size_t i;
 	unsigned depth; /* current recursion depth */
-	int r;		/* first failure: -EINVAL or -ENOMEM */
+	int r;          /* first failure: -EINVAL or -ENOMEM */
 	char *errbuf;
 	size_t errlen;
 };
@@ -60,7 +60,8 @@ static void fail(struct parser *p, size_t pos, const char *fmt, ...) {
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (p->errbuf && p->errlen)
-		snprintf(p->errbuf, p->errlen, "column %zu: %s", cesql_utf8_len(p->expr, pos) + 1, msg);
+		snprintf(p->errbuf, p->errlen, "column %zu: %s", cesql_utf8_len(p->expr, pos) + 1,
+			msg);
 }
 
 static void oom(struct parser *p) {
@@ -179,8 +180,8 @@ static struct cesql_node *parse_call(struct parser *p) {
 
 	for (size_t k = 0; k < t->len; k++)
 		if (p->expr[t->pos + k] >= '0' && p->expr[t->pos + k] <= '9') {
-			fail(p, t->pos, "invalid function name '%.*s'", (int)(t->len > 40 ? 40 : t->len),
-				p->expr + t->pos);
+			fail(p, t->pos, "invalid function name '%.*s'",
+				(int)(t->len > 40 ? 40 : t->len), p->expr + t->pos);
 			return NULL;
 		}
 	n = node_new(p, N_CALL);
@@ -238,7 +239,8 @@ static struct cesql_node *parse_primary(struct parser *p) {
 	case TOK_FALSE:
 		n = node_new(p, N_LIT);
 		if (n)
-			n->lit = (struct cesql_value){ .type = CESQL_BOOLEAN, .b = t->type == TOK_TRUE };
+			n->lit = (struct cesql_value){ .type = CESQL_BOOLEAN,
+				.b = t->type == TOK_TRUE };
 		p->i++;
 		return n;
 	case TOK_INT:
@@ -248,15 +250,17 @@ static struct cesql_node *parse_primary(struct parser *p) {
 		}
 		n = node_new(p, N_LIT);
 		if (n)
-			n->lit = (struct cesql_value){ .type = CESQL_INTEGER, .i = (int32_t)t->num };
+			n->lit =
+				(struct cesql_value){ .type = CESQL_INTEGER, .i = (int32_t)t->num };
 		p->i++;
 		return n;
 	case TOK_STRING:
 		n = node_new(p, N_LIT);
 		if (!n)
 			return NULL;
-		n->lit = (struct cesql_value){ .type = CESQL_STRING, .s = t->str, .len = t->slen,
-			.owned = t->str };
+		n->lit = (struct cesql_value){
+			.type = CESQL_STRING, .s = t->str, .len = t->slen, .owned = t->str
+		};
 		p->lx.toks[p->i].str = NULL; /* handed to the node */
 		p->i++;
 		return n;
@@ -298,8 +302,8 @@ static struct cesql_node *parse_unary(struct parser *p) {
 		n = node_new(p, N_LIT);
 		if (n)
 			n->lit = (struct cesql_value){ .type = CESQL_INTEGER,
-				.i = t->type == TOK_MINUS ? (int32_t)(-(int64_t)next->num) :
-							    (int32_t)next->num };
+				.i = t->type == TOK_MINUS ? (int32_t)(-(int64_t)next->num)
+							  : (int32_t)next->num };
 		p->i += 2;
 		return n;
 	}
@@ -327,7 +331,8 @@ static int compile_like(struct parser *p, struct cesql_node *n, const struct ces
 	for (size_t k = 0; k < t->slen; k++) {
 		char c = t->str[k];
 		if (c == '\\' && k + 1 < t->slen && (t->str[k + 1] == '%' || t->str[k + 1] == '_'))
-			n->pat[n->npat++] = (struct like_elem){ LIKE_BYTE, (unsigned char)t->str[++k] };
+			n->pat[n->npat++] =
+				(struct like_elem){ LIKE_BYTE, (unsigned char)t->str[++k] };
 		else if (c == '%') {
 			if (!n->npat || n->pat[n->npat - 1].kind != LIKE_ANY)
 				n->pat[n->npat++] = (struct like_elem){ LIKE_ANY, 0 };
@@ -347,7 +352,8 @@ static struct cesql_node *parse_postfix(struct parser *p) {
 		bool negate = false;
 		struct cesql_node *n;
 
-		if (t->type == TOK_NOT && (peek(p, 1)->type == TOK_LIKE || peek(p, 1)->type == TOK_IN)) {
+		if (t->type == TOK_NOT &&
+			(peek(p, 1)->type == TOK_LIKE || peek(p, 1)->type == TOK_IN)) {
 			negate = true;
 			p->i++;
 			t = peek(p, 0);
@@ -450,7 +456,8 @@ int cesql_parse(const char *expr, struct cesql_expr **ret_expr, char *errbuf, si
 		errbuf[0] = '\0';
 	if (len > CESQL_MAX_EXPR_LEN) {
 		if (errbuf && errlen)
-			snprintf(errbuf, errlen, "expression longer than %d bytes", CESQL_MAX_EXPR_LEN);
+			snprintf(errbuf, errlen, "expression longer than %d bytes",
+				CESQL_MAX_EXPR_LEN);
 		return -EINVAL;
 	}
 	r = cesql_lex(expr, len, &p.lx, &pos, errbuf, errlen);

@@ -1,3 +1,5 @@
+#include "adapter/filter.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -5,14 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapter/filter.h"
 #include "adapter/filter_internal.h"
 #include "adapter/util/buf.h"
 
 enum filter_kind { F_EXACT, F_PREFIX, F_SUFFIX, F_ALL, F_ANY, F_NOT, F_CESQL };
 
-static const char *const dialects[] = { "exact", "prefix", "suffix", "all", "any", "not",
-	"cesql" };
+static const char *const dialects[] = { "exact", "prefix", "suffix", "all", "any", "not", "cesql" };
 #define N_DIALECTS (sizeof(dialects) / sizeof(dialects[0]))
 
 struct filter_attr {
@@ -66,8 +66,8 @@ static int add_kid(struct filter *f, struct filter *kid) {
 }
 
 /* The attribute's value as text, as Knative formats a non-string with %v. */
-static int attr_text(cesql_attr_fn get, void *ud, const char *name, char num[16],
-	struct cesql_value *v) {
+static int attr_text(
+	cesql_attr_fn get, void *ud, const char *name, char num[16], struct cesql_value *v) {
 	int r;
 
 	*v = (struct cesql_value){ 0 };
@@ -181,7 +181,8 @@ struct build {
 	size_t errlen;
 };
 
-static size_t path_push(struct build *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static size_t path_push(struct build *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 static size_t path_push(struct build *b, const char *fmt, ...) {
 	size_t mark = b->plen;
 	va_list ap;
@@ -191,8 +192,8 @@ static size_t path_push(struct build *b, const char *fmt, ...) {
 	n = vsnprintf(b->path + b->plen, sizeof(b->path) - b->plen, fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		b->plen += (size_t)n < sizeof(b->path) - b->plen ? (size_t)n :
-								   sizeof(b->path) - b->plen - 1;
+		b->plen += (size_t)n < sizeof(b->path) - b->plen ? (size_t)n
+								 : sizeof(b->path) - b->plen - 1;
 	return mark;
 }
 
@@ -223,8 +224,8 @@ static int warn(struct build *b, const struct gnode *g, const char *what) {
 	if (b->yaml && g && g->line)
 		r = buf_printf(&b->warnings, "%zu:%zu: ", g->line, g->col);
 	if (r == 0)
-		r = buf_printf(&b->warnings, "%s: %s; Knative's adapter skips this filter, so do we\n",
-			b->path, what);
+		r = buf_printf(&b->warnings,
+			"%s: %s; Knative's adapter skips this filter, so do we\n", b->path, what);
 	return r == -E2BIG ? 0 : r; /* enough warnings: drop the rest */
 }
 
@@ -238,8 +239,7 @@ static bool valid_attr_name(const char *s) {
 	return true;
 }
 
-static int build_one(struct build *b, const struct gnode *g, unsigned depth,
-	struct filter **ret);
+static int build_one(struct build *b, const struct gnode *g, unsigned depth, struct filter **ret);
 
 static int build_attrs(struct build *b, const struct gnode *g, struct filter *f) {
 	const char *empty = NULL;
@@ -257,7 +257,8 @@ static int build_attrs(struct build *b, const struct gnode *g, struct filter *f)
 				"contain only lower-case letters and digits",
 				g->keys[i]);
 		if (g->kids[i]->type != GNODE_STRING)
-			return fail(b, g->kids[i], "the value of \"%s\" must be a string", g->keys[i]);
+			return fail(
+				b, g->kids[i], "the value of \"%s\" must be a string", g->keys[i]);
 		if (!g->kids[i]->len && !empty)
 			empty = g->keys[i];
 		for (size_t k = 0; k < f->nattrs; k++)
@@ -355,8 +356,7 @@ static int build_dialect(struct build *b, const struct gnode *v, enum filter_kin
 	return r > 0 ? 0 : r;
 }
 
-static int build_one(struct build *b, const struct gnode *g, unsigned depth,
-	struct filter **ret) {
+static int build_one(struct build *b, const struct gnode *g, unsigned depth, struct filter **ret) {
 	int found = -1;
 	size_t mark;
 	int r;
@@ -365,26 +365,30 @@ static int build_one(struct build *b, const struct gnode *g, unsigned depth,
 	if (depth > FILTER_MAX_DEPTH)
 		return fail(b, g, "filters nested more than %d levels", FILTER_MAX_DEPTH);
 	if (g->type != GNODE_MAP)
-		return fail(b, g, "a filter must be an object with one of exact, prefix, suffix, "
-				  "all, any, not, cesql");
+		return fail(b, g,
+			"a filter must be an object with one of exact, prefix, suffix, "
+			"all, any, not, cesql");
 	for (size_t i = 0; i < g->n; i++) {
 		size_t k;
 		for (k = 0; k < N_DIALECTS; k++)
 			if (strcmp(g->keys[i], dialects[k]) == 0)
 				break;
 		if (k == N_DIALECTS)
-			return fail(b, g, "unknown filter dialect \"%.64s\" (expected exact, prefix, "
-					  "suffix, all, any, not or cesql)",
+			return fail(b, g,
+				"unknown filter dialect \"%.64s\" (expected exact, prefix, "
+				"suffix, all, any, not or cesql)",
 				g->keys[i]);
 		if (found >= 0)
-			return fail(b, g, "more than one dialect (\"%s\" and \"%s\"); a filter has "
-					  "exactly one",
+			return fail(b, g,
+				"more than one dialect (\"%s\" and \"%s\"); a filter has "
+				"exactly one",
 				g->keys[found], g->keys[i]);
 		found = (int)i;
 	}
 	if (found < 0)
-		return fail(b, g, "empty filter: expected one of exact, prefix, suffix, all, any, "
-				  "not, cesql");
+		return fail(b, g,
+			"empty filter: expected one of exact, prefix, suffix, all, any, "
+			"not, cesql");
 	for (size_t k = 0; k < N_DIALECTS; k++)
 		if (strcmp(g->keys[found], dialects[k]) == 0) {
 			mark = path_push(b, ".%s", dialects[k]);
@@ -396,8 +400,8 @@ static int build_one(struct build *b, const struct gnode *g, unsigned depth,
 	return -EINVAL;
 }
 
-static int finish(struct build *b, int r, struct filter *top, struct filter **ret,
-	char **ret_warnings) {
+static int finish(
+	struct build *b, int r, struct filter *top, struct filter **ret, char **ret_warnings) {
 	if (r == -ENOMEM && b->errbuf && b->errlen)
 		snprintf(b->errbuf, b->errlen, "out of memory");
 	if (r == 0) {
@@ -445,8 +449,8 @@ int filter_parse_json(const char *json, size_t len, struct filter **ret, char **
 	return finish(&b, r, top, ret, ret_warnings);
 }
 
-int filter_parse_yaml(struct yamldoc *d, yaml_node_t *seq, struct filter **ret,
-	char **ret_warnings, char *errbuf, size_t errlen) {
+int filter_parse_yaml(struct yamldoc *d, yaml_node_t *seq, struct filter **ret, char **ret_warnings,
+	char *errbuf, size_t errlen) {
 	struct filter *top = NULL;
 	struct gnode *g = NULL;
 	struct build b;
@@ -463,8 +467,8 @@ int filter_parse_yaml(struct yamldoc *d, yaml_node_t *seq, struct filter **ret,
 	return finish(&b, r, top, ret, ret_warnings);
 }
 
-int filter_parse_one(const char *text, struct filter **ret, char **ret_warnings, char *errbuf,
-	size_t errlen) {
+int filter_parse_one(
+	const char *text, struct filter **ret, char **ret_warnings, char *errbuf, size_t errlen) {
 	struct filter *top = NULL, *f = NULL;
 	struct gnode *g = NULL;
 	struct build b;

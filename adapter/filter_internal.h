@@ -30,10 +30,9 @@ struct gnode {
 
 void gnode_free(struct gnode *g);
 /* Reads JSON text. Returns 0, -EINVAL with a message in errbuf, -ENOMEM. */
-int gnode_from_json(const char *json, size_t len, struct gnode **ret, char *errbuf,
-	size_t errlen);
+int gnode_from_json(const char *json, size_t len, struct gnode **ret, char *errbuf, size_t errlen);
 /* Copies a YAML node (aliases followed, within the same caps). */
-int gnode_from_yaml(struct yamldoc *d, yaml_node_t *n, struct gnode **ret, char *errbuf,
-	size_t errlen);
+int gnode_from_yaml(
+	struct yamldoc *d, yaml_node_t *n, struct gnode **ret, char *errbuf, size_t errlen);
 
 #endif

@@ -91,7 +91,8 @@ static int j_add(struct jstate *st, struct gnode *g, bool container) {
 	if (container && st->depth >= GNODE_MAX_DEPTH) {
 		gnode_free(g);
 		st->r = -EINVAL;
-		snprintf(st->msg, sizeof(st->msg), "JSON nested more than %d levels", GNODE_MAX_DEPTH);
+		snprintf(st->msg, sizeof(st->msg), "JSON nested more than %d levels",
+			GNODE_MAX_DEPTH);
 		return 0;
 	}
 	if (st->depth == 0) {
@@ -164,8 +165,7 @@ static const yajl_callbacks json_callbacks = {
 	.yajl_end_array = handle_end,
 };
 
-int gnode_from_json(const char *json, size_t len, struct gnode **ret, char *errbuf,
-	size_t errlen) {
+int gnode_from_json(const char *json, size_t len, struct gnode **ret, char *errbuf, size_t errlen) {
 	struct jstate st = { 0 };
 	yajl_handle h = NULL;
 	yajl_status s;
@@ -190,7 +190,8 @@ int gnode_from_json(const char *json, size_t len, struct gnode **ret, char *errb
 		} else {
 			unsigned char *e = yajl_get_error(h, 0, (const unsigned char *)json, len);
 			/* yajl's text ends with a newline; keep one line. */
-			snprintf(errbuf, errlen, "invalid JSON: %s", e ? (const char *)e : "parse error");
+			snprintf(errbuf, errlen, "invalid JSON: %s",
+				e ? (const char *)e : "parse error");
 			errbuf[strcspn(errbuf, "\n")] = '\0';
 			if (e)
 				yajl_free_error(h, e);
@@ -232,8 +233,8 @@ static int y_copy(struct ystate *st, yaml_node_t *n, size_t depth, struct gnode 
 	}
 	if (++st->nodes > FILTER_MAX_NODES || depth > GNODE_MAX_DEPTH) {
 		snprintf(st->errbuf, st->errlen, "%zu:%zu: %s", line, col,
-			depth > GNODE_MAX_DEPTH ? "YAML nested too deeply" :
-						  "too many YAML nodes (aliases included)");
+			depth > GNODE_MAX_DEPTH ? "YAML nested too deeply"
+						: "too many YAML nodes (aliases included)");
 		return -EINVAL;
 	}
 	if (n->type == YAML_SCALAR_NODE) {
@@ -289,8 +290,8 @@ fail:
 	return r;
 }
 
-int gnode_from_yaml(struct yamldoc *d, yaml_node_t *n, struct gnode **ret, char *errbuf,
-	size_t errlen) {
+int gnode_from_yaml(
+	struct yamldoc *d, yaml_node_t *n, struct gnode **ret, char *errbuf, size_t errlen) {
 	struct ystate st = { .d = d, .errbuf = errbuf, .errlen = errlen };
 
 	return y_copy(&st, n, 0, ret);

@@ -45,8 +45,8 @@ struct cesql_value {
 
 struct cesql_result {
 	struct cesql_value value; /* always set; owned by the result */
-	enum cesql_error error;	  /* the first error, or CESQL_ERR_NONE */
-	char message[160];	  /* what went wrong, "" when no error */
+	enum cesql_error error;   /* the first error, or CESQL_ERR_NONE */
+	char message[160];        /* what went wrong, "" when no error */
 };
 
 struct cesql_expr;
@@ -67,8 +67,8 @@ void cesql_expr_free(struct cesql_expr *e);
 /* Evaluates e against one event. Returns 0 with *ret filled (release it with
  * cesql_result_finish()), or -errno if allocation or the callback failed.
  * Evaluation errors are not failures: they are in ret->error. */
-int cesql_eval(const struct cesql_expr *e, cesql_attr_fn get, void *userdata,
-	struct cesql_result *ret);
+int cesql_eval(
+	const struct cesql_expr *e, cesql_attr_fn get, void *userdata, struct cesql_result *ret);
 void cesql_result_finish(struct cesql_result *r);
 /* True only for a Boolean true without error: the spec's rule for filters. */
 bool cesql_result_passes(const struct cesql_result *r);

@@ -38,12 +38,12 @@ int filter_parse_json(const char *json, size_t len, struct filter **ret, char **
 	char *errbuf, size_t errlen);
 /* One filter from the command line (--filter): a JSON object when text starts
  * with '{', else a bare CESQL expression. */
-int filter_parse_one(const char *text, struct filter **ret, char **ret_warnings, char *errbuf,
-	size_t errlen);
+int filter_parse_one(
+	const char *text, struct filter **ret, char **ret_warnings, char *errbuf, size_t errlen);
 /* A YAML sequence of filters (a manifest's spec.filters); errors start with
  * "line:column: ". Borrows d and seq only during the call. */
-int filter_parse_yaml(struct yamldoc *d, yaml_node_t *seq, struct filter **ret,
-	char **ret_warnings, char *errbuf, size_t errlen);
+int filter_parse_yaml(struct yamldoc *d, yaml_node_t *seq, struct filter **ret, char **ret_warnings,
+	char *errbuf, size_t errlen);
 
 /* ANDs src's filters into *dst (which may be NULL: then *dst becomes src).
  * Takes ownership of src, also on failure. Returns 0 or -ENOMEM. */

@@ -106,14 +106,15 @@ static int run_case(struct yamldoc *d, yaml_node_t *t, const char *file) {
 	if (event) {
 		event_apply(&ev, d, event);
 	} else {
-		event_set(&ev, "specversion", (struct cesql_value){ .type = CESQL_STRING, .s = "1.0",
-			.len = 3 });
-		event_set(&ev, "id", (struct cesql_value){ .type = CESQL_STRING, .s = "myId",
-			.len = 4 });
-		event_set(&ev, "source", (struct cesql_value){ .type = CESQL_STRING,
-			.s = "localhost.localdomain", .len = 21 });
-		event_set(&ev, "type", (struct cesql_value){ .type = CESQL_STRING, .s = "myType",
-			.len = 6 });
+		event_set(&ev, "specversion",
+			(struct cesql_value){ .type = CESQL_STRING, .s = "1.0", .len = 3 });
+		event_set(&ev, "id",
+			(struct cesql_value){ .type = CESQL_STRING, .s = "myId", .len = 4 });
+		event_set(&ev, "source",
+			(struct cesql_value){
+				.type = CESQL_STRING, .s = "localhost.localdomain", .len = 21 });
+		event_set(&ev, "type",
+			(struct cesql_value){ .type = CESQL_STRING, .s = "myType", .len = 6 });
 	}
 	if (over)
 		event_apply(&ev, d, over);
@@ -134,10 +135,11 @@ static int run_case(struct yamldoc *d, yaml_node_t *t, const char *file) {
 	if (result) {
 		struct cesql_value w = scalar_value(result);
 		bool same = w.type == res.value.type &&
-			(w.type == CESQL_BOOLEAN ? w.b == res.value.b :
-				w.type == CESQL_INTEGER ?
-						   w.i == res.value.i :
-						   (w.len == res.value.len && memcmp(w.s, res.value.s, w.len) == 0));
+			(w.type == CESQL_BOOLEAN ? w.b == res.value.b
+					: w.type == CESQL_INTEGER
+					? w.i == res.value.i
+					: (w.len == res.value.len &&
+						  memcmp(w.s, res.value.s, w.len) == 0));
 		cr_assert(same, "%s: %s: %s: got %s, expected %s", file, name, expr,
 			value_str(&res.value, got, sizeof(got)), value_str(&w, want, sizeof(want)));
 	}

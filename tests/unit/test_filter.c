@@ -22,8 +22,9 @@ static const char *const event[][2] = {
 static int lookup(const char *name, struct cesql_value *ret_value, void *userdata) {
 	for (size_t i = 0; i < sizeof(event) / sizeof(event[0]); i++)
 		if (strcmp(event[i][0], name) == 0) {
-			*ret_value = (struct cesql_value){ .type = CESQL_STRING, .s = event[i][1],
-				.len = strlen(event[i][1]) };
+			*ret_value = (struct cesql_value){
+				.type = CESQL_STRING, .s = event[i][1], .len = strlen(event[i][1])
+			};
 			return 1;
 		}
 	if (strcmp(name, "count") == 0) {
@@ -100,10 +101,14 @@ Test(filter, missing_attribute_never_matches) {
 }
 
 Test(filter, all_any_not) {
-	cr_assert(matches("[{\"all\":[{\"exact\":{\"kind\":\"Pod\"}},{\"prefix\":{\"name\":\"web\"}}]}]"));
-	cr_assert(!matches("[{\"all\":[{\"exact\":{\"kind\":\"Pod\"}},{\"prefix\":{\"name\":\"db\"}}]}]"));
-	cr_assert(matches("[{\"any\":[{\"exact\":{\"kind\":\"Node\"}},{\"prefix\":{\"name\":\"web\"}}]}]"));
-	cr_assert(!matches("[{\"any\":[{\"exact\":{\"kind\":\"Node\"}},{\"prefix\":{\"name\":\"db\"}}]}]"));
+	cr_assert(matches(
+		"[{\"all\":[{\"exact\":{\"kind\":\"Pod\"}},{\"prefix\":{\"name\":\"web\"}}]}]"));
+	cr_assert(!matches(
+		"[{\"all\":[{\"exact\":{\"kind\":\"Pod\"}},{\"prefix\":{\"name\":\"db\"}}]}]"));
+	cr_assert(matches(
+		"[{\"any\":[{\"exact\":{\"kind\":\"Node\"}},{\"prefix\":{\"name\":\"web\"}}]}]"));
+	cr_assert(!matches(
+		"[{\"any\":[{\"exact\":{\"kind\":\"Node\"}},{\"prefix\":{\"name\":\"db\"}}]}]"));
 	cr_assert(!matches("[{\"not\":{\"exact\":{\"kind\":\"Pod\"}}}]"));
 	cr_assert(matches("[{\"not\":{\"not\":{\"exact\":{\"kind\":\"Pod\"}}}}]"));
 	/* The top-level list is ANDed. */
@@ -147,8 +152,8 @@ Test(filter, dropped_filters_warn) {
 	cr_assert(matches("[{\"any\":[{\"exact\":{\"type\":\"\"}}]}]"));
 	/* No warnings: NULL. */
 	text = "[{\"exact\":{\"kind\":\"Pod\"}}]";
-	cr_assert_eq(filter_parse_json(text, strlen(text), &f, &warnings, errbuf, sizeof(errbuf)),
-		0);
+	cr_assert_eq(
+		filter_parse_json(text, strlen(text), &f, &warnings, errbuf, sizeof(errbuf)), 0);
 	cr_assert_null(warnings);
 	filter_free(f);
 }
@@ -162,9 +167,11 @@ Test(filter, parse_errors_name_the_path) {
 	json_fails("[{\"exact\":{\"a\":\"b\"},\"cesql\":\"true\"}]",
 		"filters[0]: more than one dialect (\"exact\" and \"cesql\")");
 	json_fails("[{\"regex\":\"x\"}]", "filters[0]: unknown filter dialect \"regex\"");
-	json_fails("[{\"exact\":{\"Type\":\"x\"}}]", "filters[0].exact: invalid attribute name \"Type\"");
+	json_fails("[{\"exact\":{\"Type\":\"x\"}}]",
+		"filters[0].exact: invalid attribute name \"Type\"");
 	json_fails("[{\"exact\":{\"\":\"x\"}}]", "filters[0].exact: invalid attribute name \"\"");
-	json_fails("[{\"exact\":{\"type\":1}}]", "filters[0].exact: the value of \"type\" must be a string");
+	json_fails("[{\"exact\":{\"type\":1}}]",
+		"filters[0].exact: the value of \"type\" must be a string");
 	json_fails("[{\"not\":[]}]", "filters[0].not: expected one filter");
 	json_fails("[{\"all\":{}}]", "filters[0].all: expected a list of filters");
 	json_fails("{\"exact\":{}}", "filters: expected a list of filters");
@@ -219,14 +226,14 @@ Test(filter, parse_one_flag) {
 	cr_assert(filter_match(f, lookup, NULL));
 	cr_assert_eq(filter_append(&all, f), 0);
 	f = NULL;
-	cr_assert_eq(filter_parse_one("  {\"exact\":{\"kind\":\"Pod\"}}", &f, NULL, errbuf,
-			     sizeof(errbuf)),
+	cr_assert_eq(filter_parse_one(
+			     "  {\"exact\":{\"kind\":\"Pod\"}}", &f, NULL, errbuf, sizeof(errbuf)),
 		0, "%s", errbuf);
 	cr_assert(filter_match(f, lookup, NULL));
 	cr_assert_eq(filter_append(&all, f), 0);
 	f = NULL;
-	cr_assert_eq(filter_parse_one("{\"exact\":{\"name\":\"other\"}}", &f, NULL, errbuf,
-			     sizeof(errbuf)),
+	cr_assert_eq(filter_parse_one(
+			     "{\"exact\":{\"name\":\"other\"}}", &f, NULL, errbuf, sizeof(errbuf)),
 		0);
 	cr_assert(!filter_match(f, lookup, NULL));
 	cr_assert_eq(filter_count(all), 2);
@@ -245,17 +252,17 @@ Test(filter, parse_one_flag) {
 	cr_assert_eq(filter_parse_one("", &f, NULL, errbuf, sizeof(errbuf)), -EINVAL);
 }
 
-static int yaml_parse(const char *text, struct filter **f, char **warnings, char *errbuf,
-	size_t errlen) {
+static int yaml_parse(
+	const char *text, struct filter **f, char **warnings, char *errbuf, size_t errlen) {
 	struct yamldoc *docs = NULL;
 	size_t n = 0;
 	char *yerr = NULL;
 	int r;
 
 	cr_assert_geq(yamldoc_load_all(text, strlen(text), &docs, &n, &yerr), 1, "%s", yerr);
-	r = filter_parse_yaml(&docs[0], yamldoc_path(&docs[0], yamldoc_root(&docs[0]),
-						"spec.filters"),
-		f, warnings, errbuf, errlen);
+	r = filter_parse_yaml(&docs[0],
+		yamldoc_path(&docs[0], yamldoc_root(&docs[0]), "spec.filters"), f, warnings, errbuf,
+		errlen);
 	yamldoc_free_all(docs, n);
 	return r;
 }
