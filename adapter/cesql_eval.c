@@ -241,15 +241,26 @@ static bool equal(const struct cesql_value *a, const struct cesql_value *b) {
 
 static int eval(struct cesql_eval_ctx *ctx, const struct cesql_node *n, struct cesql_value *ret);
 
+/* An operand: when it carries an error its value is not used (the caller
+ * returns its own zero value), so it is released here. */
+static int eval_operand(
+	struct cesql_eval_ctx *ctx, const struct cesql_node *n, struct cesql_value *ret) {
+	int e = eval(ctx, n, ret);
+
+	if (e > 0)
+		cesql_value_finish(ret);
+	return e;
+}
+
 /* Evaluates both operands; returns 1 (ret set to the zero value) if either
  * carried an error. */
 static int eval_pair(struct cesql_eval_ctx *ctx, const struct cesql_node *n, struct cesql_value *l,
 	struct cesql_value *r, struct cesql_value *ret) {
-	int e = eval(ctx, n->kids[0], l);
+	int e = eval_operand(ctx, n->kids[0], l);
 
 	if (e != 0)
 		return e < 0 ? e : zero_err(n, ret);
-	e = eval(ctx, n->kids[1], r);
+	e = eval_operand(ctx, n->kids[1], r);
 	if (e != 0) {
 		cesql_value_finish(l);
 		return e < 0 ? e : zero_err(n, ret);
@@ -339,7 +350,7 @@ static int eval_logic(
 	struct cesql_value l = { 0 }, r = { 0 };
 	int e, flag;
 
-	e = eval(ctx, n->kids[0], &l);
+	e = eval_operand(ctx, n->kids[0], &l);
 	if (e != 0)
 		return e < 0 ? e : zero_err(n, ret);
 	flag = cesql_cast(ctx, &l, CESQL_BOOLEAN);
@@ -350,7 +361,7 @@ static int eval_logic(
 		*ret = l;
 		return flag;
 	}
-	e = eval(ctx, n->kids[1], &r);
+	e = eval_operand(ctx, n->kids[1], &r);
 	if (e != 0)
 		return e < 0 ? e : zero_err(n, ret);
 	e = cesql_cast(ctx, &r, CESQL_BOOLEAN);
@@ -367,12 +378,12 @@ static int eval_in(
 	bool found = false;
 	int e, flag = 0;
 
-	e = eval(ctx, n->kids[0], &x);
+	e = eval_operand(ctx, n->kids[0], &x);
 	if (e != 0)
 		return e < 0 ? e : zero_err(n, ret);
 	for (size_t k = 1; k < n->nkids && !found; k++) {
 		struct cesql_value y = { 0 };
-		e = eval(ctx, n->kids[k], &y);
+		e = eval_operand(ctx, n->kids[k], &y);
 		if (e != 0) {
 			cesql_value_finish(&x);
 			return e < 0 ? e : zero_err(n, ret);
@@ -410,7 +421,7 @@ static int eval_call(
 		return -ENOMEM;
 	for (; done < n->nkids; done++) {
 		enum cesql_type t = done < n->fn->nfixed ? n->fn->params[done] : n->fn->rest;
-		e = eval(ctx, n->kids[done], &args[done]);
+		e = eval_operand(ctx, n->kids[done], &args[done]);
 		if (e != 0) {
 			if (e > 0)
 				e = zero_err(n, ret);
@@ -462,7 +473,7 @@ static int eval(struct cesql_eval_ctx *ctx, const struct cesql_node *n, struct c
 		*ret = v;
 		return 0;
 	case N_NOT:
-		e = eval(ctx, n->kids[0], &v);
+		e = eval_operand(ctx, n->kids[0], &v);
 		if (e != 0)
 			return e < 0 ? e : zero_err(n, ret);
 		if (v.type == CESQL_INTEGER) {
@@ -481,7 +492,7 @@ static int eval(struct cesql_eval_ctx *ctx, const struct cesql_node *n, struct c
 		ret->b = !v.b;
 		return flag;
 	case N_NEG:
-		e = eval(ctx, n->kids[0], &v);
+		e = eval_operand(ctx, n->kids[0], &v);
 		if (e != 0)
 			return e < 0 ? e : zero_err(n, ret);
 		flag = cesql_cast(ctx, &v, CESQL_INTEGER);
@@ -510,7 +521,7 @@ static int eval(struct cesql_eval_ctx *ctx, const struct cesql_node *n, struct c
 		cesql_value_finish(&w);
 		return e;
 	case N_LIKE:
-		e = eval(ctx, n->kids[0], &v);
+		e = eval_operand(ctx, n->kids[0], &v);
 		if (e != 0)
 			return e < 0 ? e : zero_err(n, ret);
 		flag = cesql_cast(ctx, &v, CESQL_STRING);

@@ -84,6 +84,9 @@ static void unexpected(struct parser *p, const struct cesql_token *t) {
 		t->type == TOK_FUNCNAME)
 		fail(p, t->pos, "unexpected %s '%.*s'", cesql_tok_name(t->type),
 			(int)(t->len > 40 ? 40 : t->len), p->expr + t->pos);
+	else if (cesql_tok_name(t->type)[0] == '\'')
+		fail(p, t->pos, "unexpected '%.*s'", (int)t->len,
+			p->expr + t->pos); /* as written */
 	else
 		fail(p, t->pos, "unexpected %s", cesql_tok_name(t->type));
 }

@@ -225,6 +225,12 @@ Test(cesql, parse_error_messages) {
 	parse_fails("'abc", "column 1: unterminated string literal");
 	parse_fails("a LIKE 123", "column 8: LIKE needs a string literal pattern");
 	parse_fails("a IN ()", "column 7: unexpected ')'");
+	parse_fails("a <> <> b", "column 6: unexpected '<>'");
+	parse_fails("a AND", "column 6: unexpected end of expression");
+	parse_fails("AND a", "column 1: unexpected AND");
+	parse_fails("a b", "column 3: unexpected identifier 'b'");
+	parse_fails("f1(2)", "column 1: invalid function name 'f1'");
+	parse_fails("1_a", "column 1: invalid name '1_a'");
 	parse_fails("2147483648", "column 1: integer literal out of 32-bit range");
 	parse_fails("a ! b", "column 3: unexpected '!' (did you mean '!='?)");
 	parse_fails("a # b", "column 3: unexpected character '#'");
@@ -337,4 +343,145 @@ Test(cesql, values_and_errors) {
 	cr_assert(!r.value.b);
 	eval_str("5", &r);
 	cr_assert(!cesql_result_passes(&r));
+}
+
+static uint32_t rnd(uint32_t *state) {
+	*state = *state * 1664525u + 1013904223u;
+	return *state >> 8;
+}
+
+/* Random token soup: whatever parses must evaluate, and nothing may crash or
+ * leak (run under -Db_sanitize=address,undefined). */
+Test(cesql, random_expressions_are_safe) {
+	static const char *const frags[] = { "(", ")", ",", "NOT ", "-", "+", "*", "/", "%", "=",
+		"!=", "<>", "<", "<=", ">", ">=", " AND ", " OR ", " XOR ", " LIKE ", " NOT LIKE ",
+		" IN ", " NOT IN ", "EXISTS ", "TRUE", "false", "'a%_\\'b'", "\"x\\\"\"", "'%'",
+		"0", "7", "-2147483648", "2147483647", "2147483648", "id", "seq", "missing",
+		"LENGTH(", "SUBSTRING(", "CONCAT(", "CONCAT_WS(", "ABS(", "INT(", "BOOL(",
+		"STRING(", "LEFT(", "RIGHT(", "TRIM(", "LOWER(", "UPPER(", "IS_INT(", "NOPE(", "'",
+		"\\", " ", "'\xc3\xa9'", "\xff" };
+	const size_t nfrags = sizeof(frags) / sizeof(frags[0]);
+	struct event ev = { 0 };
+	uint32_t seed = 12345;
+	int parsed = 0, evaluated = 0;
+	char buf[1024];
+
+	event_set(&ev, "id", (struct cesql_value){ .type = CESQL_STRING, .s = "abc", .len = 3 });
+	event_set(&ev, "seq", (struct cesql_value){ .type = CESQL_INTEGER, .i = 7 });
+	for (int iter = 0; iter < 30000; iter++) {
+		size_t o = 0, n = 1 + rnd(&seed) % 24;
+		struct cesql_expr *e = NULL;
+		struct cesql_result res;
+		char errbuf[200];
+
+		for (size_t k = 0; k < n; k++) {
+			const char *f = frags[rnd(&seed) % nfrags];
+			size_t len = strlen(f);
+			if (o + len >= sizeof(buf))
+				break;
+			memcpy(buf + o, f, len);
+			o += len;
+		}
+		buf[o] = '\0';
+		if (cesql_parse(buf, &e, errbuf, sizeof(errbuf)) < 0) {
+			cr_assert(strncmp(errbuf, "column ", 7) == 0, "%s: '%s'", buf, errbuf);
+			continue;
+		}
+		parsed++;
+		cr_assert_eq(cesql_eval(e, lookup, &ev, &res), 0, "%s", buf);
+		cr_assert(res.value.type != CESQL_STRING || res.value.s, "%s", buf);
+		cr_assert((res.error == CESQL_ERR_NONE) == (res.message[0] == '\0'), "%s", buf);
+		evaluated++;
+		cesql_result_finish(&res);
+		cesql_expr_free(e);
+	}
+	cr_assert_gt(parsed, 300, "only %d of the random expressions parsed", parsed);
+	cr_assert_eq(parsed, evaluated);
+}
+
+/* A random well-formed expression of at most depth levels. */
+static void gen(uint32_t *seed, int depth, char *buf, size_t cap, size_t *o) {
+	static const char *const atoms[] = { "TRUE", "false", "0", "7", "-3", "2147483647",
+		"-2147483648", "'abc'", "'7'", "'true'", "\"\"", "'h\xc3\xa9llo'", "id", "seq",
+		"missing", "EXISTS id", "EXISTS missing" };
+	static const char *const binops[] = { " AND ", " OR ", " XOR ", " = ", " != ", " <> ",
+		" < ", " <= ", " > ", " >= ", " + ", " - ", " * ", " / ", " % " };
+	static const char *const funcs[] = { "LENGTH", "CONCAT", "CONCAT_WS", "LOWER", "UPPER",
+		"TRIM", "LEFT", "RIGHT", "SUBSTRING", "ABS", "INT", "BOOL", "STRING", "IS_INT",
+		"IS_BOOL", "NOPE" };
+	uint32_t pick = depth <= 0 ? 0 : rnd(seed) % 7;
+	int w;
+
+	if (*o + 64 >= cap)
+		pick = 0;
+	switch (pick) {
+	case 0:
+		w = snprintf(buf + *o, cap - *o, "%s", atoms[rnd(seed) % 17]);
+		*o += (size_t)w;
+		return;
+	case 1:
+		w = snprintf(buf + *o, cap - *o, "%s", rnd(seed) % 2 ? "NOT " : "-");
+		*o += (size_t)w;
+		gen(seed, depth - 1, buf, cap, o);
+		return;
+	case 2:
+	case 3:
+		buf[(*o)++] = '(';
+		gen(seed, depth - 1, buf, cap, o);
+		w = snprintf(buf + *o, cap - *o, "%s", binops[rnd(seed) % 15]);
+		*o += (size_t)w;
+		gen(seed, depth - 1, buf, cap, o);
+		buf[(*o)++] = ')';
+		return;
+	case 4:
+		gen(seed, depth - 1, buf, cap, o);
+		w = snprintf(buf + *o, cap - *o, "%s",
+			rnd(seed) % 2 ? " LIKE 'a%_\\%'" : " NOT LIKE '%7'");
+		*o += (size_t)w;
+		return;
+	case 5:
+		gen(seed, depth - 1, buf, cap, o);
+		w = snprintf(buf + *o, cap - *o, "%s", rnd(seed) % 2 ? " IN (" : " NOT IN (");
+		*o += (size_t)w;
+		gen(seed, depth - 1, buf, cap, o);
+		buf[(*o)++] = ',';
+		gen(seed, depth - 1, buf, cap, o);
+		buf[(*o)++] = ')';
+		return;
+	default:
+		w = snprintf(buf + *o, cap - *o, "%s(", funcs[rnd(seed) % 16]);
+		*o += (size_t)w;
+		for (uint32_t k = 0, n = rnd(seed) % 4; k < n; k++) {
+			if (k)
+				buf[(*o)++] = ',';
+			gen(seed, depth - 1, buf, cap, o);
+		}
+		buf[(*o)++] = ')';
+		return;
+	}
+}
+
+/* Random well-formed expressions: all parse, all evaluate. */
+Test(cesql, random_wellformed_expressions_evaluate) {
+	struct event ev = { 0 };
+	uint32_t seed = 4242;
+	char buf[4096];
+
+	event_set(&ev, "id", (struct cesql_value){ .type = CESQL_STRING, .s = "abc", .len = 3 });
+	event_set(&ev, "seq", (struct cesql_value){ .type = CESQL_INTEGER, .i = 7 });
+	for (int iter = 0; iter < 20000; iter++) {
+		struct cesql_expr *e = NULL;
+		struct cesql_result res;
+		char errbuf[200];
+		size_t o = 0;
+
+		gen(&seed, 1 + (int)(rnd(&seed) % 6), buf, sizeof(buf), &o);
+		buf[o] = '\0';
+		cr_assert_eq(
+			cesql_parse(buf, &e, errbuf, sizeof(errbuf)), 0, "%s: %s", buf, errbuf);
+		cr_assert_eq(cesql_eval(e, lookup, &ev, &res), 0, "%s", buf);
+		cr_assert((res.error == CESQL_ERR_NONE) == (res.message[0] == '\0'), "%s", buf);
+		cesql_result_finish(&res);
+		cesql_expr_free(e);
+	}
 }

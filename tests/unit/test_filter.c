@@ -314,3 +314,57 @@ Test(filter, yaml) {
 	cr_assert_eq(filter_count(f), 0);
 	filter_free(f);
 }
+
+static uint32_t rnd(uint32_t *state) {
+	*state = *state * 1664525u + 1013904223u;
+	return *state >> 8;
+}
+
+/* Mutated JSON: parse errors or filters, never a crash or a leak. */
+Test(filter, mutated_json_is_safe) {
+	static const char seed_doc[] =
+		"[{\"exact\":{\"kind\":\"Pod\"}},{\"any\":[{\"prefix\":{\"name\":\"web\"}},"
+		"{\"not\":{\"suffix\":{\"type\":\".delete\"}}}]},{\"all\":[{\"cesql\":"
+		"\"count > 1 AND name LIKE 'w%'\"},{\"exact\":{\"namespace\":\"default\"}}]}]";
+	static const char alphabet[] = "[]{}:,\"'\\ ax0%_()";
+	uint32_t seed = 777;
+	int ok = 0;
+
+	for (int iter = 0; iter < 20000; iter++) {
+		char buf[sizeof(seed_doc) + 16], errbuf[300], *warnings = NULL;
+		size_t len = sizeof(seed_doc) - 1, muts = 1 + rnd(&seed) % 4;
+		struct filter *f = NULL;
+
+		memcpy(buf, seed_doc, len);
+		for (size_t m = 0; m < muts; m++) {
+			size_t at = rnd(&seed) % len;
+			char c = alphabet[rnd(&seed) % (sizeof(alphabet) - 1)];
+			switch (rnd(&seed) % 3) {
+			case 0:
+				buf[at] = c;
+				break;
+			case 1:
+				if (len + 1 < sizeof(buf)) {
+					memmove(buf + at + 1, buf + at, len - at);
+					buf[at] = c;
+					len++;
+				}
+				break;
+			default:
+				memmove(buf + at, buf + at + 1, len - at - 1);
+				len--;
+				break;
+			}
+		}
+		if (filter_parse_json(buf, len, &f, &warnings, errbuf, sizeof(errbuf)) == 0) {
+			ok++;
+			filter_match(f, lookup, NULL);
+			filter_free(f);
+			free(warnings);
+		} else {
+			cr_assert(strncmp(errbuf, "filters", 7) == 0, "'%.*s': '%s'", (int)len, buf,
+				errbuf);
+		}
+	}
+	cr_assert_gt(ok, 100);
+}
