@@ -482,7 +482,7 @@ int filter_parse_one(
 		if (r == -EINVAL)
 			fail(&b, NULL, "%s", jerr);
 		if (r == 0)
-			r = build_one(&b, g, 1, &f);
+			r = build_one(&b, g, 0, &f);
 	} else if (r == 0) {
 		f = calloc(1, sizeof(*f));
 		r = f ? 0 : -ENOMEM;

@@ -53,9 +53,11 @@ struct cesql_expr;
 
 /* Looks an attribute up by name (lower-case, as CloudEvents names are). Returns
  * 1 and fills *ret_value when the event has it, 0 when missing, or -errno to
- * abort the evaluation. A string value is borrowed: it must stay valid until
- * cesql_eval() returns (set owned to NULL). Context attributes are strings;
- * extensions may be integers or booleans when the event gives them so. */
+ * abort the evaluation. *ret_value arrives zeroed. A string value is borrowed
+ * (owned left NULL) and must stay valid until cesql_eval() returns, or handed
+ * over by setting owned to a malloc'd block that s points into. Context
+ * attributes are strings; extensions may be integers or booleans when the
+ * event gives them so. For EXISTS only the return value counts. */
 typedef int (*cesql_attr_fn)(const char *name, struct cesql_value *ret_value, void *userdata);
 
 /* Parses expr (NUL-terminated). Returns 0, -EINVAL with "column N: problem"
