@@ -123,6 +123,14 @@ static int handle_number(void *ctx, const char *s, size_t len) {
 }
 
 static int handle_string(void *ctx, const unsigned char *s, size_t len) {
+	struct jstate *st = ctx;
+
+	/* "\u0000" would cut the text short and change its meaning. */
+	if (memchr(s, '\0', len)) {
+		st->r = -EINVAL;
+		snprintf(st->msg, sizeof(st->msg), "a string contains a NUL character");
+		return 0;
+	}
 	return j_add(ctx, gnode_new(GNODE_STRING, (const char *)s, len), false);
 }
 
@@ -239,6 +247,11 @@ static int y_copy(struct ystate *st, yaml_node_t *n, size_t depth, struct gnode 
 	}
 	if (n->type == YAML_SCALAR_NODE) {
 		const char *s = yamldoc_str(n);
+		if (strlen(s) != n->data.scalar.length) {
+			snprintf(st->errbuf, st->errlen,
+				"%zu:%zu: a string contains a NUL character", line, col);
+			return -EINVAL;
+		}
 		g = gnode_new(yamldoc_is_null(n) ? GNODE_NULL : GNODE_STRING, s, strlen(s));
 	} else {
 		g = gnode_new(n->type == YAML_MAPPING_NODE ? GNODE_MAP : GNODE_SEQ, NULL, 0);

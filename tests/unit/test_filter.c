@@ -179,6 +179,7 @@ Test(filter, parse_errors_name_the_path) {
 	json_fails("[1]", "filters[0]: a filter must be an object");
 	json_fails("[{\"exact\":", "filters: invalid JSON");
 	json_fails("", "filters: invalid JSON");
+	json_fails("[{\"cesql\":\"true\\u0000 OR x\"}]", "filters: a string contains a NUL");
 }
 
 Test(filter, hostile_input_is_bounded) {
@@ -309,6 +310,10 @@ Test(filter, yaml) {
 			     &f, NULL, errbuf, sizeof(errbuf)),
 		-EINVAL);
 	cr_assert(strstr(errbuf, "too many YAML nodes"), "%s", errbuf);
+	cr_assert_eq(yaml_parse("spec:\n  filters: [{cesql: \"true\\0 OR x\"}]\n", &f, NULL, errbuf,
+			     sizeof(errbuf)),
+		-EINVAL);
+	cr_assert(strstr(errbuf, "NUL"), "%s", errbuf);
 	/* No spec.filters: nothing to filter. */
 	cr_assert_eq(yaml_parse("spec: {}\n", &f, NULL, errbuf, sizeof(errbuf)), 0);
 	cr_assert_eq(filter_count(f), 0);
