@@ -10,6 +10,27 @@
 #include "adapter/util/fileio.h"
 #include "adapter/util/yamldoc.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define HAVE_ASAN 1
+#endif
+#ifdef HAVE_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+/* Under ASan, each test ends by asserting that nothing leaked: Criterion's
+ * workers would only print LeakSanitizer's report at exit, and neither an
+ * assertion nor a crash in a fini function fails the test. */
+static void no_leaks(void) {
+#ifdef HAVE_ASAN
+	cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (see the report above)");
+#endif
+}
+
 /* The whole CESQL conformance suite (TCK) from ../shared/reference/cesql-tck,
  * plus targeted tests. The TCK's files and case counts are pinned, so a lost
  * file or case fails the test rather than shrinking it. */
@@ -194,6 +215,7 @@ Test(cesql, tck) {
 	}
 	cr_assert_geq(cases, TCK_CASES, "only %d TCK cases ran, expected %d", cases, TCK_CASES);
 	printf("cesql tck: %d cases passed\n", cases);
+	no_leaks();
 }
 
 /* Parses and evaluates expr against the default event. */
@@ -239,6 +261,7 @@ Test(cesql, parse_error_messages) {
 	parse_fails("EXISTS 'a'", "column 8: EXISTS needs an attribute name");
 	/* Columns count characters, not bytes. */
 	parse_fails("'é' = )", "column 7: unexpected ')'");
+	no_leaks();
 }
 
 Test(cesql, deep_nesting_refused) {
@@ -270,6 +293,7 @@ Test(cesql, deep_nesting_refused) {
 	cr_assert_eq(cesql_parse(s, &e, errbuf, sizeof(errbuf)), 0, "%s", errbuf);
 	cesql_expr_free(e);
 	free(s);
+	no_leaks();
 }
 
 Test(cesql, long_input_refused) {
@@ -290,6 +314,7 @@ Test(cesql, long_input_refused) {
 	cr_assert_eq(cesql_parse(s, &e, errbuf, sizeof(errbuf)), 0, "%s", errbuf);
 	cesql_expr_free(e);
 	free(s);
+	no_leaks();
 }
 
 Test(cesql, left_associative_logic) {
@@ -306,6 +331,7 @@ Test(cesql, left_associative_logic) {
 	cr_assert_eq(r.value.i, 3);
 	eval_str("100 / 10 / 5", &r);
 	cr_assert_eq(r.value.i, 2);
+	no_leaks();
 }
 
 Test(cesql, values_and_errors) {
@@ -343,6 +369,7 @@ Test(cesql, values_and_errors) {
 	cr_assert(!r.value.b);
 	eval_str("5", &r);
 	cr_assert(!cesql_result_passes(&r));
+	no_leaks();
 }
 
 static uint32_t rnd(uint32_t *state) {
@@ -397,6 +424,7 @@ Test(cesql, random_expressions_are_safe) {
 	}
 	cr_assert_gt(parsed, 300, "only %d of the random expressions parsed", parsed);
 	cr_assert_eq(parsed, evaluated);
+	no_leaks();
 }
 
 /* A random well-formed expression of at most depth levels. */
@@ -484,4 +512,5 @@ Test(cesql, random_wellformed_expressions_evaluate) {
 		cesql_result_finish(&res);
 		cesql_expr_free(e);
 	}
+	no_leaks();
 }

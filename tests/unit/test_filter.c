@@ -7,6 +7,27 @@
 #include "adapter/filter.h"
 #include "adapter/util/yamldoc.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define HAVE_ASAN 1
+#endif
+#ifdef HAVE_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+/* Under ASan, each test ends by asserting that nothing leaked: Criterion's
+ * workers would only print LeakSanitizer's report at exit, and neither an
+ * assertion nor a crash in a fini function fails the test. */
+static void no_leaks(void) {
+#ifdef HAVE_ASAN
+	cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (see the report above)");
+#endif
+}
+
 /* An event like the adapter's: string context attributes, plus extensions. */
 static const char *const event[][2] = {
 	{ "specversion", "1.0" },
@@ -71,6 +92,7 @@ Test(filter, empty_and_null_pass) {
 	cr_assert(filter_match(NULL, lookup, NULL));
 	cr_assert(matches("[]"));
 	cr_assert(matches("null"));
+	no_leaks();
 }
 
 Test(filter, exact_prefix_suffix) {
@@ -87,6 +109,7 @@ Test(filter, exact_prefix_suffix) {
 	/* Non-string extensions compare as Knative prints them (%v). */
 	cr_assert(matches("[{\"exact\":{\"count\":\"42\"}}]"));
 	cr_assert(matches("[{\"exact\":{\"flag\":\"true\"}}]"));
+	no_leaks();
 }
 
 Test(filter, missing_attribute_never_matches) {
@@ -98,6 +121,7 @@ Test(filter, missing_attribute_never_matches) {
 	/* An error drops the event even under NOT. */
 	cr_assert(!matches("[{\"cesql\":\"NOT (missing = 'x')\"}]"));
 	cr_assert(matches("[{\"not\":{\"cesql\":\"missing = 'x'\"}}]"));
+	no_leaks();
 }
 
 Test(filter, all_any_not) {
@@ -114,6 +138,7 @@ Test(filter, all_any_not) {
 	/* The top-level list is ANDed. */
 	cr_assert(!matches("[{\"exact\":{\"kind\":\"Pod\"}},{\"exact\":{\"name\":\"x\"}}]"));
 	cr_assert(matches("[{\"exact\":{\"kind\":\"Pod\"}},{\"exact\":{\"name\":\"web-1\"}}]"));
+	no_leaks();
 }
 
 Test(filter, cesql) {
@@ -127,6 +152,7 @@ Test(filter, cesql) {
 	cr_assert(!matches("[{\"cesql\":\"NOSUCH(kind)\"}]"));
 	/* Left-associative, as the spec says. */
 	cr_assert(!matches("[{\"cesql\":\"TRUE OR TRUE AND FALSE\"}]"));
+	no_leaks();
 }
 
 Test(filter, dropped_filters_warn) {
@@ -156,6 +182,7 @@ Test(filter, dropped_filters_warn) {
 		filter_parse_json(text, strlen(text), &f, &warnings, errbuf, sizeof(errbuf)), 0);
 	cr_assert_null(warnings);
 	filter_free(f);
+	no_leaks();
 }
 
 Test(filter, parse_errors_name_the_path) {
@@ -180,6 +207,7 @@ Test(filter, parse_errors_name_the_path) {
 	json_fails("[{\"exact\":", "filters: invalid JSON");
 	json_fails("", "filters: invalid JSON");
 	json_fails("[{\"cesql\":\"true\\u0000 OR x\"}]", "filters: a string contains a NUL");
+	no_leaks();
 }
 
 Test(filter, hostile_input_is_bounded) {
@@ -216,6 +244,7 @@ Test(filter, hostile_input_is_bounded) {
 	s[o++] = ']';
 	cr_assert_eq(filter_parse_json(s, o, &f, NULL, errbuf, sizeof(errbuf)), -EINVAL);
 	free(s);
+	no_leaks();
 }
 
 Test(filter, parse_one_flag) {
@@ -251,6 +280,7 @@ Test(filter, parse_one_flag) {
 	cr_assert_str_eq(errbuf, "filter.cesql: column 5: unexpected ')'");
 	cr_assert_eq(filter_parse_one("{\"exact\":", &f, NULL, errbuf, sizeof(errbuf)), -EINVAL);
 	cr_assert_eq(filter_parse_one("", &f, NULL, errbuf, sizeof(errbuf)), -EINVAL);
+	no_leaks();
 }
 
 static int yaml_parse(
@@ -318,6 +348,7 @@ Test(filter, yaml) {
 	cr_assert_eq(yaml_parse("spec: {}\n", &f, NULL, errbuf, sizeof(errbuf)), 0);
 	cr_assert_eq(filter_count(f), 0);
 	filter_free(f);
+	no_leaks();
 }
 
 static uint32_t rnd(uint32_t *state) {
@@ -372,4 +403,5 @@ Test(filter, mutated_json_is_safe) {
 		}
 	}
 	cr_assert_gt(ok, 100);
+	no_leaks();
 }
