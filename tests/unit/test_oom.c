@@ -1,0 +1,181 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapter/cesql.h"
+#include "adapter/filter.h"
+#include "adapter/util/yamldoc.h"
+
+/* Allocation failures on every path of the CESQL and filter parsers and
+ * evaluator: this executable is linked with --wrap for the allocators (see
+ * tests/meson.build), so the n-th allocation made by the adapter's code can be
+ * made to fail. Each run must end in -ENOMEM or success, never a crash, and
+ * (under ASan) leave nothing allocated. */
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define HAVE_ASAN 1
+#endif
+#ifdef HAVE_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
+char *__real_strndup(const char *s, size_t n);
+
+static long countdown = -1;
+static bool failed;
+
+static bool fail_now(void) {
+	if (countdown < 0)
+		return false;
+	if (countdown-- == 0) {
+		failed = true;
+		return true;
+	}
+	return false;
+}
+
+void *__wrap_malloc(size_t n) {
+	return fail_now() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size) {
+	return fail_now() ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n) {
+	return fail_now() ? NULL : __real_realloc(p, n);
+}
+
+char *__wrap_strdup(const char *s) {
+	return fail_now() ? NULL : __real_strdup(s);
+}
+
+char *__wrap_strndup(const char *s, size_t n) {
+	return fail_now() ? NULL : __real_strndup(s, n);
+}
+
+static int lookup(const char *name, struct cesql_value *ret_value, void *userdata) {
+	if (strcmp(name, "type") == 0 || strcmp(name, "kind") == 0) {
+		*ret_value = (struct cesql_value){ .type = CESQL_STRING, .s = "Pod", .len = 3 };
+		return 1;
+	}
+	if (strcmp(name, "count") == 0) {
+		*ret_value = (struct cesql_value){ .type = CESQL_INTEGER, .i = 3 };
+		return 1;
+	}
+	return 0;
+}
+
+static const char *const expr =
+	"CONCAT(LOWER(kind), '-', STRING(count + 1)) IN ('pod-4', 'x') "
+	"AND SUBSTRING(UPPER(type), 1, 2) LIKE 'P%' OR LEFT(kind, -1) = 'a' "
+	"XOR NOT EXISTS missing AND TRIM(' a ') != CONCAT_WS(',', 'a', kind)";
+
+static int run_cesql(void) {
+	struct cesql_expr *e = NULL;
+	struct cesql_result res;
+	char errbuf[200];
+	int r;
+
+	r = cesql_parse(expr, &e, errbuf, sizeof(errbuf));
+	if (r < 0)
+		return r;
+	r = cesql_eval(e, lookup, NULL, &res);
+	if (r == 0)
+		cesql_result_finish(&res);
+	cesql_expr_free(e);
+	return r;
+}
+
+static const char *const json = "[{\"exact\":{\"kind\":\"Pod\",\"type\":\"Pod\"}},"
+				"{\"any\":[{\"prefix\":{\"kind\":\"P\"}},{\"not\":{\"suffix\":"
+				"{\"type\":\"x\"}}}]},{\"exact\":{\"kind\":\"\"}},{\"all\":[]},"
+				"{\"cesql\":\"LOWER(kind) = 'pod' AND count > 2\"}]";
+
+static int run_json(void) {
+	struct filter *f = NULL, *g = NULL;
+	char errbuf[200], *warnings = NULL;
+	int r;
+
+	r = filter_parse_json(json, strlen(json), &f, &warnings, errbuf, sizeof(errbuf));
+	if (r < 0)
+		return r;
+	free(warnings);
+	filter_match(f, lookup, NULL);
+	r = filter_parse_one("kind = 'Pod'", &g, NULL, errbuf, sizeof(errbuf));
+	if (r == 0)
+		r = filter_append(&f, g);
+	filter_free(f);
+	return r;
+}
+
+static struct yamldoc *docs;
+static size_t ndocs;
+
+static int run_yaml(void) {
+	struct filter *f = NULL;
+	char errbuf[200], *warnings = NULL;
+	int r;
+
+	r = filter_parse_yaml(
+		&docs[0], yamldoc_root(&docs[0]), &f, &warnings, errbuf, sizeof(errbuf));
+	if (r < 0)
+		return r;
+	free(warnings);
+	filter_match(f, lookup, NULL);
+	filter_free(f);
+	return 0;
+}
+
+static void fail_each_allocation(int (*run)(void)) {
+	for (long n = 0;; n++) {
+		int r;
+
+		failed = false;
+		countdown = n;
+		r = run();
+		countdown = -1;
+		if (!failed) {
+			cr_assert_eq(r, 0, "the run without failures returned %d", r);
+			cr_assert_gt(n, 5, "only %ld allocations", n);
+			break;
+		}
+		cr_assert(r == -ENOMEM || r == 0, "allocation %ld failed: got %d", n, r);
+	}
+#ifdef HAVE_ASAN
+	cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "leaks after allocation failures");
+#endif
+}
+
+Test(oom, cesql) {
+	fail_each_allocation(run_cesql);
+}
+
+Test(oom, filter_json) {
+	fail_each_allocation(run_json);
+}
+
+Test(oom, filter_yaml) {
+	const char *text = "- exact: {kind: Pod}\n"
+			   "- any:\n"
+			   "    - prefix: {kind: P}\n"
+			   "    - not: {suffix: {type: x}}\n"
+			   "- exact: {kind: ''}\n"
+			   "- cesql: \"kind LIKE 'P%' AND count > 2\"\n";
+	char *yerr = NULL;
+
+	cr_assert_eq(yamldoc_load_all(text, strlen(text), &docs, &ndocs, &yerr), 1);
+	fail_each_allocation(run_yaml);
+	yamldoc_free_all(docs, ndocs);
+}
