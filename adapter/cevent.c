@@ -360,3 +360,24 @@ int cevent_structured(const struct cevent *ev, struct buf *out) {
 	yajl_gen_free(g);
 	return r;
 }
+
+int cevent_filter_attr(const char *name, struct cesql_value *ret_value, void *userdata) {
+	const struct cevent *ev = userdata;
+	const struct attribute seen[] = {
+		{ "specversion", "1.0" }, { "source", ev->source }, { "type", ev->type },
+		{ "subject", ev->subject }, { "datacontenttype", "application/json" },
+		{ "kind", ev->kind }, { "name", ev->name }, { "namespace", ev->namespace },
+		{ "apiversion", ev->api_version },
+	};
+
+	for (size_t i = 0; i < sizeof(seen) / sizeof(seen[0]); i++)
+		if (strcmp(name, seen[i].name) == 0) {
+			if (!seen[i].value || !*seen[i].value)
+				return 0; /* an empty extension is not sent: missing */
+			ret_value->type = CESQL_STRING;
+			ret_value->s = seen[i].value;
+			ret_value->len = strlen(seen[i].value);
+			return 1;
+		}
+	return 0;
+}

@@ -94,6 +94,8 @@ void config_free_extensions(struct config *cfg) {
 }
 
 void config_finish(struct config *cfg) {
+	filter_free(cfg->filter);
+	free(cfg->filter_warnings);
 	free(cfg->probes_addr);
 	free(cfg->metrics_addr);
 	free(cfg->metrics_protocol);
@@ -145,6 +147,39 @@ void config_add_namespace(struct config *cfg, const char *ns) {
 		abort();
 	cfg->namespaces = n;
 	cfg->namespaces[cfg->n_namespaces++] = config_xstrdup(ns);
+}
+
+void config_add_filter(struct ctx *c, const char *field, const char *text, size_t len, bool one) {
+	struct filter *f = NULL;
+	char *warnings = NULL, err[600];
+	int r;
+
+	r = one ? filter_parse_one(text, &f, &warnings, err, sizeof(err)) :
+		  filter_parse_json(text, len, &f, &warnings, err, sizeof(err));
+	if (r == -ENOMEM)
+		abort(); /* configuration is tiny; out of memory here is not recoverable */
+	if (r < 0) {
+		config_report(c, field, "%s", err);
+		return;
+	}
+	config_take_filter(c, f, warnings);
+}
+
+void config_take_filter(struct ctx *c, struct filter *f, char *warnings) {
+	struct config *cfg = c->cfg;
+
+	if (filter_append(&cfg->filter, f) < 0)
+		abort();
+	if (warnings && cfg->filter_warnings) {
+		char *joined = NULL;
+		if (asprintf(&joined, "%s\n%s", cfg->filter_warnings, warnings) < 0)
+			abort();
+		free(cfg->filter_warnings);
+		free(warnings);
+		cfg->filter_warnings = joined;
+	} else if (warnings) {
+		cfg->filter_warnings = warnings;
+	}
 }
 
 void config_add_extension(struct config *cfg, const char *name, const char *value) {
@@ -411,6 +446,13 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 	if (f.fail_fast)
 		cfg->fail_fast = true;
 	config_apply_numeric_flags(&c, &f);
+	if (f.n_filters) {
+		/* The command line's filters replace the configured ones. */
+		filter_free(cfg->filter);
+		cfg->filter = NULL;
+		for (size_t i = 0; i < f.n_filters; i++)
+			config_add_filter(&c, "--filter", f.filters[i], strlen(f.filters[i]), true);
+	}
 	if (f.dead_letter) {
 		config_set_str(&cfg->dead_letter, f.dead_letter);
 		snprintf(c.dead_letter_origin, sizeof(c.dead_letter_origin), "--dead-letter");

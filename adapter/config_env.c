@@ -49,7 +49,7 @@ static void load_source_config(struct ctx *c, const char *json) {
 	yajl_val root, v, arr;
 	const char *s;
 
-	root = yajl_tree_parse(json, errbuf, sizeof(errbuf));
+	root = json_parse(json, errbuf, sizeof(errbuf));
 	if (!root) {
 		/* yajl's message spans lines; keep the first. */
 		char *nl = strchr(errbuf, '\n');
@@ -157,8 +157,18 @@ static void load_source_config(struct ctx *c, const char *json) {
 	else if (v && !YAJL_IS_NULL(v))
 		config_report(c, "K_SOURCE_CONFIG", "failFast: expected true or false");
 	v = jget(root, "filters");
-	if (v && YAJL_IS_ARRAY(v) && v->u.array.len)
-		cfg->has_filters = true;
+	if (v && !YAJL_IS_NULL(v)) {
+		struct buf text;
+
+		/* The environment's filters replace the manifest's. */
+		filter_free(cfg->filter);
+		cfg->filter = NULL;
+		buf_init(&text, 0);
+		if (json_write(v, &text) < 0)
+			abort();
+		config_add_filter(c, "K_SOURCE_CONFIG", text.data, text.len, false);
+		buf_finish(&text);
+	}
 out:
 	yajl_tree_free(root);
 }
@@ -167,7 +177,7 @@ static void load_ce_overrides(struct ctx *c, const char *json) {
 	char errbuf[512];
 	yajl_val root, ext;
 
-	root = yajl_tree_parse(json, errbuf, sizeof(errbuf));
+	root = json_parse(json, errbuf, sizeof(errbuf));
 	if (!root) {
 		char *nl = strchr(errbuf, '\n');
 		if (nl)

@@ -27,6 +27,7 @@ enum {
 	OPT_PROBES_ADDR,
 	OPT_METRICS_ADDR,
 	OPT_LOG_FORMAT,
+	OPT_FILTER,
 	OPT_NUMERIC = 2000, /* numeric_flags[i] has option OPT_NUMERIC + i */
 };
 
@@ -83,6 +84,7 @@ static const struct option long_options[] = {
 	{ "probes-addr", required_argument, NULL, OPT_PROBES_ADDR },
 	{ "metrics-addr", required_argument, NULL, OPT_METRICS_ADDR },
 	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+	{ "filter", required_argument, NULL, OPT_FILTER },
 	{ "sink-timeout", required_argument, NULL, OPT_NUMERIC + 0 },
 	{ "retry-max", required_argument, NULL, OPT_NUMERIC + 1 },
 	{ "retry-timeout", required_argument, NULL, OPT_NUMERIC + 2 },
@@ -117,6 +119,10 @@ void config_usage(int fd) {
 		"Where to send:\n"
 		"  --sink URL|-                the sink; - writes structured JSON lines to stdout\n"
 		"  --mode Resource|Reference   event payload: the object, or a reference to it\n"
+		"  --filter FILTER             send only events that pass: a CloudEvents SQL\n"
+		"                              expression, or one Subscriptions API filter as JSON,\n"
+		"                              e.g. '{\"prefix\":{\"type\":\"dev.knative\"}}' (repeatable:\n"
+		"                              all must pass; replaces spec.filters and K_SOURCE_CONFIG's)\n"
 		"                              (default Resource on the command line)\n"
 		"  --sink-timeout SECONDS      bound on each delivery attempt (default 30)\n"
 		"  --retry-max N               delivery attempts per event (default 0: no limit)\n"
@@ -161,6 +167,7 @@ void config_flag_values_finish(struct flag_values *f) {
 	for (size_t i = 0; i < f->n_namespaces; i++)
 		free(f->namespaces[i]);
 	free(f->namespaces);
+	free(f->filters);
 }
 
 void config_parse_flags(struct ctx *c, int argc, char **argv, struct flag_values *f) {
@@ -255,6 +262,14 @@ void config_parse_flags(struct ctx *c, int argc, char **argv, struct flag_values
 		case OPT_LOG_FORMAT:
 			f->log_format = optarg;
 			break;
+		case OPT_FILTER: {
+			const char **n = realloc(f->filters, (f->n_filters + 1) * sizeof(*n));
+			if (!n)
+				abort();
+			f->filters = n;
+			f->filters[f->n_filters++] = optarg;
+			break;
+		}
 		case 'h':
 			c->cfg->help = true;
 			break;

@@ -30,6 +30,11 @@ char *config_xstrdup(const char *s);
 void config_set_str(char **dst, const char *s);
 void config_add_resource(struct config *cfg, struct config_resource *res);
 void config_add_extension(struct config *cfg, const char *name, const char *value);
+/* ANDs filters into cfg->filter: a JSON array (one false), or one --filter
+ * (one true: a JSON object or a CESQL expression). Errors name field. */
+void config_add_filter(struct ctx *c, const char *field, const char *text, size_t len, bool one);
+/* Takes ownership of f and warnings (malloc'd lines, or NULL). */
+void config_take_filter(struct ctx *c, struct filter *f, char *warnings);
 void config_free_resources(struct config *cfg);
 void config_free_namespaces(struct config *cfg);
 void config_free_extensions(struct config *cfg);
@@ -54,6 +59,8 @@ struct flag_values {
 	const char *probes_addr, *metrics_addr, *log_format;
 	const char *numeric[N_NUMERIC];
 	bool initial_events, fail_fast;
+	const char **filters; /* --filter, repeatable */
+	size_t n_filters;
 };
 
 void config_parse_flags(struct ctx *c, int argc, char **argv, struct flag_values *f);

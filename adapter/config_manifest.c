@@ -256,6 +256,23 @@ void  config_load_source_file(struct ctx *c, const char *file) {
 			/* An empty selector selects every namespace. */
 			cfg->all_namespaces = true;
 	}
+	if ((n = yamldoc_get(d, spec, "filters")) && !yamldoc_is_null(n)) {
+		struct filter *f = NULL;
+		char *warnings = NULL, err[600];
+		int r = filter_parse_yaml(d, n, &f, &warnings, err, sizeof(err));
+		if (r == -ENOMEM)
+			abort();
+		if (r < 0) {
+			/* err starts "line:column: ": file:line:column names the field. */
+			const char *rest = strstr(err, ": ");
+			char where[600];
+			snprintf(where, sizeof(where), "%s:%.*s", file,
+				rest ? (int)(rest - err) : 0, err);
+			config_report(c, where, "spec.filters: %s", rest ? rest + 2 : err);
+		}
+		else
+			config_take_filter(c, f, warnings);
+	}
 	if (cfg->namespace && !cfg->namespace_selector && !cfg->all_namespaces)
 		config_add_namespace(cfg, cfg->namespace);
 out:

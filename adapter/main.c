@@ -440,9 +440,15 @@ int main(int argc, char **argv) {
 		ret = EXIT_CONFIG;
 		goto out;
 	}
-	if (a.cfg.has_filters)
-		log_warn("main", "K_SOURCE_CONFIG filters are not applied by this version; every event "
-				 "is sent");
+	if (a.cfg.filter_warnings) {
+		/* One line each, as Knative's adapter logs a filter it drops. */
+		char *save = NULL;
+		for (char *w = strtok_r(a.cfg.filter_warnings, "\n", &save); w;
+			w = strtok_r(NULL, "\n", &save))
+			log_warn("main", "filter dropped, as Knative's adapter drops it", LOG_STR("filter", w));
+	}
+	if (a.cfg.filter)
+		log_info("main", "filters apply", LOG_INT("filters", filter_count(a.cfg.filter)));
 	if (a.cfg.namespace_selector && !a.cfg.all_namespaces) {
 		if (resolve_namespace_selector(&a) < 0)
 			goto out;

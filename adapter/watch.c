@@ -180,6 +180,11 @@ static int emit(struct watch *wa, enum cevent_op op, const struct kobj *obj) {
 	if (owner_filtered(w->ctx->cfg, obj))
 		return 0;
 	r = cevent_create(&w->params, obj, op, &ev);
+	if (r == 0 && !filter_match(w->ctx->cfg->filter, cevent_filter_attr, ev)) {
+		metrics_count_filtered(w->ctx->metrics);
+		cevent_destroy(ev);
+		return 0;
+	}
 	if (r == 0)
 		ev->arrival_usec = loop_now_usec();
 	if (r == 0) {

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "adapter/cesql.h"
 #include "adapter/config.h"
 #include "adapter/ndjson.h"
 #include "adapter/util/buf.h"
@@ -68,5 +69,9 @@ int cevent_percent_encode(const char *value, struct buf *out);
 void cevent_make_id(const char *uid, const char *resource_version, enum cevent_op op,
 	char ret_id[40]);
 const char *cevent_type(enum config_mode mode, enum cevent_op op);
+/* The event's attributes as the source's filters see them (a cesql_attr_fn;
+ * userdata is the cevent): as in Knative's adapter, the filters run before
+ * the id, time and ceOverrides are set, so those are missing. */
+int cevent_filter_attr(const char *name, struct cesql_value *ret_value, void *userdata);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "adapter/filter.h"
 #include "adapter/log.h"
 
 /* The adapter's whole configuration, from three sources: command-line flags
@@ -72,7 +73,10 @@ struct config {
 	char *kube_service_port;
 	char *home;
 	char *serviceaccount_dir;
-	bool has_filters; /* K_SOURCE_CONFIG filters given (not applied yet) */
+	/* Subscriptions API filters (K_SOURCE_CONFIG's filters, spec.filters, or
+	 * --filter): an event is sent only when they pass. NULL: all pass. */
+	struct filter *filter;
+	char *filter_warnings; /* filters dropped as Knative's adapter drops them, a line each */
 	/* Endpoints: NULL means not served. */
 	char *probes_addr;  /* /health, /readiness: --probes-addr, default ":8080" */
 	char *metrics_addr; /* /metrics: --metrics-addr, K_OBSERVABILITY_CONFIG, default ":9092" */

@@ -20,4 +20,9 @@ yajl_val json_get(yajl_val obj, const char *key);
 /* The member as a string, or NULL when absent or not a string. */
 const char *json_get_str(yajl_val obj, const char *key);
 
+/* Writes v back out as JSON text (appended to out). Returns 0, -ENOMEM or
+ * -E2BIG (out's cap). */
+struct buf;
+int json_write(yajl_val v, struct buf *out);
+
 #endif
