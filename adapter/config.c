@@ -479,6 +479,8 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 		config_report(&c, "--log-format", "must be json or text, not \"%s\"", f.log_format);
 	set_addr(&c, &cfg->probes_addr, f.probes_addr, "--probes-addr");
 	set_addr(&c, &cfg->metrics_addr, f.metrics_addr, "--metrics-addr");
+	cfg->probes_addr_chosen = f.probes_addr != NULL;
+	cfg->metrics_addr_chosen = f.metrics_addr || cfg->metrics_protocol;
 	if (cfg->metrics_addr && !f.metrics_addr)
 		check_addr(&c, cfg->metrics_addr, "K_OBSERVABILITY_CONFIG");
 	if (!cfg->oidc_audience != !cfg->oidc_service_account)

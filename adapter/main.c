@@ -375,12 +375,33 @@ static int start_endpoints(struct adapter *a) {
 			LOG_STR("protocol", a->cfg.metrics_protocol));
 	if (!a->cfg.probes_addr && !a->cfg.metrics_addr)
 		return 0;
-	r = probes_create(a->loop, a->cfg.probes_addr, a->cfg.metrics_addr, &ops, a, &a->probes,
-		err, sizeof(err));
-	if (r < 0) {
-		log_error("main", err, LOG_STR("field", a->cfg.probes_addr && strstr(err, a->cfg.probes_addr) == err ?
-								"--probes-addr" : "--metrics-addr"));
-		return r;
+	for (;;) {
+		bool probes_failed;
+		char **failed;
+
+		r = probes_create(a->loop, a->cfg.probes_addr, a->cfg.metrics_addr, &ops, a,
+			&a->probes, err, sizeof(err));
+		if (r == 0)
+			break;
+		probes_failed = a->cfg.probes_addr && strstr(err, a->cfg.probes_addr) == err;
+		failed = probes_failed ? &a->cfg.probes_addr : &a->cfg.metrics_addr;
+		/* On the command line, outside a cluster, a default port that is
+		 * taken (a local sink on 8080, say) only costs the endpoint. In a
+		 * pod, or when chosen, it is an error: the kubelet needs it. */
+		if (r != -EADDRINUSE || kube_in_cluster(a->kube) ||
+			(probes_failed ? a->cfg.probes_addr_chosen : a->cfg.metrics_addr_chosen)) {
+			log_error("main", err,
+				LOG_STR("field", probes_failed ? "--probes-addr" : "--metrics-addr"));
+			return r;
+		}
+		log_warn("main", probes_failed ?
+				"default probe port taken; serving no probes (choose one with --probes-addr)" :
+				"default metrics port taken; serving no metrics (choose one with --metrics-addr)",
+			LOG_STR("error", err));
+		free(*failed);
+		*failed = NULL;
+		if (!a->cfg.probes_addr && !a->cfg.metrics_addr)
+			return 0;
 	}
 	log_info("main", "serving probes and metrics",
 		LOG_INT("probes_port", probes_port(a->probes, false)),

@@ -81,6 +81,8 @@ struct config {
 	char *probes_addr;  /* /health, /readiness: --probes-addr, default ":8080" */
 	char *metrics_addr; /* /metrics: --metrics-addr, K_OBSERVABILITY_CONFIG, default ":9092" */
 	char *metrics_protocol; /* K_OBSERVABILITY_CONFIG's metrics.protocol, if given */
+	/* Chosen by a flag (or K_OBSERVABILITY_CONFIG), not the defaults. */
+	bool probes_addr_chosen, metrics_addr_chosen;
 	char *logging_config;	/* K_LOGGING_CONFIG: a zap configuration */
 	int log_format;		/* --log-format: -1 unset, else enum log_format */
 	/* OIDC to the sink: a token for this service account (in NAMESPACE)

@@ -362,3 +362,34 @@ def test_oidc_token_to_the_sink(cluster_factory, sink_factory, adapter_factory):
     o2 = [r for r in sink.requests() if r["headers"].get("ce-name") == "o2"]
     assert len(o2) == 2, o2
     assert a.stop() == 0
+
+
+def test_taken_default_port_on_the_command_line_is_a_warning(emulator, sink, workdir):
+    """Outside a cluster with the default addresses, a local sink on 8080 must
+    not stop the adapter: it runs without probes and says so."""
+    emulator.guitars()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("0.0.0.0", 8080))
+        s.listen(1)
+    except OSError:
+        pass  # taken already: the same situation
+    log = os.path.join(workdir, "default-port.log")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K_")}
+    p = subprocess.Popen([ADAPTER, "--resource", GUITAR, "-n", "guitar-eventing", "--sink",
+                          sink.url, "--kubeconfig", emulator.kubeconfig, "--metrics-addr", "off"],
+                         env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    try:
+        wait_until(lambda: "\"msg\":\"watching\"" in open(log).read() or p.poll() is not None,
+                   15, "watching")
+        assert p.poll() is None, open(log).read()
+        warn = [json.loads(l) for l in open(log) if "default probe port taken" in l]
+        assert len(warn) == 1 and warn[0]["level"] == "warn", open(log).read()
+        emulator.guitar("w1")
+        sink.wait_events(1)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(15)
+        s.close()
+    assert rc == 0
