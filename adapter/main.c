@@ -332,14 +332,6 @@ static int handle_metrics(struct buf *out, void *userdata) {
 		loop_now_usec(), out);
 }
 
-static void handle_oidc_ready(void *userdata) {
-	struct adapter *a = userdata;
-
-	/* Events waiting for a token were scheduled for a retry; nothing to do
-	 * until they come round. */
-	(void)a;
-}
-
 /* Logging as configured: K_LOGGING_CONFIG (a zap configuration) under
  * Knative; --log-level and --log-format override it; without either, JSON
  * on stderr, or text when stderr is a terminal. */
@@ -490,7 +482,8 @@ int main(int argc, char **argv) {
 		r = metrics_create(&a.metrics);
 	if (r == 0 && a.cfg.oidc_audience)
 		r = oidc_create(a.kube, a.http, a.loop, a.cfg.namespace, a.cfg.oidc_service_account,
-			a.cfg.oidc_audience, handle_oidc_ready, &a, &a.oidc);
+			/* Events that found no token wait for their retry: no callback. */
+			a.cfg.oidc_audience, NULL, NULL, &a.oidc);
 	if (r == 0)
 		r = loop_handle_signals(a.loop, handle_signal, &a);
 	if (r < 0) {
