@@ -357,7 +357,7 @@ class Container:
         argv = ["ip", "netns", "exec", pod.netns.name, "bwrap",
                 "--unshare-user", "--uid", str(pod.uid), "--gid", str(pod.gid),
                 "--unshare-pid", "--as-pid-1", "--unshare-ipc", "--unshare-uts",
-                "--unshare-cgroup-try", "--hostname", pod.name,
+                "--unshare-cgroup-try", "--hostname", pod.hostname_str,
                 *bwrap_mounts(pod.rootfs, pod.binds()),
                 "--cap-drop", "ALL", "--new-session", "--die-with-parent",
                 "--json-status-fd", str(w), "--clearenv"]
@@ -459,7 +459,10 @@ class Pod:
         self.deploy_name = meta["name"]
         self.generation = meta.get("generation", 1)
         self.template_hash = template_hash(deployment)
-        self.name = f"{self.deploy_name}-{self.template_hash[:10]}-{secrets.token_hex(3)[:5]}"
+        # As the ReplicaSet's generateName: base truncated to 58 characters + 5 random ones.
+        base = f"{self.deploy_name}-{self.template_hash[:10]}-"[:58]
+        self.name = base + secrets.token_hex(3)[:5]
+        self.hostname_str = self.name[:63].rstrip("-.")  # kubelet's truncation
         self.spec = deployment["spec"]["template"]["spec"]
         matches = [c for c in self.spec["containers"] if c["name"] == CONTAINER_NAME]
         if not matches:
@@ -479,9 +482,9 @@ class Pod:
                       if p.get("name")}
         scale = kubelet.period_scale
         self.readiness = Probe(self.container_spec["readinessProbe"], self.ports, scale) \
-            if self.container_spec.get("readinessProbe") else None
+            if self.container_spec.get("readinessProbe") and kubelet.run_probes else None
         self.liveness = Probe(self.container_spec["livenessProbe"], self.ports, scale) \
-            if self.container_spec.get("livenessProbe") else None
+            if self.container_spec.get("livenessProbe") and kubelet.run_probes else None
         self.command = (self.container_spec.get("command") or kubelet.entrypoint) + \
             (self.container_spec.get("args") or [])
 
@@ -489,6 +492,7 @@ class Pod:
         self.stopping = threading.Event()
         self.containers = []
         self.restarts = 0
+        self.backoff = 10 * kubelet.period_scale  # CrashLoopBackOff, scaled: 10 s doubling to 300 s
         self.ready = False
         self.probe_log = []  # (monotonic time, "readiness"|"liveness", status int or error str)
         self.events = []     # (monotonic time, what)
@@ -524,7 +528,7 @@ class Pod:
         with open(self.hosts, "w") as f:
             f.write("# Kubernetes-managed hosts file (kubelet stand-in).\n"
                     "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                    f"127.0.0.1\t{self.name}\n")
+                    f"127.0.0.1\t{self.hostname_str}\n")
             if names:
                 f.write("127.0.0.1\t" + " ".join(names) + "\n")
         self.resolv = os.path.join(self.dir, "resolv.conf")
@@ -533,7 +537,7 @@ class Pod:
                     "nameserver 127.0.0.1\noptions ndots:5\n")
         self.hostname = os.path.join(self.dir, "hostname")
         with open(self.hostname, "w") as f:
-            f.write(self.name + "\n")
+            f.write(self.hostname_str + "\n")
         for p in (self.hosts, self.resolv, self.hostname):
             os.chmod(p, 0o644)
         os.chmod(self.dir, 0o755)
@@ -548,7 +552,7 @@ class Pod:
                   "spec.serviceAccountName": self.service_account,
                   "spec.nodeName": "kubelet-stand-in", "status.podIP": "127.0.0.1",
                   "status.hostIP": "127.0.0.1"}
-        env = {"PATH": DEFAULT_PATH, "HOSTNAME": self.name}
+        env = {"PATH": DEFAULT_PATH, "HOSTNAME": self.hostname_str}
         for e in self.container_spec.get("env") or []:
             if "valueFrom" in e:
                 vf = e["valueFrom"]
@@ -592,7 +596,6 @@ class Pod:
     def _supervise(self):
         """restartPolicy Always: a container that exits on its own is started again after a
         (scaled) CrashLoopBackOff."""
-        backoff = 10 * self.kubelet.period_scale
         while not self.stopping.is_set():
             c = self.container
             if c.finished.wait(0.1) and not self.stopping.is_set():
@@ -602,9 +605,8 @@ class Pod:
                     self.events.append((time.monotonic(), f"run {c.run_no} exited {c.exit_code}"))
                     log(f"{self.name}: container run {c.run_no} exited with {c.exit_code}")
                     self._set_ready(False)
-                if self.stopping.wait(backoff):
+                if self.stopping.wait(self._next_backoff()):
                     return
-                backoff = min(backoff * 2, 300 * self.kubelet.period_scale)
                 with self.lock:
                     if self.stopping.is_set():
                         return
@@ -662,8 +664,19 @@ class Pod:
             code, took, killed = c.terminate(grace)
             self.events.append((time.monotonic(), f"run {c.run_no} killed for liveness: "
                                 f"exit {code} after {took:.1f}s{' (SIGKILL)' if killed else ''}"))
+        if self.stopping.wait(self._next_backoff()):
+            return
+        with self.lock:
+            if self.stopping.is_set():
+                return
             self.restarts += 1
             self._start_container()
+
+    def _next_backoff(self):
+        with self.lock:
+            b = self.backoff
+            self.backoff = min(self.backoff * 2, 300 * self.kubelet.period_scale)
+            return b
 
     def _set_ready(self, ready):
         with self.lock:
@@ -755,11 +768,14 @@ class Kubelet:
     liveness_grace  seconds between SIGTERM and SIGKILL on a liveness restart (None: the pod's
                   terminationGracePeriodSeconds, as the kubelet)
     api_reachable_at_start  False: pods start with their API bridge down (Pod.bridges["api"])
+    run_probes    False: ignore the pod spec's probes (ready once started); a debugging aid for
+                  adapters without probe endpoints, never for a real test run
     """
 
     def __init__(self, cluster, rootfs, workdir, namespaces, services=(), ports=None,
                  period_scale=0.05, liveness_grace=None, api_reachable_at_start=True,
-                 entrypoint=None, image_uid=65532, image_gid=65532, token_seconds=3600):
+                 entrypoint=None, image_uid=65532, image_gid=65532, token_seconds=3600,
+                 run_probes=True):
         self.cluster = cluster
         self.rootfs = os.path.abspath(rootfs)
         self.workdir = workdir
@@ -772,6 +788,7 @@ class Kubelet:
         self.entrypoint = list(entrypoint or DEFAULT_ENTRYPOINT)
         self.image_uid, self.image_gid = image_uid, image_gid
         self.token_seconds = token_seconds
+        self.run_probes = run_probes
         self.api_port = int(cluster.server.rsplit(":", 1)[1])
         self.pods = {}      # deployment key -> Pod
         self.retired = []   # pods replaced after a template change
