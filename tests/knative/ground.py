@@ -96,7 +96,8 @@ class Controller:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": workdir,
                "SYSTEM_NAMESPACE": SYSTEM_NAMESPACE, "CONFIG_LOGGING_NAME": "config-logging",
                "CONFIG_OBSERVABILITY_NAME": "config-observability",
-               "METRICS_DOMAIN": "knative.dev/eventing", "POD_NAME": pod_name}
+               "METRICS_DOMAIN": "knative.dev/eventing", "POD_NAME": pod_name,
+               "KUBE_FEATURE_WatchListClient": os.environ.get("KNATIVE_TEST_WATCHLIST", "false")}
         for name in image_env_names(kdir):
             env[name] = f"localhost/knative-test-unused/{name.lower().replace('_', '-')}:v0"
         env["APISERVER_RA_IMAGE"] = image

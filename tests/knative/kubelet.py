@@ -350,6 +350,7 @@ class Container:
         base = os.path.join(pod.dir, f"{CONTAINER_NAME}-{run_no}")
         self.stdout_path, self.stderr_path = base + ".stdout", base + ".stderr"
         self.exit_code = None
+        self.killed_by_kubelet = False  # a liveness kill: the prober restarts it, not _supervise
         self.pid = None  # host PID of the entrypoint (PID 1 in the container)
         self.started = time.monotonic()
         self.finished = threading.Event()
@@ -598,9 +599,12 @@ class Pod:
         (scaled) CrashLoopBackOff."""
         while not self.stopping.is_set():
             c = self.container
+            if c.killed_by_kubelet:
+                self.stopping.wait(0.05)
+                continue
             if c.finished.wait(0.1) and not self.stopping.is_set():
                 with self.lock:
-                    if self.stopping.is_set() or c is not self.container:
+                    if self.stopping.is_set() or c is not self.container or c.killed_by_kubelet:
                         continue
                     self.events.append((time.monotonic(), f"run {c.run_no} exited {c.exit_code}"))
                     log(f"{self.name}: container run {c.run_no} exited with {c.exit_code}")
@@ -658,6 +662,7 @@ class Pod:
                 return
             log(f"{self.name}: liveness failed {failures} times ({result}); restarting")
             self.events.append((time.monotonic(), f"liveness failed: {result}"))
+            c.killed_by_kubelet = True
             self._set_ready(False)
             grace = self.kubelet.liveness_grace if self.kubelet.liveness_grace is not None \
                 else self.grace
