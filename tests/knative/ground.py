@@ -109,7 +109,11 @@ class Controller:
             [os.path.join(kdir, "controller"), "--kubeconfig", cluster.kubeconfig, "--disable-ha"],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             cwd=workdir)
-        wait_until(self._started, 60, "Knative's controller to start its reconcilers")
+        try:
+            wait_until(self._started, 60, "Knative's controller to start its reconcilers")
+        except BaseException as e:
+            self.stop()  # never leave it running (it holds :8080 and :8008 on the host)
+            raise AssertionError(f"{e}; log {self.log_path}, tail:\n{self.tail(20)}") from None
 
     def lines(self):
         with open(self.log_path, errors="replace") as f:
@@ -117,8 +121,8 @@ class Controller:
 
     def _started(self):
         if self.proc.poll() is not None:
-            raise AssertionError(f"Knative's controller exited ({self.proc.returncode}):\n"
-                                 + "\n".join(self.lines()[-40:]))
+            raise AssertionError(f"Knative's controller exited ({self.proc.returncode}); log "
+                                 f"{self.log_path}:\n" + "\n".join(self.lines()[-40:]))
         # sharedmain logs this per reconciler once informers are synced and its workers run.
         return any("Started workers" in l and "apiserversource.Reconciler" in l
                    for l in self.lines())
@@ -127,6 +131,7 @@ class Controller:
         return "\n".join(self.lines()[-n:])
 
     def stop(self):
+        """SIGTERM (it releases what it holds and exits within a few seconds), then SIGKILL."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
