@@ -104,16 +104,17 @@ def sink(workdir):
 
 
 @pytest.fixture
-def kubelet_factory(cluster, rootfs, workdir):
-    """kubelet_factory(namespaces, services=[...], ports={80: sink.port}, ...) -> Kubelet.
-    Every pod is stopped and its netns deleted at teardown, whatever the test's outcome."""
+def kubelet_factory(cluster, workdir, request):
+    """kubelet_factory(namespaces, services=[...], ports={80: sink.port}, rootfs=None, ...) ->
+    Kubelet; rootfs defaults to the adapter image's (fixture `rootfs`). Every pod is stopped and
+    its netns deleted at teardown, whatever the test's outcome."""
     made = []
 
-    def make(namespaces, **kw):
+    def make(namespaces, rootfs=None, **kw):
         if os.environ.get("KNATIVE_TEST_IGNORE_PROBES") == "1":  # debugging aid only
             kw.setdefault("run_probes", False)
-        kl = Kubelet(cluster, rootfs, os.path.join(workdir, f"kubelet-{len(made)}"),
-                     namespaces, **kw)
+        kl = Kubelet(cluster, rootfs or request.getfixturevalue("rootfs"),
+                     os.path.join(workdir, f"kubelet-{len(made)}"), namespaces, **kw)
         made.append(kl)
         return kl
     yield make
