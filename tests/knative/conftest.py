@@ -28,18 +28,19 @@ def knative_dir():
 
 @pytest.fixture(scope="session")
 def rootfs():
-    """The adapter image's root file system: $KNATIVE_TEST_ROOTFS (for development, e.g.
-    $(tests/knative/make-dev-rootfs)), else what scripts/build-image exports."""
-    d = os.environ.get("KNATIVE_TEST_ROOTFS")
-    if d:
-        src = "KNATIVE_TEST_ROOTFS"
-    else:
+    """The adapter image's root file system: what scripts/build-image exports whenever that
+    script exists; only without it, $KNATIVE_TEST_ROOTFS (development, e.g.
+    $(tests/knative/make-dev-rootfs)). Neither: the tests fail."""
+    if os.path.exists(os.path.join(ROOT, "scripts", "build-image")):
         src = "scripts/build-image"
-        if not os.path.exists(os.path.join(ROOT, "scripts", "build-image")):
-            pytest.fail("the adapter image is needed: scripts/build-image does not exist (for "
-                        "development set KNATIVE_TEST_ROOTFS=$(tests/knative/make-dev-rootfs))",
-                        False)
         d = provide("build-image", "the adapter image")
+    elif os.environ.get("KNATIVE_TEST_ROOTFS"):
+        src = "KNATIVE_TEST_ROOTFS"
+        d = os.environ["KNATIVE_TEST_ROOTFS"]
+    else:
+        pytest.fail("the adapter image is needed: scripts/build-image does not exist (for "
+                    "development set KNATIVE_TEST_ROOTFS=$(tests/knative/make-dev-rootfs))",
+                    False)
     if not os.access(os.path.join(d, "usr", "bin", "apiserversource-adapter"), os.X_OK):
         pytest.fail(f"rootfs {d} (from {src}) has no executable /usr/bin/apiserversource-adapter",
                     False)

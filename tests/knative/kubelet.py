@@ -620,6 +620,7 @@ class Pod:
     def _probe_loop(self, kind):
         probe = self.readiness if kind == "readiness" else self.liveness
         failures = successes = 0
+        first_failure = 0.0
         run_no = None
         next_at = None
         while not self.stopping.is_set():
@@ -646,13 +647,16 @@ class Pod:
             if ok:
                 failures, successes = 0, successes + 1
             else:
+                if failures == 0:
+                    first_failure = time.monotonic()
                 failures, successes = failures + 1, 0
             if kind == "readiness":
                 if ok and successes >= probe.success_threshold and not self.ready:
                     self._set_ready(True)
                 elif not ok and failures >= probe.failure_threshold and self.ready:
                     self._set_ready(False)
-            elif not ok and failures >= probe.failure_threshold:
+            elif not ok and failures >= probe.failure_threshold and \
+                    time.monotonic() - first_failure >= self.kubelet.liveness_min_window:
                 self._restart_for_liveness(c, failures, result)
                 failures = 0
 
@@ -772,6 +776,10 @@ class Kubelet:
     period_scale  probe periods (and back-offs) are multiplied by this (10 s -> 0.5 s at 0.05)
     liveness_grace  seconds between SIGTERM and SIGKILL on a liveness restart (None: the pod's
                   terminationGracePeriodSeconds, as the kubelet)
+    liveness_min_window  a liveness restart also needs the consecutive failures to span this
+                  many seconds: scaled periods shrink the kubelet's window (3 x 10 s) to ~1 s,
+                  which a process starting on a loaded machine can miss
+
     api_reachable_at_start  False: pods start with their API bridge down (Pod.bridges["api"])
     run_probes    False: ignore the pod spec's probes (ready once started); a debugging aid for
                   adapters without probe endpoints, never for a real test run
@@ -780,7 +788,7 @@ class Kubelet:
     def __init__(self, cluster, rootfs, workdir, namespaces, services=(), ports=None,
                  period_scale=0.05, liveness_grace=None, api_reachable_at_start=True,
                  entrypoint=None, image_uid=65532, image_gid=65532, token_seconds=3600,
-                 run_probes=True):
+                 run_probes=True, liveness_min_window=5.0):
         self.cluster = cluster
         self.rootfs = os.path.abspath(rootfs)
         self.workdir = workdir
@@ -794,6 +802,7 @@ class Kubelet:
         self.image_uid, self.image_gid = image_uid, image_gid
         self.token_seconds = token_seconds
         self.run_probes = run_probes
+        self.liveness_min_window = liveness_min_window
         self.api_port = int(cluster.server.rsplit(":", 1)[1])
         self.pods = {}      # deployment key -> Pod
         self.retired = []   # pods replaced after a template change

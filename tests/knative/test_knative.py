@@ -34,10 +34,13 @@ READY_TIMEOUT = 45
 
 
 class Checks:
-    """Soft assertions: `with checks.soft("what"):` records an AssertionError and goes on."""
+    """Soft assertions: `with checks.soft("what"):` records an AssertionError and goes on;
+    `with checks.run():` around a scenario reports the recorded ones together with the one that
+    stopped it, plus checks.context (callables giving pod/controller state)."""
 
     def __init__(self):
         self.failed = []
+        self.context = []
 
     @contextlib.contextmanager
     def soft(self, what):
@@ -46,11 +49,20 @@ class Checks:
         except AssertionError as e:
             self.failed.append(f"{what}: {e}")
 
-    def done(self, *context):
+    @contextlib.contextmanager
+    def run(self):
+        try:
+            yield
+        except AssertionError as e:
+            self.failed.append(f"stopped at: {e}")
+        self.done()
+
+    def done(self):
         if self.failed:
             raise AssertionError("\n\n".join([f"{len(self.failed)} expectation(s) failed:"]
                                              + [f"- {f}" for f in self.failed]
-                                             + [c() if callable(c) else str(c) for c in context]))
+                                             + [c() if callable(c) else str(c)
+                                                for c in self.context]))
 
 
 # --- cluster set-up ------------------------------------------------------------------------
@@ -219,121 +231,123 @@ def test_walkthrough_through_knative(cluster, knative_factory, kubelet_factory, 
     cloudevents-player and the walkthrough's ApiServerSource YAML unchanged."""
     ns, name = "guitar-eventing", "guitars-apisource"
     checks = Checks()
-    guitar_crd(cluster)
-    cluster.apply(os.path.join(SAMPLES, "guitar-namespace.yaml"))
-    cluster.apply(os.path.join(RBAC, "guitar-rbac.yaml"))
-    cluster.apply(os.path.join(SAMPLES, "cloudevents-player-service.yaml"))
-    ctl = knative_factory()
-    kl = kubelet_factory([ns], services=["cloudevents-player.guitar-eventing"],
-                         ports={80: sink.port})
-    cluster.apply(os.path.join(SAMPLES, "guitars-apisource-knative.yaml"))
+    with checks.run():
+        guitar_crd(cluster)
+        cluster.apply(os.path.join(SAMPLES, "guitar-namespace.yaml"))
+        cluster.apply(os.path.join(RBAC, "guitar-rbac.yaml"))
+        cluster.apply(os.path.join(SAMPLES, "cloudevents-player-service.yaml"))
+        ctl = knative_factory()
+        kl = kubelet_factory([ns], services=["cloudevents-player.guitar-eventing"],
+                             ports={80: sink.port})
+        cluster.apply(os.path.join(SAMPLES, "guitars-apisource-knative.yaml"))
 
-    dep = wait_deployment(cluster, ns, name)
-    c, env = container_env(dep)
-    with checks.soft("the Deployment Knative's controller wrote"):
-        for k in ("K_SINK", "K_SOURCE_CONFIG", "NAME", "NAMESPACE", "K_LOGGING_CONFIG",
-                  "K_OBSERVABILITY_CONFIG"):
-            assert k in env, f"env {k} missing: {sorted(env)}"
-        assert env["K_SINK"]["value"] == "http://cloudevents-player.guitar-eventing.svc.cluster.local"
-        assert env["NAME"]["value"] == name
-        assert env["NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
-        src_cfg = json.loads(env["K_SOURCE_CONFIG"]["value"])
-        assert src_cfg["namespaces"] == [ns], src_cfg
-        assert src_cfg["resources"][0]["gvr"] == {"Group": "kool.karmalabs.local", "Version": "v1",
-                                                  "Resource": "guitars"}, src_cfg
-        assert "zap-logger-config" in json.loads(env["K_LOGGING_CONFIG"]["value"])
-        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-        assert ports == {"metrics": 9092, "probes": 8080}, ports
-        assert c["readinessProbe"]["httpGet"]["path"] == "readiness"
-        assert c["livenessProbe"]["httpGet"]["path"] == "health"
-        assert c["readinessProbe"]["httpGet"]["port"] == "probes"
-        assert c["livenessProbe"]["httpGet"]["port"] == "probes"
-        assert c["securityContext"]["readOnlyRootFilesystem"] is True
-        assert dep["spec"]["template"]["spec"]["serviceAccountName"] == "guitar-sa"
+        dep = wait_deployment(cluster, ns, name)
+        c, env = container_env(dep)
+        with checks.soft("the Deployment Knative's controller wrote"):
+            for k in ("K_SINK", "K_SOURCE_CONFIG", "NAME", "NAMESPACE", "K_LOGGING_CONFIG",
+                      "K_OBSERVABILITY_CONFIG"):
+                assert k in env, f"env {k} missing: {sorted(env)}"
+            assert env["K_SINK"]["value"] == "http://cloudevents-player.guitar-eventing.svc.cluster.local"
+            assert env["NAME"]["value"] == name
+            assert env["NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+            src_cfg = json.loads(env["K_SOURCE_CONFIG"]["value"])
+            assert src_cfg["namespaces"] == [ns], src_cfg
+            assert src_cfg["resources"][0]["gvr"] == {"Group": "kool.karmalabs.local", "Version": "v1",
+                                                      "Resource": "guitars"}, src_cfg
+            assert "zap-logger-config" in json.loads(env["K_LOGGING_CONFIG"]["value"])
+            ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+            assert ports == {"metrics": 9092, "probes": 8080}, ports
+            assert c["readinessProbe"]["httpGet"]["path"] == "readiness"
+            assert c["livenessProbe"]["httpGet"]["path"] == "health"
+            assert c["readinessProbe"]["httpGet"]["port"] == "probes"
+            assert c["livenessProbe"]["httpGet"]["port"] == "probes"
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True
+            assert dep["spec"]["template"]["spec"]["serviceAccountName"] == "guitar-sa"
 
-    pod = kl.wait_pod(ns, dep["metadata"]["name"])
-    with checks.soft("source Ready"):
-        wait_source_ready(cluster, ns, name, pod, ctl)
+        pod = kl.wait_pod(ns, dep["metadata"]["name"])
+        checks.context.append(dump(pod, ctl))
+        with checks.soft("source Ready"):
+            wait_source_ready(cluster, ns, name, pod, ctl)
 
-    cluster.apply(os.path.join(SAMPLES, "guitar-d15.yaml"))
-    sub = subject(ns, "d15")
-    wait_event(sink, lambda e: e.get("type") == TYPE_ADD and e.get("subject") == sub,
-               "the add event of d15", pod=pod)
-    cluster.kubectl("-n", ns, "label", "guitar", "d15", "helloknative=")
-    wait_event(sink, lambda e: e.get("type") == TYPE_UPDATE and e.get("subject") == sub,
-               "the update event of d15 (label helloknative)", pod=pod)
-    cluster.kubectl("-n", ns, "delete", "guitar", "d15")
-    wait_event(sink, lambda e: e.get("type") == TYPE_DELETE and e.get("subject") == sub,
-               "the delete event of d15", pod=pod)
+        cluster.apply(os.path.join(SAMPLES, "guitar-d15.yaml"))
+        sub = subject(ns, "d15")
+        wait_event(sink, lambda e: e.get("type") == TYPE_ADD and e.get("subject") == sub,
+                   "the add event of d15", pod=pod)
+        cluster.kubectl("-n", ns, "label", "guitar", "d15", "helloknative=")
+        wait_event(sink, lambda e: e.get("type") == TYPE_UPDATE and e.get("subject") == sub,
+                   "the update event of d15 (label helloknative)", pod=pod)
+        cluster.kubectl("-n", ns, "delete", "guitar", "d15")
+        wait_event(sink, lambda e: e.get("type") == TYPE_DELETE and e.get("subject") == sub,
+                   "the delete event of d15", pod=pod)
 
-    got = events_of(sink)
-    with checks.soft("exactly three CloudEvents"):
-        assert [e.get("type") for _, e in got] == [TYPE_ADD, TYPE_UPDATE, TYPE_DELETE], \
-            [(e.get("type"), e.get("subject")) for _, e in got]
-    for req, ev in got:
-        with checks.soft(f"event {ev.get('type')}"):
-            assert ev.get("specversion") == "1.0", ev
-            assert ev.get("id"), ev
-            assert ev.get("source") == cluster.server, (ev.get("source"), cluster.server)
-            assert ev.get("subject") == sub, ev.get("subject")
-            assert isinstance(ev.get("data"), dict) and ev["data"]["metadata"]["name"] == "d15"
-        with checks.soft(f"Kn-Namespace header on {ev.get('type')}"):
-            assert req["headers"].get("kn-namespace") == ns, \
-                f"header Kn-Namespace should be {ns!r}: {req['headers']}"
-    update = next((e for _, e in got if e.get("type") == TYPE_UPDATE), None)
-    with checks.soft("the label in the update's data"):
-        assert update and update["data"]["metadata"].get("labels", {}).get("helloknative") == "", \
-            update and update["data"]["metadata"]
+        got = events_of(sink)
+        with checks.soft("exactly three CloudEvents"):
+            assert [e.get("type") for _, e in got] == [TYPE_ADD, TYPE_UPDATE, TYPE_DELETE], \
+                [(e.get("type"), e.get("subject")) for _, e in got]
+        for req, ev in got:
+            with checks.soft(f"event {ev.get('type')}"):
+                assert ev.get("specversion") == "1.0", ev
+                assert ev.get("id"), ev
+                assert ev.get("source") == cluster.server, (ev.get("source"), cluster.server)
+                assert ev.get("subject") == sub, ev.get("subject")
+                assert isinstance(ev.get("data"), dict) and ev["data"]["metadata"]["name"] == "d15"
+            with checks.soft(f"Kn-Namespace header on {ev.get('type')}"):
+                assert req["headers"].get("kn-namespace") == ns, \
+                    f"header Kn-Namespace should be {ns!r}: {req['headers']}"
+        update = next((e for _, e in got if e.get("type") == TYPE_UPDATE), None)
+        with checks.soft("the label in the update's data"):
+            assert update and update["data"]["metadata"].get("labels", {}).get("helloknative") == "", \
+                update and update["data"]["metadata"]
 
-    container = pod.container
-    with checks.soft("zap JSON logs on stdout"):
-        check_zap_stdout(container)
-    with checks.soft("stderr quiet"):
-        check_stderr_quiet(container)
-    with checks.soft("no restarts"):
-        assert pod.restarts == 0, pod.describe()
-    with checks.soft("SIGTERM"):
-        check_terminates_cleanly(pod)
-    checks.done(dump(pod, ctl))
+        container = pod.container
+        with checks.soft("zap JSON logs on stdout"):
+            check_zap_stdout(container)
+        with checks.soft("stderr quiet"):
+            check_stderr_quiet(container)
+        with checks.soft("no restarts"):
+            assert pod.restarts == 0, pod.describe()
+        with checks.soft("SIGTERM"):
+            check_terminates_cleanly(pod)
 
 
 def test_filters_through_knative(cluster, knative_factory, kubelet_factory, sink):
     """spec.filters (ANDed): a CESQL expression, a prefix, a not; only matching events arrive."""
     ns, name = "knative-filters", "filtered"
     checks = Checks()
-    scenario_namespace(cluster, ns)
-    ctl = knative_factory(features={"new-apiserversource-filters": "enabled"})
-    kl = kubelet_factory([ns], services=[f"cloudevents-player.{ns}"], ports={80: sink.port})
-    filters = [
-        {"cesql": f"type = '{TYPE_ADD}' OR type = '{TYPE_DELETE}'"},   # drops updates
-        {"prefix": {"subject": subject(ns, "d1")}},                    # drops x20
-        {"not": {"exact": {"subject": subject(ns, "d13")}}},           # drops d13
-    ]
-    cluster.apply(source_yaml(ns, name, filters=filters))
-    dep = wait_deployment(cluster, ns, name)
-    _, env = container_env(dep)
-    assert json.loads(env["K_SOURCE_CONFIG"]["value"]).get("filters") == filters, \
-        f"Knative's controller should pass spec.filters in K_SOURCE_CONFIG: {env['K_SOURCE_CONFIG']}"
-    pod = kl.wait_pod(ns, dep["metadata"]["name"])
-    with checks.soft("source Ready"):
-        wait_source_ready(cluster, ns, name, pod, ctl)
+    with checks.run():
+        scenario_namespace(cluster, ns)
+        ctl = knative_factory(features={"new-apiserversource-filters": "enabled"})
+        kl = kubelet_factory([ns], services=[f"cloudevents-player.{ns}"], ports={80: sink.port})
+        filters = [
+            {"cesql": f"type = '{TYPE_ADD}' OR type = '{TYPE_DELETE}'"},   # drops updates
+            {"prefix": {"subject": subject(ns, "d1")}},                    # drops x20
+            {"not": {"exact": {"subject": subject(ns, "d13")}}},           # drops d13
+        ]
+        cluster.apply(source_yaml(ns, name, filters=filters))
+        dep = wait_deployment(cluster, ns, name)
+        _, env = container_env(dep)
+        assert json.loads(env["K_SOURCE_CONFIG"]["value"]).get("filters") == filters, \
+            f"Knative's controller should pass spec.filters in K_SOURCE_CONFIG: {env['K_SOURCE_CONFIG']}"
+        pod = kl.wait_pod(ns, dep["metadata"]["name"])
+        checks.context.append(dump(pod, ctl))
+        with checks.soft("source Ready"):
+            wait_source_ready(cluster, ns, name, pod, ctl)
 
-    for g in ("d10", "d11", "d13", "x20"):
-        guitar(cluster, ns, g)
-    cluster.kubectl("-n", ns, "label", "guitar", "d11", "color=sunburst")
-    cluster.kubectl("-n", ns, "delete", "guitar", "d10")
-    guitar(cluster, ns, "d19")  # the fence: matches, and comes after everything else
-    wait_event(sink, lambda e: e.get("subject") == subject(ns, "d19"), "the fence event (d19)",
-               pod=pod)
-    got = sorted((e.get("type"), e.get("subject")) for _, e in events_of(sink))
-    want = sorted([(TYPE_ADD, subject(ns, "d10")), (TYPE_ADD, subject(ns, "d11")),
-                   (TYPE_DELETE, subject(ns, "d10")), (TYPE_ADD, subject(ns, "d19"))])
-    with checks.soft("exactly the matching events"):
-        extra = [e for e in got if e not in want]
-        missing = [e for e in want if e not in got]
-        assert got == want, (f"events the filters should have dropped: {extra}; matching events "
-                             f"missing: {missing}; all: {got}")
-    checks.done(dump(pod, ctl))
+        for g in ("d10", "d11", "d13", "x20"):
+            guitar(cluster, ns, g)
+        cluster.kubectl("-n", ns, "label", "guitar", "d11", "color=sunburst")
+        cluster.kubectl("-n", ns, "delete", "guitar", "d10")
+        guitar(cluster, ns, "d19")  # the fence: matches, and comes after everything else
+        wait_event(sink, lambda e: e.get("subject") == subject(ns, "d19"), "the fence event (d19)",
+                   pod=pod)
+        got = sorted((e.get("type"), e.get("subject")) for _, e in events_of(sink))
+        want = sorted([(TYPE_ADD, subject(ns, "d10")), (TYPE_ADD, subject(ns, "d11")),
+                       (TYPE_DELETE, subject(ns, "d10")), (TYPE_ADD, subject(ns, "d19"))])
+        with checks.soft("exactly the matching events"):
+            extra = [e for e in got if e not in want]
+            missing = [e for e in want if e not in got]
+            assert got == want, (f"events the filters should have dropped: {extra}; matching events "
+                                 f"missing: {missing}; all: {got}")
 
 
 def token_review(cluster, token, audience):
@@ -357,57 +371,58 @@ def test_oidc_through_knative(cluster, knative_factory, kubelet_factory, sink):
     new token once and retries."""
     ns, name, audience = "knative-oidc", "oidc-guitars", "cloudevents-player.knative-oidc"
     checks = Checks()
-    scenario_namespace(cluster, ns)
-    ctl = knative_factory(features={"authentication-oidc": "enabled"})
-    kl = kubelet_factory([ns], services=[f"cloudevents-player.{ns}"], ports={80: sink.port})
-    cluster.apply(source_yaml(ns, name, sink_extra={"audience": audience}))
+    with checks.run():
+        scenario_namespace(cluster, ns)
+        ctl = knative_factory(features={"authentication-oidc": "enabled"})
+        kl = kubelet_factory([ns], services=[f"cloudevents-player.{ns}"], ports={80: sink.port})
+        cluster.apply(source_yaml(ns, name, sink_extra={"audience": audience}))
 
-    dep = wait_until(lambda: (lambda d: d if "K_OIDC_SERVICE_ACCOUNT" in container_env(d)[1]
-                              else None)(wait_deployment(cluster, ns, name)), 30,
-                     "the Deployment with K_OIDC_SERVICE_ACCOUNT")
-    _, env = container_env(dep)
-    assert env.get("K_AUDIENCE", {}).get("value") == audience, env.get("K_AUDIENCE")
-    oidc_sa = env["K_OIDC_SERVICE_ACCOUNT"]["value"]
-    assert oidc_sa == f"{name}-oidc-sources.knative.dev-apiserversource", oidc_sa
-    cluster.kubectl("get", "serviceaccount", oidc_sa, "-n", ns)
-    role = json.loads(cluster.kubectl("get", "role", f"{name}-create-oidc-token", "-n", ns,
-                                      "-o", "json").stdout)
-    assert role["rules"][0]["resources"] == ["serviceaccounts/token"], role["rules"]
-    assert role["rules"][0]["resourceNames"] == [oidc_sa], role["rules"]
-    cluster.kubectl("get", "rolebinding", f"{name}-create-oidc-token", "-n", ns)
+        dep = wait_until(lambda: (lambda d: d if "K_OIDC_SERVICE_ACCOUNT" in container_env(d)[1]
+                                  else None)(wait_deployment(cluster, ns, name)), 30,
+                         "the Deployment with K_OIDC_SERVICE_ACCOUNT")
+        _, env = container_env(dep)
+        assert env.get("K_AUDIENCE", {}).get("value") == audience, env.get("K_AUDIENCE")
+        oidc_sa = env["K_OIDC_SERVICE_ACCOUNT"]["value"]
+        assert oidc_sa == f"{name}-oidc-sources.knative.dev-apiserversource", oidc_sa
+        cluster.kubectl("get", "serviceaccount", oidc_sa, "-n", ns)
+        role = json.loads(cluster.kubectl("get", "role", f"{name}-create-oidc-token", "-n", ns,
+                                          "-o", "json").stdout)
+        assert role["rules"][0]["resources"] == ["serviceaccounts/token"], role["rules"]
+        assert role["rules"][0]["resourceNames"] == [oidc_sa], role["rules"]
+        cluster.kubectl("get", "rolebinding", f"{name}-create-oidc-token", "-n", ns)
 
-    pod = kl.wait_pod(ns, dep["metadata"]["name"])
-    with checks.soft("source Ready"):
-        wait_source_ready(cluster, ns, name, pod, ctl)
+        pod = kl.wait_pod(ns, dep["metadata"]["name"])
+        checks.context.append(dump(pod, ctl))
+        with checks.soft("source Ready"):
+            wait_source_ready(cluster, ns, name, pod, ctl)
 
-    guitar(cluster, ns, "o1")
-    (req, ev), = wait_event(sink, lambda e: e.get("subject") == subject(ns, "o1"),
-                            "the add event of o1", pod=pod)
-    first = None
-    with checks.soft("bearer token for the OIDC audience"):
-        first = bearer(req)
-        st = token_review(cluster, first, audience)
-        assert st.get("authenticated") is True, st
-        assert audience in st.get("audiences", []), st
-        assert st["user"]["username"] == f"system:serviceaccount:{ns}:{oidc_sa}", st["user"]
+        guitar(cluster, ns, "o1")
+        (req, ev), = wait_event(sink, lambda e: e.get("subject") == subject(ns, "o1"),
+                                "the add event of o1", pod=pod)
+        first = None
+        with checks.soft("bearer token for the OIDC audience"):
+            first = bearer(req)
+            st = token_review(cluster, first, audience)
+            assert st.get("authenticated") is True, st
+            assert audience in st.get("audiences", []), st
+            assert st["user"]["username"] == f"system:serviceaccount:{ns}:{oidc_sa}", st["user"]
 
-    with checks.soft("401 -> one new token, one retry"):
-        sink.set_responses([401])
-        guitar(cluster, ns, "o2")
-        wait_until(lambda: len([r for r in sink.requests()
-                                if cloudevent(r).get("subject") == subject(ns, "o2")]) >= 2, 20,
-                   "the o2 event to be retried after the sink answered 401")
-        guitar(cluster, ns, "o3")  # fence
-        wait_event(sink, lambda e: e.get("subject") == subject(ns, "o3"),
-                   "the fence event (o3)", pod=pod)
-        tries = [r for r in sink.requests() if cloudevent(r).get("subject") == subject(ns, "o2")]
-        assert [r["status"] for r in tries] == [401, 200], [r["status"] for r in tries]
-        assert cloudevent(tries[0]).get("id") == cloudevent(tries[1]).get("id")
-        t1, t2 = bearer(tries[0]), bearer(tries[1])
-        assert t2 != t1, "after a 401 the adapter should request a new token, not resend the old"
-        st = token_review(cluster, t2, audience)
-        assert st.get("authenticated") is True and audience in st.get("audiences", []), st
-    checks.done(dump(pod, ctl))
+        with checks.soft("401 -> one new token, one retry"):
+            sink.set_responses([401])
+            guitar(cluster, ns, "o2")
+            wait_until(lambda: len([r for r in sink.requests()
+                                    if cloudevent(r).get("subject") == subject(ns, "o2")]) >= 2, 20,
+                       "the o2 event to be retried after the sink answered 401")
+            guitar(cluster, ns, "o3")  # fence
+            wait_event(sink, lambda e: e.get("subject") == subject(ns, "o3"),
+                       "the fence event (o3)", pod=pod)
+            tries = [r for r in sink.requests() if cloudevent(r).get("subject") == subject(ns, "o2")]
+            assert [r["status"] for r in tries] == [401, 200], [r["status"] for r in tries]
+            assert cloudevent(tries[0]).get("id") == cloudevent(tries[1]).get("id")
+            t1, t2 = bearer(tries[0]), bearer(tries[1])
+            assert t2 != t1, "after a 401 the adapter should request a new token, not resend the old"
+            st = token_review(cluster, t2, audience)
+            assert st.get("authenticated") is True and audience in st.get("audiences", []), st
 
 
 def parse_prometheus(text):
@@ -455,44 +470,45 @@ def test_metrics_match_ledger(cluster, knative_factory, kubelet_factory, sink):
     events the sink accepted."""
     ns, name, n = "knative-metrics", "metered", 5
     checks = Checks()
-    scenario_namespace(cluster, ns)
-    ctl = knative_factory(observability={"metrics-protocol": "prometheus"})
-    kl = kubelet_factory([ns], services=[f"cloudevents-player.{ns}"], ports={80: sink.port})
-    cluster.apply(source_yaml(ns, name))
-    dep = wait_deployment(cluster, ns, name)
-    _, env = container_env(dep)
-    obs = json.loads(env["K_OBSERVABILITY_CONFIG"]["value"])
-    assert obs.get("metrics", {}).get("protocol") == "prometheus", obs
-    pod = kl.wait_pod(ns, dep["metadata"]["name"])
-    with checks.soft("source Ready"):
-        wait_source_ready(cluster, ns, name, pod, ctl)
+    with checks.run():
+        scenario_namespace(cluster, ns)
+        ctl = knative_factory(observability={"metrics-protocol": "prometheus"})
+        kl = kubelet_factory([ns], services=[f"cloudevents-player.{ns}"], ports={80: sink.port})
+        cluster.apply(source_yaml(ns, name))
+        dep = wait_deployment(cluster, ns, name)
+        _, env = container_env(dep)
+        obs = json.loads(env["K_OBSERVABILITY_CONFIG"]["value"])
+        assert obs.get("metrics", {}).get("protocol") == "prometheus", obs
+        pod = kl.wait_pod(ns, dep["metadata"]["name"])
+        checks.context.append(dump(pod, ctl))
+        with checks.soft("source Ready"):
+            wait_source_ready(cluster, ns, name, pod, ctl)
 
-    for i in range(n):
-        guitar(cluster, ns, f"m{i}")
-    wait_until(lambda: len(sink.events()) >= n, 30, f"{n} events at the sink")
-    accepted = len(sink.events())
-    last = {}
+        for i in range(n):
+            guitar(cluster, ns, f"m{i}")
+        wait_until(lambda: len(sink.events()) >= n, 30, f"{n} events at the sink")
+        accepted = len(sink.events())
+        last = {}
 
-    def matches():
-        try:
-            status, body = pod.http_get(9092, "/metrics", timeout=2)
-        except OSError as e:
-            last["err"] = f"GET :9092/metrics from the pod netns: {e}"
-            return False
-        last["status"], last["text"] = status, body.decode(errors="replace")
-        value, last["cands"] = delivered_count(last["text"])
-        last["value"] = value
-        return status == 200 and value == accepted
-    with checks.soft("delivered counter == events the sink accepted"):
-        try:
-            wait_until(matches, 10, "the delivered counter to equal the sink's count")
-        except AssertionError as e:
-            raise AssertionError(
-                f"{e}: sink accepted {accepted}; scrape {last.get('err') or last.get('status')}; "
-                f"counter {last.get('value')}; candidates {last.get('cands')} "
-                f"(set DELIVERED_METRIC in {__file__}); metrics head: "
-                f"{(last.get('text') or '')[:1500]!r}")
-    checks.done(dump(pod, ctl))
+        def matches():
+            try:
+                status, body = pod.http_get(9092, "/metrics", timeout=2)
+            except OSError as e:
+                last["err"] = f"GET :9092/metrics from the pod netns: {e}"
+                return False
+            last["status"], last["text"] = status, body.decode(errors="replace")
+            value, last["cands"] = delivered_count(last["text"])
+            last["value"] = value
+            return status == 200 and value == accepted
+        with checks.soft("delivered counter == events the sink accepted"):
+            try:
+                wait_until(matches, 10, "the delivered counter to equal the sink's count")
+            except AssertionError as e:
+                raise AssertionError(
+                    f"{e}: sink accepted {accepted}; scrape {last.get('err') or last.get('status')}; "
+                    f"counter {last.get('value')}; candidates {last.get('cands')} "
+                    f"(set DELIVERED_METRIC in {__file__}); metrics head: "
+                    f"{(last.get('text') or '')[:1500]!r}")
 
 
 def test_probes(cluster, knative_factory, kubelet_factory, sink):
@@ -502,62 +518,63 @@ def test_probes(cluster, knative_factory, kubelet_factory, sink):
     assert os.environ.get("KNATIVE_TEST_IGNORE_PROBES") != "1", \
         "KNATIVE_TEST_IGNORE_PROBES=1 turns off the probes this test is about"
     checks = Checks()
-    scenario_namespace(cluster, ns)
-    ctl = knative_factory()
-    kl = kubelet_factory([ns], services=[f"cloudevents-player.{ns}"], ports={80: sink.port},
-                         api_reachable_at_start=False, liveness_grace=5)
-    cluster.apply(source_yaml(ns, name))
-    dep = wait_deployment(cluster, ns, name)
-    pod = kl.wait_pod(ns, dep["metadata"]["name"])
-    api = pod.bridges["api"]
+    with checks.run():
+        scenario_namespace(cluster, ns)
+        ctl = knative_factory()
+        kl = kubelet_factory([ns], services=[f"cloudevents-player.{ns}"], ports={80: sink.port},
+                             api_reachable_at_start=False, liveness_grace=5)
+        cluster.apply(source_yaml(ns, name))
+        dep = wait_deployment(cluster, ns, name)
+        pod = kl.wait_pod(ns, dep["metadata"]["name"])
+        checks.context.append(dump(pod, ctl))
+        api = pod.bridges["api"]
 
-    def seen(kind, status, since=0.0):
-        return any(t >= since and r == status for t, k, r in pod.probes(kind))
+        def seen(kind, status, since=0.0):
+            return any(t >= since and r == status for t, k, r in pod.probes(kind))
 
-    # 1. API unreachable from the start: no initial list, so not ready; but alive.
-    try:
-        wait_until(lambda: seen("readiness", 503) and seen("liveness", 200), 20,
-                   "readiness 503 and liveness 200 while the API server is unreachable")
-    except AssertionError as e:
-        raise AssertionError(f"{e}\n{pod.describe()}")
-    assert not seen("readiness", 200), f"ready without an initial list:\n{pod.describe()}"
-    assert not pod.ready
+        # 1. API unreachable from the start: no initial list, so not ready; but alive.
+        try:
+            wait_until(lambda: seen("readiness", 503) and seen("liveness", 200), 20,
+                       "readiness 503 and liveness 200 while the API server is unreachable")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{pod.describe()}")
+        assert not seen("readiness", 200), f"ready without an initial list:\n{pod.describe()}"
+        assert not pod.ready
 
-    # 2. API reachable: ready, events flow.
-    api.start()
-    with checks.soft("ready once the initial list is done"):
-        wait_until(lambda: pod.ready, 30, "readiness to pass")
-        wait_source_ready(cluster, ns, name, pod, ctl)
-    guitar(cluster, ns, "p1")
-    wait_event(sink, lambda e: e.get("subject") == subject(ns, "p1"), "the add event of p1",
-               pod=pod)
+        # 2. API reachable: ready, events flow.
+        api.start()
+        with checks.soft("ready once the initial list is done"):
+            wait_until(lambda: pod.ready, 30, "readiness to pass")
+            wait_source_ready(cluster, ns, name, pod, ctl)
+        guitar(cluster, ns, "p1")
+        wait_event(sink, lambda e: e.get("subject") == subject(ns, "p1"), "the add event of p1",
+                   pod=pod)
 
-    # 3. API unreachable again: readiness goes 503, the Deployment unavailable; liveness stays.
-    t_cut = time.monotonic()
-    api.stop()
-    with checks.soft("not ready while the API server is unreachable"):
-        wait_until(lambda: seen("readiness", 503, t_cut) and not pod.ready, 30,
-                   "readiness 503 and the pod not ready after the API server became unreachable")
-        wait_until(lambda: cluster.kubectl(
-            "get", "deploy", "-n", ns, "-l", f"eventing.knative.dev/sourceName={name}", "-o",
-            "jsonpath={.items[0].status.conditions[?(@.type=='Available')].status}"
-        ).stdout == "False", 10, "the Deployment to be unavailable")
-    with checks.soft("liveness stays 200 while the API server is unreachable"):
-        bad = [r for t, k, r in pod.probes("liveness") if t >= t_cut and r != 200]
-        assert not bad and seen("liveness", 200, t_cut), f"liveness results {bad[:5]}"
-        assert pod.restarts == 0, pod.describe()
-    api.start()
-    with checks.soft("ready again after the API server is back"):
-        wait_until(lambda: pod.ready, 30, "readiness to pass again")
+        # 3. API unreachable again: readiness goes 503, the Deployment unavailable; liveness stays.
+        t_cut = time.monotonic()
+        api.stop()
+        with checks.soft("not ready while the API server is unreachable"):
+            wait_until(lambda: seen("readiness", 503, t_cut) and not pod.ready, 30,
+                       "readiness 503 and the pod not ready after the API server became unreachable")
+            wait_until(lambda: cluster.kubectl(
+                "get", "deploy", "-n", ns, "-l", f"eventing.knative.dev/sourceName={name}", "-o",
+                "jsonpath={.items[0].status.conditions[?(@.type=='Available')].status}"
+            ).stdout == "False", 10, "the Deployment to be unavailable")
+        with checks.soft("liveness stays 200 while the API server is unreachable"):
+            bad = [r for t, k, r in pod.probes("liveness") if t >= t_cut and r != 200]
+            assert not bad and seen("liveness", 200, t_cut), f"liveness results {bad[:5]}"
+            assert pod.restarts == 0, pod.describe()
+        api.start()
+        with checks.soft("ready again after the API server is back"):
+            wait_until(lambda: pod.ready, 30, "readiness to pass again")
 
-    # 4. A hung adapter: liveness times out failureThreshold times -> kill and restart.
-    first = pod.container
-    pod.signal(signal.SIGSTOP)
-    with checks.soft("restart after liveness failures"):
-        wait_until(lambda: pod.restarts >= 1, 30, "the stand-in to restart the stopped adapter")
-        timeouts = [r for t, k, r in pod.probes("liveness") if "timeout" in str(r).lower()]
-        assert timeouts, f"liveness should have timed out: {pod.probes('liveness')[-5:]}"
-        assert first.exit_code in (-9, 137, 128 + 9), f"first run exit {first.exit_code}"
-        wait_until(lambda: pod.ready, 30, "the restarted adapter to be ready")
-        assert pod.restarts == 1, pod.describe()
-    checks.done(dump(pod, ctl))
+        # 4. A hung adapter: liveness times out failureThreshold times -> kill and restart.
+        first = pod.container
+        pod.signal(signal.SIGSTOP)
+        with checks.soft("restart after liveness failures"):
+            wait_until(lambda: pod.restarts >= 1, 30, "the stand-in to restart the stopped adapter")
+            timeouts = [r for t, k, r in pod.probes("liveness") if "timeout" in str(r).lower()]
+            assert timeouts, f"liveness should have timed out: {pod.probes('liveness')[-5:]}"
+            assert first.exit_code in (-9, 137, 128 + 9), f"first run exit {first.exit_code}"
+            wait_until(lambda: pod.ready, 30, "the restarted adapter to be ready")
+            assert pod.restarts == 1, pod.describe()
