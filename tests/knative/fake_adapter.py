@@ -7,11 +7,13 @@ probes. Standard library only; runs inside the pod sandbox as the pod spec's ent
 - :8080 /health always 200; /readiness 200 once a TCP connection to the API server
   (KUBERNETES_SERVICE_HOST:PORT) succeeds, 503 before that and whenever it fails (checked
   every 0.2 s).
+- :8080 /token: sha256 of the mounted service-account token, read per request.
 - :9092 /metrics: `fake_events_sent_total N`.
 - Once ready the first time: one CloudEvent POSTed to $K_SINK with `Kn-Namespace: $NAMESPACE`
   and the service-account token's length as data (proves the token mount).
 - One zap-style JSON log line per state change on stdout; SIGTERM -> exit 0.
 """
+import hashlib
 import json
 import os
 import signal
@@ -43,6 +45,9 @@ class Handler(BaseHTTPRequestHandler):
             code, body = 200, b"ok"
         elif port == 8080 and self.path == "/readiness":
             code, body = (200, b"ok") if STATE["api"] else (503, b"api unreachable")
+        elif port == 8080 and self.path == "/token":  # what the pod sees now (rotation check)
+            with open(os.path.join(SA, "token"), "rb") as t:
+                code, body = 200, hashlib.sha256(t.read().strip()).hexdigest().encode()
         elif port == 9092 and self.path == "/metrics":
             code = 200
             body = (f"# TYPE fake_events_sent_total counter\n"

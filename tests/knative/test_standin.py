@@ -3,6 +3,7 @@ only): Knative's controller -> Deployment -> kubelet stand-in -> probes -> Deplo
 ApiServerSource Ready; pod netns bridges to the API server and (by Service DNS name) the sink;
 the projected token; API outage -> readiness 503 -> unavailable; SIGSTOP -> liveness restart;
 SIGTERM -> exit 0. Passes whatever state the real adapter is in."""
+import hashlib
 import json
 import os
 import signal
@@ -46,6 +47,13 @@ def test_standin_with_fake_adapter(cluster, knative_factory, kubelet_factory, si
     assert json.loads(req["body"])["token_length"] > 100  # a TokenRequest JWT was mounted
     status, body = pod.http_get(9092, "/metrics")
     assert status == 200 and b"fake_events_sent_total 1" in body
+
+    # kubelet-style token rotation (..data symlink swap) is visible through the bind mount
+    before = pod.http_get(8080, "/token")[1].decode()
+    pod.rotate_token()
+    after = pod.http_get(8080, "/token")[1].decode()
+    assert after != before
+    assert after == hashlib.sha256(pod.sa.token.strip().encode()).hexdigest()
 
     t_cut = time.monotonic()
     api.stop()
