@@ -1,6 +1,6 @@
-"""Helpers for the Knative tests (fixtures in conftest.py): the real control plane (local-cluster --real) with Knative
-Eventing's CRDs and ConfigMaps, Knative's real controller (v0.49.2, scripts/provide-knative),
-the adapter image's root file system, a recording sink and the kubelet stand-in (kubelet.py).
+"""Helpers for the Knative tests (fixtures in conftest.py): the real control plane
+(local-cluster --real) with Knative Eventing's CRDs and ConfigMaps, Knative's real controller
+(v0.49.2, scripts/provide-knative), the adapter image's root file system, a recording sink.
 
 Nothing is skipped: if the control plane, the controller or the rootfs cannot be provided the
 tests fail with the reason. Every wait has a deadline.
@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import tempfile
 import time
 
 import pytest

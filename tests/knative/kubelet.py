@@ -700,7 +700,7 @@ class Pod:
         self.sa.rotate(self.kubelet.token_for(self.namespace, self.service_account))
 
     def stop(self, grace=None):
-        """Terminate as the kubelet does on pod deletion. Returns (exit code, seconds, SIGKILLed)."""
+        """Terminate as the kubelet does on pod deletion: (exit code, seconds, SIGKILLed)."""
         self.stopping.set()
         with self.lock:
             c = self.container

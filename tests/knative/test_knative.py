@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
 
 from ground import ROOT, wait_until
@@ -247,12 +246,14 @@ def test_walkthrough_through_knative(cluster, knative_factory, kubelet_factory, 
             for k in ("K_SINK", "K_SOURCE_CONFIG", "NAME", "NAMESPACE", "K_LOGGING_CONFIG",
                       "K_OBSERVABILITY_CONFIG"):
                 assert k in env, f"env {k} missing: {sorted(env)}"
-            assert env["K_SINK"]["value"] == "http://cloudevents-player.guitar-eventing.svc.cluster.local"
+            assert env["K_SINK"]["value"] == \
+                "http://cloudevents-player.guitar-eventing.svc.cluster.local"
             assert env["NAME"]["value"] == name
             assert env["NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
             src_cfg = json.loads(env["K_SOURCE_CONFIG"]["value"])
             assert src_cfg["namespaces"] == [ns], src_cfg
-            assert src_cfg["resources"][0]["gvr"] == {"Group": "kool.karmalabs.local", "Version": "v1",
+            assert src_cfg["resources"][0]["gvr"] == {"Group": "kool.karmalabs.local",
+                                                      "Version": "v1",
                                                       "Resource": "guitars"}, src_cfg
             assert "zap-logger-config" in json.loads(env["K_LOGGING_CONFIG"]["value"])
             ports = {p["name"]: p["containerPort"] for p in c["ports"]}
@@ -296,7 +297,8 @@ def test_walkthrough_through_knative(cluster, knative_factory, kubelet_factory, 
                     f"header Kn-Namespace should be {ns!r}: {req['headers']}"
         update = next((e for _, e in got if e.get("type") == TYPE_UPDATE), None)
         with checks.soft("the label in the update's data"):
-            assert update and update["data"]["metadata"].get("labels", {}).get("helloknative") == "", \
+            labels = update and update["data"]["metadata"].get("labels", {})
+            assert update and labels.get("helloknative") == "", \
                 update and update["data"]["metadata"]
 
         container = pod.container
@@ -327,7 +329,8 @@ def test_filters_through_knative(cluster, knative_factory, kubelet_factory, sink
         dep = wait_deployment(cluster, ns, name)
         _, env = container_env(dep)
         assert json.loads(env["K_SOURCE_CONFIG"]["value"]).get("filters") == filters, \
-            f"Knative's controller should pass spec.filters in K_SOURCE_CONFIG: {env['K_SOURCE_CONFIG']}"
+            ("Knative's controller should pass spec.filters in K_SOURCE_CONFIG: "
+             f"{env['K_SOURCE_CONFIG']}")
         pod = kl.wait_pod(ns, dep["metadata"]["name"])
         checks.context.append(dump(pod, ctl))
         with checks.soft("source Ready"):
@@ -346,7 +349,8 @@ def test_filters_through_knative(cluster, knative_factory, kubelet_factory, sink
         with checks.soft("exactly the matching events"):
             extra = [e for e in got if e not in want]
             missing = [e for e in want if e not in got]
-            assert got == want, (f"events the filters should have dropped: {extra}; matching events "
+            assert got == want, (f"events the filters should have dropped: {extra}; matching "
+                                 "events "
                                  f"missing: {missing}; all: {got}")
 
 
@@ -416,11 +420,12 @@ def test_oidc_through_knative(cluster, knative_factory, kubelet_factory, sink):
             guitar(cluster, ns, "o3")  # fence
             wait_event(sink, lambda e: e.get("subject") == subject(ns, "o3"),
                        "the fence event (o3)", pod=pod)
-            tries = [r for r in sink.requests() if cloudevent(r).get("subject") == subject(ns, "o2")]
+            tries = [r for r in sink.requests()
+                     if cloudevent(r).get("subject") == subject(ns, "o2")]
             assert [r["status"] for r in tries] == [401, 200], [r["status"] for r in tries]
             assert cloudevent(tries[0]).get("id") == cloudevent(tries[1]).get("id")
             t1, t2 = bearer(tries[0]), bearer(tries[1])
-            assert t2 != t1, "after a 401 the adapter should request a new token, not resend the old"
+            assert t2 != t1, "after a 401 the adapter should request a new token, not resend it"
             st = token_review(cluster, t2, audience)
             assert st.get("authenticated") is True and audience in st.get("audiences", []), st
 
@@ -505,7 +510,8 @@ def test_metrics_match_ledger(cluster, knative_factory, kubelet_factory, sink):
                 wait_until(matches, 10, "the delivered counter to equal the sink's count")
             except AssertionError as e:
                 raise AssertionError(
-                    f"{e}: sink accepted {accepted}; scrape {last.get('err') or last.get('status')}; "
+                    f"{e}: sink accepted {accepted}; "
+                    f"scrape {last.get('err') or last.get('status')}; "
                     f"counter {last.get('value')}; candidates {last.get('cands')} "
                     f"(set DELIVERED_METRIC in {__file__}); metrics head: "
                     f"{(last.get('text') or '')[:1500]!r}")
@@ -555,7 +561,7 @@ def test_probes(cluster, knative_factory, kubelet_factory, sink):
         api.stop()
         with checks.soft("not ready while the API server is unreachable"):
             wait_until(lambda: seen("readiness", 503, t_cut) and not pod.ready, 30,
-                       "readiness 503 and the pod not ready after the API server became unreachable")
+                       "readiness 503 and the pod not ready once the API server is unreachable")
             wait_until(lambda: cluster.kubectl(
                 "get", "deploy", "-n", ns, "-l", f"eventing.knative.dev/sourceName={name}", "-o",
                 "jsonpath={.items[0].status.conditions[?(@.type=='Available')].status}"
