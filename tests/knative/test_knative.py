@@ -22,7 +22,7 @@ RBAC = os.path.join(ROOT, "rbac")
 # The adapter's Prometheus counter of events delivered to the sink, as one sample selector,
 # e.g. 'apiserversource_events_sent_total{result="delivered"}'. Empty: look for counter
 # samples whose name contains "sent" or "delivered" (see delivered_count()).
-DELIVERED_METRIC = ""
+DELIVERED_METRIC = "apiserversource_events_sent_total{result=\"delivered\"}"
 
 GUITAR_PATH = "/apis/kool.karmalabs.local/v1/namespaces/{ns}/guitars/{name}"
 TYPE_ADD = "dev.knative.apiserver.resource.add"
