@@ -383,7 +383,8 @@ static void handle_summary_timer(struct loop_timer *t, void *userdata) {
 		log_warn("sink",
 			h->dead_letter ? "the dead-letter sink keeps failing, retrying" :
 					 "the sink keeps failing, retrying",
-			LOG_INT("failed_attempts", h->failed), LOG_INT("events_retrying", h->retrying),
+			LOG_INT("failed_attempts", h->failed),
+			LOG_INT("events_retrying", h->retrying),
 			LOG_INT("events_queued", st.queued), LOG_INT("status", h->last_status),
 			LOG_STR("error", h->last_error ? strerror(-h->last_error) : ""),
 			LOG_INT("delivered_after_retries", h->delivered_after),
@@ -395,7 +396,8 @@ static void handle_summary_timer(struct loop_timer *t, void *userdata) {
 			h->dead_letter ? "the dead-letter sink takes events again" :
 					 "the sink takes events again",
 			LOG_INT("delivered_after_retries", h->delivered_after),
-			LOG_INT("events_retrying", h->retrying), LOG_INT("events_queued", st.queued),
+			LOG_INT("events_retrying", h->retrying),
+			LOG_INT("events_queued", st.queued),
 			LOG_INT("retries_not_logged", retry_lines),
 			LOG_INT("deliveries_not_logged", delivered_lines),
 			LOG_INT("interval_s", SUMMARY_INTERVAL_USEC / 1000000u));
