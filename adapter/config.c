@@ -489,8 +489,9 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 	if (cfg->oidc_audience && !cfg->namespace)
 		config_report(&c, "NAMESPACE", "missing: OIDC asks for a token of a service account in NAMESPACE");
 
-	/* Whole-config checks. */
-	if (!cfg->n_resources)
+	/* Whole-config checks. A --resource that was reported as invalid says
+	 * what is wrong already: "nothing to watch" would only mislead. */
+	if (!cfg->n_resources && !f.bad_resources)
 		config_report(&c, "--resource", "nothing to watch: give --resource APIVERSION/KIND, "
 					 "K_SOURCE_CONFIG, or --source-file");
 	for (size_t i = 0; i < cfg->n_resources; i++) {

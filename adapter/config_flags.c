@@ -184,6 +184,7 @@ void config_parse_flags(struct ctx *c, int argc, char **argv, struct flag_values
 					"\"%s\" is not APIVERSION/KIND (e.g. kool.karmalabs.local/v1/Guitar, "
 					"v1/Pod)",
 					optarg);
+				f->bad_resources++;
 				break;
 			}
 			n = realloc(f->resources, (f->n_resources + 1) * sizeof(*n));

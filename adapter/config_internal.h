@@ -50,6 +50,7 @@ int config_parse_uint(const char *s, unsigned long long max, unsigned long long 
 struct flag_values {
 	struct config_resource *resources;
 	size_t n_resources;
+	unsigned bad_resources; /* --resource values reported as invalid */
 	char **namespaces;
 	size_t n_namespaces;
 	bool all_namespaces;

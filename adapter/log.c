@@ -59,6 +59,28 @@ bool log_enabled(enum log_level level) {
 	return level >= opts.level;
 }
 
+bool log_ratelimit_below(struct log_ratelimit *rl, uint64_t now_usec) {
+	if (!rl->interval_usec || !rl->burst)
+		return true;
+	if (!rl->begin_usec || now_usec - rl->begin_usec >= rl->interval_usec) {
+		rl->begin_usec = now_usec ? now_usec : 1;
+		rl->num = 0;
+	}
+	if (rl->num < rl->burst) {
+		rl->num++;
+		return true;
+	}
+	rl->suppressed++;
+	return false;
+}
+
+unsigned log_ratelimit_take_suppressed(struct log_ratelimit *rl) {
+	unsigned n = rl->suppressed;
+
+	rl->suppressed = 0;
+	return n;
+}
+
 static int set_key(char *dst, yajl_val enc, const char *name, char *errbuf, size_t errlen) {
 	yajl_val v = json_get(enc, name);
 

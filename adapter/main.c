@@ -17,6 +17,7 @@
 #include "adapter/probes.h"
 #include "adapter/sink.h"
 #include "adapter/state.h"
+#include "adapter/util/buf.h"
 #include "adapter/watch.h"
 
 #define EXIT_CONFIG 2
@@ -36,6 +37,7 @@ struct adapter {
 	uint64_t drain_deadline_usec;
 	bool draining;
 	unsigned config_errors;
+	bool kube_input_bad; /* a reported problem is in what kube_load() reads */
 	struct state_checkpoint *checkpoint;
 	struct loop_timer checkpoint_timer;
 	uint64_t checkpointed_signature; /* what the last checkpoint reflected */
@@ -54,6 +56,10 @@ static void handle_config_error(const char *field, const char *message, void *us
 	char line[1600];
 
 	a->config_errors++;
+	/* --kubeconfig, --context (or a misspelling of them), KUBECONFIG. */
+	if (strncmp(field, "--kube", 6) == 0 || strncmp(field, "--context", 9) == 0 ||
+		strcmp(field, "KUBECONFIG") == 0)
+		a->kube_input_bad = true;
 	snprintf(line, sizeof(line), "%s: %s", field, message);
 	log_error("config", line, LOG_STR("field", field));
 }
@@ -401,6 +407,22 @@ static int start_endpoints(struct adapter *a) {
 	return 0;
 }
 
+/* What the start line names: "*" for every namespace, else the namespaces
+ * watched, comma-separated (cluster-scoped kinds ignore them). */
+static int namespaces_text(const struct config *cfg, struct buf *out) {
+	int r = 0;
+
+	if (cfg->all_namespaces)
+		return buf_append_str(out, "*");
+	for (size_t i = 0; r == 0 && i < cfg->n_namespaces; i++) {
+		if (i)
+			r = buf_append(out, ",", 1);
+		if (r == 0)
+			r = buf_append_str(out, cfg->namespaces[i]);
+	}
+	return r;
+}
+
 static void adapter_finish(struct adapter *a) {
 	for (size_t i = 0; i < a->n_watchers; i++)
 		watcher_destroy(a->watchers[i]);
@@ -422,6 +444,8 @@ static void adapter_finish(struct adapter *a) {
 
 int main(int argc, char **argv) {
 	struct adapter a = { 0 };
+	struct buf namespaces;
+	bool bad_config;
 	int r, ret = EXIT_RUNTIME;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -440,16 +464,13 @@ int main(int argc, char **argv) {
 		ret = 0;
 		goto out;
 	}
-	if (r < 0) {
-		ret = EXIT_CONFIG;
-		goto out;
-	}
-	if (setup_logging(&a) < 0) {
-		ret = EXIT_CONFIG;
-		goto out;
-	}
-	r = kube_load(&a.cfg, handle_config_error, &a, &a.kube);
-	if (r < 0) {
+	bad_config = r < 0 || setup_logging(&a) < 0;
+	/* Every problem in one run: the cluster's configuration (files only, no
+	 * connection) is checked even when the rest has problems, unless one of
+	 * them is in what it reads: then it would report a guess. */
+	if (!a.kube_input_bad && kube_load(&a.cfg, handle_config_error, &a, &a.kube) < 0)
+		bad_config = true;
+	if (bad_config) {
 		ret = EXIT_CONFIG;
 		goto out;
 	}
@@ -519,12 +540,16 @@ int main(int argc, char **argv) {
 			goto out;
 		a.n_watchers++;
 	}
+	buf_init(&namespaces, 0);
+	if (namespaces_text(&a.cfg, &namespaces) < 0)
+		buf_reset(&namespaces); /* out of memory: the count still says it */
 	log_info("main", "adapter started", LOG_STR("version", ADAPTER_VERSION),
 		LOG_STR("server", kube_server(a.kube)),
 		LOG_STR("mode", a.cfg.mode == CONFIG_MODE_RESOURCE ? "Resource" : "Reference"),
 		LOG_INT("resources", a.cfg.n_resources),
-		LOG_STR("namespaces", a.cfg.all_namespaces ? "*" : ""),
+		LOG_STR("namespaces", namespaces.data ? namespaces.data : ""),
 		LOG_INT("namespace_count", a.cfg.n_namespaces));
+	buf_finish(&namespaces);
 	if (start_endpoints(&a) < 0)
 		goto out;
 	for (size_t i = 0; i < a.n_watchers; i++)

@@ -17,6 +17,11 @@
 #define RETRY_AFTER_MAX_USEC (300ull * 1000000ull)
 /* Knative keeps this much of the sink's answer in knativeerrordata. */
 #define ERROR_DATA_MAX 1024
+/* While a sink fails: one summary line per interval, and at most this many
+ * lines per interval about single events (a first retry, a delivery after
+ * retries); the summary counts the rest. */
+#define SUMMARY_INTERVAL_USEC (10ull * 1000000ull)
+#define EVENT_LINES_BURST 5
 
 /* One POST in flight. Kept on a free list so easy handles are reused. */
 struct sink_req {
@@ -29,6 +34,23 @@ struct sink_req {
 	struct buf body;
 	struct sink_req *next_free;
 	struct sink_req *next_all;
+};
+
+/* What the log says about one destination (the sink, or the dead-letter
+ * sink) while it fails. Each event's first retry and, if it was retried,
+ * its delivery get a line (rate-limited); every failed attempt is counted,
+ * and a timer writes one summary line per interval while events wait for a
+ * retry. Never a line per attempt. */
+struct sink_health {
+	struct sink *sink;
+	bool dead_letter;
+	struct log_ratelimit retry_lines, delivered_lines;
+	unsigned failed;	   /* failed attempts in this interval */
+	unsigned delivered_after; /* events delivered after retries, in this interval */
+	size_t retrying;	   /* events that failed and wait for (or are in) a retry */
+	long last_status;
+	int last_error;
+	struct loop_timer summary_timer;
 };
 
 struct sink {
@@ -44,6 +66,7 @@ struct sink {
 	struct metrics *metrics;
 	struct oidc *oidc;
 	char *namespace_header; /* "Kn-Namespace: NS", as Knative's adapter sends */
+	struct sink_health health[2]; /* [e->dead_letter] */
 };
 
 enum queue_result sink_classify(int err, long status) {
@@ -332,22 +355,87 @@ static const char *error_text(const struct queue_entry *e) {
 	return e->last_error ? strerror(-e->last_error) : "";
 }
 
+static struct sink_health *health_of(struct sink *s, const struct queue_entry *e) {
+	return &s->health[e->dead_letter ? 1 : 0];
+}
+
+/* An event's retry phase ends (delivered, given up, or handed to the
+ * dead-letter sink): it no longer counts as waiting for a retry. Only events
+ * that failed were counted: attempts > 1 means retrying() saw attempt 1. */
+static void health_event_done(struct sink_health *h, const struct queue_entry *e) {
+	if (e->attempts > 1 && h->retrying)
+		h->retrying--;
+}
+
+/* One line per interval while events wait for a retry: a warning while
+ * attempts fail (or none was due), else a note that the sink takes events
+ * again, with how many single lines the rate limit left out. */
+static void handle_summary_timer(struct loop_timer *t, void *userdata) {
+	struct sink_health *h = userdata;
+	struct sink *s = h->sink;
+	struct queue_stats st;
+	unsigned retry_lines = log_ratelimit_take_suppressed(&h->retry_lines),
+		 delivered_lines = log_ratelimit_take_suppressed(&h->delivered_lines);
+
+	(void)t;
+	queue_get_stats(s->queue, &st);
+	if (h->failed || (h->retrying && !h->delivered_after)) {
+		log_warn("sink",
+			h->dead_letter ? "the dead-letter sink keeps failing, retrying" :
+					 "the sink keeps failing, retrying",
+			LOG_INT("failed_attempts", h->failed),
+			LOG_INT("events_retrying", h->retrying),
+			LOG_INT("events_queued", st.queued), LOG_INT("status", h->last_status),
+			LOG_STR("error", h->last_error ? strerror(-h->last_error) : ""),
+			LOG_INT("delivered_after_retries", h->delivered_after),
+			LOG_INT("retries_not_logged", retry_lines),
+			LOG_INT("deliveries_not_logged", delivered_lines),
+			LOG_INT("interval_s", SUMMARY_INTERVAL_USEC / 1000000u));
+	} else if (h->retrying || retry_lines || delivered_lines) {
+		log_info("sink",
+			h->dead_letter ? "the dead-letter sink takes events again" :
+					 "the sink takes events again",
+			LOG_INT("delivered_after_retries", h->delivered_after),
+			LOG_INT("events_retrying", h->retrying),
+			LOG_INT("events_queued", st.queued),
+			LOG_INT("retries_not_logged", retry_lines),
+			LOG_INT("deliveries_not_logged", delivered_lines),
+			LOG_INT("interval_s", SUMMARY_INTERVAL_USEC / 1000000u));
+	}
+	h->failed = 0;
+	h->delivered_after = 0;
+	if (h->retrying)
+		loop_timer_arm_in(s->loop, &h->summary_timer, SUMMARY_INTERVAL_USEC);
+}
+
 static void handle_finished(struct queue_entry *e, enum queue_outcome outcome, bool exhausted,
 	void *userdata) {
 	struct sink *s = userdata;
+	struct sink_health *h = health_of(s, e);
 
 	if (e->ev->arrival_usec)
 		metrics_observe_delivery(s->metrics, loop_now_usec() - e->ev->arrival_usec);
+	health_event_done(h, e);
 	switch (outcome) {
 	case QUEUE_OUT_DELIVERED:
-		log_debug("sink", "event delivered", LOG_STR("id", e->ev->id),
-			LOG_STR("type", e->ev->type), LOG_STR("subject", e->ev->subject),
-			LOG_INT("attempts", e->attempts));
+		if (e->attempts <= 1) {
+			log_debug("sink", "event delivered", LOG_STR("id", e->ev->id),
+				LOG_STR("type", e->ev->type), LOG_STR("subject", e->ev->subject),
+				LOG_INT("attempts", e->attempts));
+			break;
+		}
+		h->delivered_after++;
+		if (log_ratelimit_below(&h->delivered_lines, loop_now_usec()))
+			log_info("sink", "event delivered after retries", LOG_STR("id", e->ev->id),
+				LOG_STR("type", e->ev->type), LOG_STR("subject", e->ev->subject),
+				LOG_INT("attempts", e->attempts));
 		break;
 	case QUEUE_OUT_DEAD_LETTERED:
+		if (e->attempts > 1)
+			h->delivered_after++;
 		log_warn("sink", "event delivered to the dead-letter sink", LOG_STR("id", e->ev->id),
 			LOG_STR("type", e->ev->type), LOG_STR("subject", e->ev->subject),
-			LOG_INT("status", e->failed_status));
+			LOG_INT("status", e->failed_status), LOG_INT("attempts", e->attempts));
 		break;
 	case QUEUE_OUT_DROPPED:
 		log_error("sink",
@@ -362,7 +450,11 @@ static void handle_finished(struct queue_entry *e, enum queue_outcome outcome, b
 }
 
 static void handle_dead_lettering(struct queue_entry *e, bool exhausted, void *userdata) {
-	(void)userdata;
+	struct sink *s = userdata;
+
+	/* Called before the event turns to the dead-letter sink: e is still
+	 * the sink's. */
+	health_event_done(health_of(s, e), e);
 	log_warn("sink",
 		exhausted ? "event not delivered after the last attempt, sending it to the dead-letter sink" :
 			    "sink rejected the event, sending it to the dead-letter sink",
@@ -371,8 +463,23 @@ static void handle_dead_lettering(struct queue_entry *e, bool exhausted, void *u
 		LOG_INT("attempts", e->attempts), LOG_STR("error", error_text(e)));
 }
 
+/* Called for every failed attempt that will be retried: counted, and
+ * logged only for the event's first retry (rate-limited); the summary timer
+ * reports the rest. */
 static void handle_retrying(struct queue_entry *e, uint64_t delay_usec, void *userdata) {
-	(void)userdata;
+	struct sink *s = userdata;
+	struct sink_health *h = health_of(s, e);
+
+	h->failed++;
+	h->last_status = e->last_status;
+	h->last_error = e->last_error;
+	if (!loop_timer_armed(&h->summary_timer))
+		loop_timer_arm_in(s->loop, &h->summary_timer, SUMMARY_INTERVAL_USEC);
+	if (e->attempts != 1)
+		return;
+	h->retrying++;
+	if (!log_ratelimit_below(&h->retry_lines, loop_now_usec()))
+		return;
 	log_warn("sink",
 		e->dead_letter ? "dead-letter delivery failed, retrying" : "delivery failed, retrying",
 		LOG_STR("id", e->ev->id), LOG_STR("subject", e->ev->subject),
@@ -415,6 +522,15 @@ int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 	s->cfg = cfg;
 	s->loop = loop;
 	s->http = http;
+	for (size_t i = 0; i < 2; i++) {
+		struct sink_health *h = &s->health[i];
+		h->sink = s;
+		h->dead_letter = i == 1;
+		h->retry_lines = (struct log_ratelimit){ .interval_usec = SUMMARY_INTERVAL_USEC,
+			.burst = EVENT_LINES_BURST };
+		h->delivered_lines = h->retry_lines;
+		loop_timer_init(&h->summary_timer, handle_summary_timer, h);
+	}
 	s->to_stdout = strcmp(cfg->sink, "-") == 0;
 	if (cfg->namespace && asprintf(&s->namespace_header, "Kn-Namespace: %s", cfg->namespace) < 0) {
 		free(s);
@@ -445,6 +561,8 @@ void sink_destroy(struct sink *s) {
 		s->all_reqs = n;
 	}
 	queue_destroy(s->queue);
+	for (size_t i = 0; i < 2; i++)
+		loop_timer_disarm(s->loop, &s->health[i].summary_timer);
 	free(s->namespace_header);
 	free(s);
 }

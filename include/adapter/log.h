@@ -59,6 +59,25 @@ void log_setup(enum log_level min, int fd);
 int log_level_from_string(const char *s, enum log_level *ret_level);
 bool log_enabled(enum log_level level);
 
+/* A rate limit for lines that repeat, modelled on systemd's RateLimit and
+ * log_ratelimit_*(): at most burst lines per interval_usec, the rest counted
+ * in suppressed so that a summary line can say how many were left out.
+ * Zeroed but for interval_usec and burst is a fresh limit; 0 for either
+ * means no limit. */
+struct log_ratelimit {
+	uint64_t interval_usec;
+	unsigned burst;
+	uint64_t begin_usec; /* start of the current interval; 0: none yet */
+	unsigned num;	     /* lines let through in the current interval */
+	unsigned suppressed; /* lines held back since log_ratelimit_take_suppressed() */
+};
+
+/* True when one more line may be written at now_usec (CLOCK_MONOTONIC);
+ * false counts it as suppressed. */
+bool log_ratelimit_below(struct log_ratelimit *rl, uint64_t now_usec);
+/* Returns the lines held back so far and starts counting again from 0. */
+unsigned log_ratelimit_take_suppressed(struct log_ratelimit *rl);
+
 /* The varargs are struct log_field values terminated by LOG_END; use the macros. */
 void log_emit(enum log_level level, const char *logger, const char *file, int line, const char *msg,
 	...);

@@ -166,3 +166,69 @@ def test_help_and_version():
     assert r.returncode == 0 and "--resource" in r.stdout and "K_SOURCE_CONFIG" in r.stdout
     r = subprocess.run([ADAPTER, "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("apiserversource-adapter ")
+
+
+def config_errors(a):
+    assert a.wait_exit() == 2
+    errors = [l["msg"] for l in a.logs() if l.get("level") == "error"]
+    assert all("\n" not in m for m in errors), errors  # one line each
+    return errors
+
+
+def test_every_problem_in_one_run(adapter_factory, workdir):
+    """A bad --resource and a missing kubeconfig are reported together (the
+    kubeconfig is checked although the flags had a problem), each on its own
+    line, and the bad --resource is not also "nothing to watch"."""
+    missing = os.path.join(workdir, "no-such-kubeconfig")
+    a = adapter_factory(["--resource", "Guitar", "--sink", "-", "--kubeconfig", missing])
+    errors = config_errors(a)
+    assert [m for m in errors if m.startswith('--resource: "Guitar" is not APIVERSION/KIND')], \
+        errors
+    assert [m for m in errors if missing in m and "cannot read" in m], errors
+    assert not [m for m in errors if "nothing to watch" in m], errors
+    assert len(errors) == 2, errors
+
+
+def test_bad_resource_alone_is_one_problem(emulator, adapter_factory):
+    """With the rest valid, a bad --resource is the only line: no misleading
+    "nothing to watch" after it, and no connection is opened."""
+    before = emulator.stats()["requests"]
+    a = adapter_factory(["--resource", "v1/", "--sink", "-"], kubeconfig=emulator.kubeconfig)
+    errors = config_errors(a)
+    assert len(errors) == 1 and errors[0].startswith('--resource: "v1/" is not APIVERSION/KIND'), \
+        errors
+    assert emulator.stats()["requests"] == before
+
+
+def test_no_resource_is_nothing_to_watch(emulator, adapter_factory):
+    a = adapter_factory(["--sink", "-"], kubeconfig=emulator.kubeconfig)
+    errors = config_errors(a)
+    assert [m for m in errors if m.startswith("--resource: nothing to watch")], errors
+
+
+def test_kubeconfig_not_guessed_when_its_flag_is_bad(workdir):
+    """A problem in the kubeconfig's own flag is reported as that, not
+    followed by a guess at ~/.kube/config or in-cluster. (Run directly: the
+    fixture appends flags, which a trailing --kubeconfig would take.)"""
+    import subprocess
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": workdir}
+    r = subprocess.run([ADAPTER, "--resource", GUITAR, "--sink", "-", "--kubeconfig"],
+                       capture_output=True, text=True, env=env, timeout=15)
+    assert r.returncode == 2, r.stderr
+    errors = [json.loads(l)["msg"] for l in r.stderr.splitlines() if l.strip()]
+    assert errors == ["--kubeconfig: needs a value"], errors
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (["-n", "guitar-eventing,other"], "guitar-eventing,other"),
+    (["-A"], "*"),
+    ([], "default"),  # the kubeconfig context's namespace, else default
+], ids=["two", "all", "context"])
+def test_start_line_names_the_namespaces(emulator, adapter_factory, flags, expected):
+    emulator.guitars()
+    a = adapter_factory(["--resource", GUITAR, "--sink", "-", *flags],
+                        kubeconfig=emulator.kubeconfig)
+    line = a.wait_log(lambda l: l.get("msg") == "adapter started", 15, "the start line")[0]
+    assert a.stop() == 0
+    assert line["namespaces"] == expected, line
+    assert line["namespace_count"] == (0 if expected == "*" else len(expected.split(",")))

@@ -2,7 +2,7 @@
 import json
 import time
 
-from conftest import free_port
+from conftest import free_port, wait_until
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"
 
@@ -30,8 +30,13 @@ def test_503_503_200_is_three_attempts_one_id(cluster, sink_factory, adapter_fac
     gaps = [reqs[i + 1]["time"] - reqs[i]["time"] for i in range(2)]
     assert gaps[0] >= 0.04 and gaps[1] >= 0.09, gaps
     assert gaps[0] < 5 and gaps[1] < 5, gaps
+    # Logged once per event: its first retry, then its delivery after retries.
     retries = [l for l in a.logs() if l.get("msg") == "delivery failed, retrying"]
-    assert len(retries) == 2 and all(l["status"] == 503 for l in retries), [json.dumps(l) for l in retries]
+    assert len(retries) == 1 and retries[0]["status"] == 503 and retries[0]["attempt"] == 1, \
+        [json.dumps(l) for l in retries]
+    delivered = [l for l in a.logs() if l.get("msg") == "event delivered after retries"]
+    assert len(delivered) == 1 and delivered[0]["attempts"] == 3, [json.dumps(l) for l in delivered]
+    assert delivered[0]["id"] == reqs[0]["headers"]["ce-id"] and delivered[0]["level"] == "info"
 
 
 def test_400_is_one_attempt_logged(cluster, sink_factory, adapter_factory):
@@ -120,9 +125,14 @@ def test_sink_down_then_up(cluster, sink_factory, adapter_factory):
     cluster.guitar("d15")
     cluster.kubectl("-n", "guitar-eventing", "label", "guitar", "d15", "a=1")
     cluster.guitar("other")
-    a.wait_log(lambda l: len([x for x in a.logs() if x.get("msg") == "delivery failed, retrying"])
-               >= 4, 20, "several failed attempts")
+    # One line per event's first retry, then one summary per interval (10 s)
+    # while the events wait, counting the attempts: never a line per attempt.
+    summary = a.wait_log(lambda l: l.get("msg") == "the sink keeps failing, retrying", 20,
+                         "a summary of the failed attempts")[0]
+    assert summary["failed_attempts"] >= 4 and summary["events_retrying"] == 2, summary
+    assert summary["events_queued"] == 3 and summary["status"] == 0 and summary["error"], summary
     refused = [l for l in a.logs() if l.get("msg") == "delivery failed, retrying"]
+    assert len(refused) == 2 and all(l["attempt"] == 1 for l in refused), refused
     assert refused[0]["status"] == 0 and refused[0]["error"]
     sink = sink_factory(port=port)
     sink.wait_events(3, timeout=40)
@@ -132,3 +142,47 @@ def test_sink_down_then_up(cluster, sink_factory, adapter_factory):
     assert sorted(got) == [("d15", "add"), ("d15", "update"), ("other", "add")]
     assert got.index(("d15", "add")) < got.index(("d15", "update"))
     assert not [l for l in a.logs() if "dropping" in l.get("msg", "")]
+
+
+def accepted_names(sink):
+    """Names of the events the sink accepted; reads only the accepted lines
+    (the record of 20,000 refused attempts is large)."""
+    with open(sink.record) as f:
+        return {json.loads(l)["headers"]["ce-name"] for l in f
+                if l.endswith('"status": 200}\n')}
+
+
+def test_2000_events_into_a_failing_sink_log_summaries(emulator, sink_factory, adapter_factory):
+    """A sink answering 503 for 20 s while 2,000 events wait: the log says so
+    in a few lines (the first retries and deliveries after retries up to a
+    burst per interval, one summary per interval), never a line per attempt,
+    and every event arrives once the sink recovers."""
+    n = 2000
+    sink = sink_factory(extra=["--default-status", "503"])
+    a = start(emulator, sink, adapter_factory)
+    before = len(a.logs())
+    t0 = time.monotonic()
+    emulator.control("bulk", {"apiVersion": "kool.karmalabs.local/v1", "kind": "Guitar",
+                              "namespace": "guitar-eventing", "op": "create", "prefix": "g",
+                              "count": n})
+    time.sleep(max(0.0, 20 - (time.monotonic() - t0)))  # the sink fails for 20 s
+    with open(sink.record) as f:
+        attempts = sum(1 for _ in f)
+    during = a.logs()
+    sink.set_responses([], default=200)
+    wait_until(lambda: len(accepted_names(sink)) >= n, 45, f"{n} events accepted")
+    assert a.stop() == 0
+    logs = a.logs()
+    print(f"{attempts} attempts in 20 s; {len(during) - before} log lines then, "
+          f"{len(logs)} in all")
+    assert attempts > 2 * n  # many events were retried, most of them several times
+    assert len(during) < 50 and len(logs) < 50, [json.dumps(l) for l in logs]
+    assert accepted_names(sink) == {f"g{i}" for i in range(n)}
+    summaries = [l for l in during if l.get("msg") == "the sink keeps failing, retrying"]
+    assert 1 <= len(summaries) <= 3, summaries
+    assert summaries[0]["status"] == 503 and summaries[0]["failed_attempts"] > n
+    assert summaries[0]["events_retrying"] > n / 2 and summaries[0]["retries_not_logged"] > 0
+    first = [l for l in logs if l.get("msg") == "delivery failed, retrying"]
+    assert 1 <= len(first) <= 15 and all(l["attempt"] == 1 for l in first), first
+    assert [l for l in logs if l.get("msg") == "event delivered after retries"]
+    assert not [l for l in logs if "dropping" in l.get("msg", "")]

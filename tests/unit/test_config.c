@@ -327,6 +327,23 @@ Test(config, every_problem_is_reported) {
 	config_finish(&c);
 }
 
+Test(config, bad_resource_is_not_also_nothing_to_watch) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e = { 0 };
+
+	cr_assert_eq(LOAD(&c, &env, &e, "--resource", "Guitar", "--sink", "-"), -EINVAL);
+	cr_assert(has_error(&e, "--resource: \"Guitar\" is not APIVERSION/KIND"));
+	cr_assert_not(has_error(&e, "nothing to watch"), "%s", e.lines[1]);
+	cr_assert_eq(e.n, 1);
+	config_finish(&c);
+	/* No --resource at all: that is the problem to report. */
+	e = (struct errs){ 0 };
+	cr_assert_eq(LOAD(&c, &env, &e, "--sink", "-"), -EINVAL);
+	cr_assert(has_error(&e, "--resource: nothing to watch"));
+	config_finish(&c);
+}
+
 Test(config, gvr_version_missing_for_group) {
 	struct config c;
 	struct env env = { {

@@ -97,3 +97,29 @@ Test(log, json_line_with_configured_keys) {
 	close(fds[0]);
 	close(fds[1]);
 }
+
+Test(log, ratelimit_burst_per_interval_counts_the_rest) {
+	struct log_ratelimit rl = { .interval_usec = 10000000, .burst = 3 };
+	uint64_t t = 5000000;
+
+	for (int i = 0; i < 3; i++)
+		cr_assert(log_ratelimit_below(&rl, t + (uint64_t)i));
+	for (int i = 0; i < 100; i++)
+		cr_assert_not(log_ratelimit_below(&rl, t + 9999999));
+	cr_assert_eq(log_ratelimit_take_suppressed(&rl), 100);
+	cr_assert_eq(log_ratelimit_take_suppressed(&rl), 0);
+	/* A new interval: another burst. */
+	cr_assert(log_ratelimit_below(&rl, t + 10000000));
+	cr_assert(log_ratelimit_below(&rl, t + 10000001));
+	cr_assert(log_ratelimit_below(&rl, t + 10000002));
+	cr_assert_not(log_ratelimit_below(&rl, t + 10000003));
+	cr_assert_eq(log_ratelimit_take_suppressed(&rl), 1);
+}
+
+Test(log, ratelimit_zero_is_no_limit) {
+	struct log_ratelimit rl = { 0 };
+
+	for (int i = 0; i < 1000; i++)
+		cr_assert(log_ratelimit_below(&rl, 1));
+	cr_assert_eq(log_ratelimit_take_suppressed(&rl), 0);
+}
