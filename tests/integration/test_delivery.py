@@ -70,24 +70,26 @@ def test_retry_budget_then_drop(cluster, sink_factory, adapter_factory):
 
 
 def test_hung_sink_times_out_and_does_not_stall(cluster, sink_factory, adapter_factory):
+    # The sink hangs on its first request only. The timeout is long enough
+    # that creating the second object (kubectl, slow on a loaded machine)
+    # fits in it, short enough to keep the test quick.
     sink = sink_factory("hang")
-    a = start(cluster, sink, adapter_factory, env={"K_SINK_TIMEOUT": "1"})
+    a = start(cluster, sink, adapter_factory, env={"K_SINK_TIMEOUT": "5"})
     t0 = time.time()
     cluster.guitar("slow")
     sink.wait_requests(1)
     cluster.guitar("other")
     # Another object's event is delivered while the first one hangs.
-    sink.wait_events(1, timeout=5)
-    sink.wait_events(2, timeout=15)
+    sink.wait_events(2, timeout=30)
     assert a.stop() == 0
     reqs = sink.requests()
     slow = [r for r in reqs if r["headers"]["ce-name"] == "slow"]
     assert [r["status"] for r in slow] == [None, 200]
     assert slow[0]["headers"]["ce-id"] == slow[1]["headers"]["ce-id"]
-    assert slow[1]["time"] - slow[0]["time"] >= 0.9  # K_SINK_TIMEOUT bounded the attempt
-    order = [r["headers"]["ce-name"] for r in reqs if r["status"] == 200]
-    assert order == ["other", "slow"]
-    assert time.time() - t0 < 15
+    assert slow[1]["time"] - slow[0]["time"] >= 4.9  # K_SINK_TIMEOUT bounded the attempt
+    (other,) = [r for r in reqs if r["headers"]["ce-name"] == "other"]
+    assert other["status"] == 200 and other["time"] < slow[1]["time"], reqs
+    assert time.time() - t0 < 60  # a hang would never end
 
 
 def test_per_object_order_under_retries(cluster, sink_factory, adapter_factory):
