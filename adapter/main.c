@@ -17,7 +17,7 @@
 #include "adapter/probes.h"
 #include "adapter/sink.h"
 #include "adapter/state.h"
-#include "adapter/watch.h"
+#include "adapter/watcher.h"
 
 #define EXIT_CONFIG 2
 #define EXIT_RUNTIME 1
