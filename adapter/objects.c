@@ -114,7 +114,9 @@ int objects_list_item(struct objects *o, const struct kobj *obj, enum objects_re
 	if (unchanged(o, key, obj))
 		return 0;
 	if (report != OBJECTS_QUIET) {
-		r = fn(known && report == OBJECTS_CHANGES ? CEVENT_UPDATE : CEVENT_ADD, obj, userdata);
+		enum cevent_op op = known && report == OBJECTS_CHANGES ? CEVENT_UPDATE : CEVENT_ADD;
+
+		r = fn(op, obj, userdata);
 		if (r < 0)
 			return r;
 	}

@@ -39,9 +39,9 @@ void watch_retry_later(struct watch *wa, const char *msg, long status, const cha
 								      RETRY_AFTER_MAX_USEC;
 	wa->state = ST_WAITING;
 	wa->failing = true;
-	log_warn("watch", msg, LOG_STR("resource", wa->owner->label), LOG_STR("namespace", ns_of(wa)),
-		LOG_INT("status", status), LOG_STR("error", detail ? detail : ""),
-		LOG_INT("retry_in_ms", delay / 1000u));
+	log_warn("watch", msg, LOG_STR("resource", wa->owner->label),
+		LOG_STR("namespace", ns_of(wa)), LOG_INT("status", status),
+		LOG_STR("error", detail ? detail : ""), LOG_INT("retry_in_ms", delay / 1000u));
 	loop_timer_arm_in(wa->ctx->loop, &wa->timer, delay);
 }
 
@@ -64,7 +64,8 @@ static void status_message(const struct buf *body, char *out, size_t len) {
 }
 
 bool watch_too_large_rv(const char *msg) {
-	return strstr(msg, "Too large resource version") || strstr(msg, "too large resource version");
+	return strstr(msg, "Too large resource version") ||
+		strstr(msg, "too large resource version");
 }
 
 /* An HTTP answer other than 200 to a list or a watch. */
@@ -107,14 +108,15 @@ void watch_http_failure(struct watch *wa, long status) {
 	}
 	if (permanent && wa->ctx->cfg->fail_fast) {
 		log_error("watch", what, LOG_STR("resource", wa->owner->label),
-			LOG_STR("namespace", ns_of(wa)), LOG_INT("status", status), LOG_STR("error", msg),
-			LOG_BOOL("fail_fast", true));
+			LOG_STR("namespace", ns_of(wa)), LOG_INT("status", status),
+			LOG_STR("error", msg), LOG_BOOL("fail_fast", true));
 		wa->ctx->fatal(wa->ctx->userdata);
 		return;
 	}
 	if (permanent)
 		log_error("watch", what, LOG_STR("resource", wa->owner->label),
-			LOG_STR("namespace", ns_of(wa)), LOG_INT("status", status), LOG_STR("error", msg));
+			LOG_STR("namespace", ns_of(wa)), LOG_INT("status", status),
+			LOG_STR("error", msg));
 	watch_retry_later(wa, "list or watch failed, retrying", status, msg);
 }
 
@@ -123,11 +125,12 @@ void watch_http_failure(struct watch *wa, long status) {
 int watch_append_query(struct buf *b, const char *key, const char *value) {
 	int r = buf_printf(b, "%c%s=", strchr(b->data ? b->data : "", '?') ? '&' : '?', key);
 
-	for (const unsigned char *p = (const unsigned char *)value; r >= 0 && *p; p++)
-		r = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-				strchr("-._~", *p) ?
-			buf_printf(b, "%c", *p) :
-			buf_printf(b, "%%%02X", *p);
+	for (const unsigned char *p = (const unsigned char *)value; r >= 0 && *p; p++) {
+		bool unreserved = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			(*p >= '0' && *p <= '9') || strchr("-._~", *p);
+
+		r = unreserved ? buf_printf(b, "%c", *p) : buf_printf(b, "%%%02X", *p);
+	}
 	return r < 0 ? r : 0;
 }
 
@@ -165,11 +168,14 @@ static void list_failed(struct watch *wa, int err, long status, const char *errb
 	ndjson_list_destroy(wa->list);
 	wa->list = NULL;
 	if (err == -ECANCELED && wa->stream_error) {
-		watch_retry_later(wa, wa->pending == PENDING_NOT_QUEUED ?
-				"cannot queue a listed change, listing it again" :
-			wa->stream_error == -E2BIG ? "list item larger than --max-event-bytes, retrying" :
-						     "invalid list response, retrying",
-			status, strerror(-wa->stream_error));
+		const char *msg = "invalid list response, retrying";
+
+		if (wa->pending == PENDING_NOT_QUEUED)
+			msg = "cannot queue a listed change, listing it again";
+		else if (wa->stream_error == -E2BIG)
+			msg = "list item larger than --max-event-bytes, retrying";
+
+		watch_retry_later(wa, msg, status, strerror(-wa->stream_error));
 		return;
 	}
 	if (err) {
@@ -228,11 +234,13 @@ static void list_done(struct watch *wa, int err, long status, const char *errbuf
 	 * gap (with events), or were only on the pages of an abandoned first list
 	 * (quietly, unless they were announced as initial events). */
 	if (wa->relisting || wa->list_restarted) {
+		const struct watch_owner *o = wa->owner;
+
 		r = objects_sweep(&wa->objects, wa->relisting || wa->ctx->cfg->initial_events,
-			wa->owner->kind, wa->owner->api_version, wa->owner->emit, wa->owner->userdata);
+			o->kind, o->api_version, o->emit, o->userdata);
 		if (r < 0) {
 			/* The deletes not queued are found again by the next list. */
-			watch_retry_later(wa, "cannot queue the deletes a list found, listing again", 0,
+			watch_retry_later(wa, "cannot queue a delete a list found, listing again", 0,
 				strerror(-r));
 			return;
 		}
@@ -245,9 +253,9 @@ static void list_done(struct watch *wa, int err, long status, const char *errbuf
 	wa->synced = true;
 	metrics_count_event(NULL, wa->mw, METRICS_EV_LISTED, loop_now_usec());
 	backoff_reset(&wa->backoff);
-	log_info("watch", wa->announced ? "relisted" : "watching", LOG_STR("resource", wa->owner->label),
-		LOG_STR("namespace", ns_of(wa)), LOG_STR("resourceVersion", wa->rv),
-		LOG_INT("objects", objects_count(&wa->objects)));
+	log_info("watch", wa->announced ? "relisted" : "watching",
+		LOG_STR("resource", wa->owner->label), LOG_STR("namespace", ns_of(wa)),
+		LOG_STR("resourceVersion", wa->rv), LOG_INT("objects", objects_count(&wa->objects)));
 	wa->announced = true;
 	watch_stream_start(wa);
 }
@@ -282,7 +290,8 @@ void watch_list_start(struct watch *wa) {
 	if (r == 0 && wa->owner->label_selector)
 		r = watch_append_query(&path, "labelSelector", wa->owner->label_selector);
 	if (r == 0)
-		r = ndjson_list_create(wa->ctx->cfg->max_event_bytes, handle_list_item, wa, &wa->list);
+		r = ndjson_list_create(wa->ctx->cfg->max_event_bytes, handle_list_item, wa,
+			&wa->list);
 	if (r == 0)
 		r = watch_send_request(wa, ST_LISTING, path.data);
 	buf_finish(&path);
@@ -315,7 +324,8 @@ size_t watch_io_body(struct watch *wa, const char *data, size_t n) {
 	if (wa->owner->full && wa->owner->full(wa->owner->userdata)) {
 		if (!wa->paused)
 			log_debug("watch", "delivery queue full, pausing the stream",
-				LOG_STR("resource", wa->owner->label), LOG_STR("namespace", ns_of(wa)));
+				LOG_STR("resource", wa->owner->label),
+				LOG_STR("namespace", ns_of(wa)));
 		wa->paused = true;
 		return WATCH_IO_PAUSE;
 	}
@@ -405,7 +415,8 @@ void watch_start(struct watch *wa) {
 	if (wa->relist_on_resume) {
 		/* synced: this list is a relist, diffed and swept. */
 		log_info("watch", "watching", LOG_STR("resource", wa->owner->label),
-			LOG_STR("namespace", ns_of(wa)), LOG_INT("objects", objects_count(&wa->objects)),
+			LOG_STR("namespace", ns_of(wa)),
+			LOG_INT("objects", objects_count(&wa->objects)),
 			LOG_BOOL("from_checkpoint", true), LOG_BOOL("relist", true));
 		watch_list_start(wa);
 		return;

@@ -15,8 +15,9 @@ static void error_event(struct watch *wa, const struct kobj *status) {
 		wa->pending = PENDING_RELIST;
 		if (wa->owner->mres)
 			wa->owner->mres->expired++;
-		log_info("watch", "watch expired, listing again", LOG_STR("resource", wa->owner->label),
-			LOG_STR("namespace", ns_of(wa)), LOG_STR("error", status->message));
+		log_info("watch", "watch expired, listing again",
+			LOG_STR("resource", wa->owner->label), LOG_STR("namespace", ns_of(wa)),
+			LOG_STR("error", status->message));
 		return;
 	}
 	wa->pending = watch_too_large_rv(status->message) ? PENDING_RELIST : PENDING_BAD_STREAM;
@@ -45,7 +46,8 @@ static int handle_line(const char *line, size_t len, void *userdata) {
 	switch (ev.type) {
 	case NDJSON_ADDED:
 	case NDJSON_MODIFIED:
-		r = objects_update(&wa->objects, &ev.obj, ev.type == NDJSON_ADDED, o->emit, o->userdata);
+		r = objects_update(&wa->objects, &ev.obj, ev.type == NDJSON_ADDED, o->emit,
+			o->userdata);
 		break;
 	case NDJSON_DELETED:
 		r = objects_delete(&wa->objects, &ev.obj, o->emit, o->userdata);
@@ -56,7 +58,8 @@ static int handle_line(const char *line, size_t len, void *userdata) {
 		error_event(wa, &ev.obj);
 		return -ECANCELED;
 	case NDJSON_UNKNOWN:
-		log_debug("watch", "ignoring an unknown watch event type", LOG_STR("type", ev.type_name));
+		log_debug("watch", "ignoring an unknown watch event type",
+			LOG_STR("type", ev.type_name));
 		break;
 	}
 	/* The stream resumes from the last version whose events were queued. */
@@ -97,10 +100,13 @@ void watch_stream_done(struct watch *wa, int err, long status, const char *errbu
 		return;
 	case PENDING_BAD_STREAM:
 		if (wa->stream_error == -E2BIG)
-			log_error("watch", "a watch event is longer than --max-event-bytes; raise it",
-				LOG_STR("resource", wa->owner->label), LOG_STR("namespace", ns_of(wa)),
+			log_error("watch",
+				"a watch event is longer than --max-event-bytes; raise it",
+				LOG_STR("resource", wa->owner->label),
+				LOG_STR("namespace", ns_of(wa)),
 				LOG_INT("max_event_bytes", wa->ctx->cfg->max_event_bytes));
-		watch_retry_later(wa, "bad watch stream, resuming from the last resourceVersion", wa->status,
+		watch_retry_later(wa, "bad watch stream, resuming from the last resourceVersion",
+			wa->status,
 			wa->stream_error ? strerror(-wa->stream_error) : wa->errbody.data);
 		return;
 	case PENDING_NOT_QUEUED:

@@ -105,9 +105,10 @@ static char *collection_path(const struct watcher *w, const char *ns) {
 	int n;
 
 	if (*res->group)
-		n = ns ? asprintf(&path, "/apis/%s/%s/namespaces/%s/%s", res->group, res->version, ns,
-				 w->disc.resource) :
-			 asprintf(&path, "/apis/%s/%s/%s", res->group, res->version, w->disc.resource);
+		n = ns ? asprintf(&path, "/apis/%s/%s/namespaces/%s/%s", res->group, res->version,
+				 ns, w->disc.resource) :
+			 asprintf(&path, "/apis/%s/%s/%s", res->group, res->version,
+				 w->disc.resource);
 	else
 		n = ns ? asprintf(&path, "/api/%s/namespaces/%s/%s", res->version, ns,
 				 w->disc.resource) :
