@@ -227,11 +227,12 @@ int http_start(struct http *h, struct http_xfer *x) {
 	return 0;
 }
 
-int http_pause_recv(struct http *h, struct http_xfer *x, bool pause) {
-	(void)h;
-	if (!x->active)
-		return 0;
-	return curl_easy_pause(x->easy, pause ? CURLPAUSE_RECV : CURLPAUSE_CONT) == CURLE_OK ?
-		0 :
-		-EIO;
+void http_resume_recv(struct http *h, struct http_xfer *x) {
+	long status = 0;
+
+	if (!x->active || curl_easy_pause(x->easy, CURLPAUSE_CONT) == CURLE_OK)
+		return;
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	http_cancel(h, x);
+	x->done(x, -ECANCELED, status, "stream ended on resume", x->userdata);
 }

@@ -18,7 +18,7 @@
 #include "adapter/sink.h"
 #include "adapter/state.h"
 #include "adapter/util/buf.h"
-#include "adapter/watch.h"
+#include "adapter/watcher.h"
 
 #define EXIT_CONFIG 2
 #define EXIT_RUNTIME 1

@@ -40,8 +40,11 @@ void http_xfer_finish(struct http *h, struct http_xfer *x);
 int http_start(struct http *h, struct http_xfer *x);
 /* Removes an active transfer without calling done. Not from a curl callback. */
 void http_cancel(struct http *h, struct http_xfer *x);
-/* Pauses or resumes receiving on a transfer (backpressure). */
-int http_pause_recv(struct http *h, struct http_xfer *x, bool pause);
+/* Resumes receiving on a transfer its write callback paused (backpressure).
+ * libcurl may hand the kept data over at once; if that ends the transfer (the
+ * write callback aborts it), libcurl forgets it, so it is removed here and its
+ * done callback called with -ECANCELED. Not from inside a libcurl callback. */
+void http_resume_recv(struct http *h, struct http_xfer *x);
 
 /* Maps a CURLcode to a negative errno as documented above. */
 int http_map_error(CURLcode code);

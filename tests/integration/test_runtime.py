@@ -171,9 +171,11 @@ def test_metrics_match_the_sink(emulator, sink_factory, adapter_factory):
     emulator.guitar("m9")
     emulator.control("compact")
     emulator.control("faults", method="DELETE")
-    wait_until(lambda: metrics(port).get(
-        f'apiserversource_relists_total{{resource="{res}"}}', 0) >= 1, 15, "a relist counted")
-    m = metrics(port)
+    # The relist is counted when it starts; its items, once its answer is in.
+    m = wait_until(lambda: (lambda m: m if m.get(
+        f'apiserversource_relists_total{{resource="{res}"}}', 0) >= 1 and m.get(
+        f'apiserversource_watch_events_total{{resource="{res}",type="LISTED"}}', 0) >= 5
+        else None)(metrics(port)), 15, "a relist counted")
     assert m[f'apiserversource_watch_expired_total{{resource="{res}"}}'] >= 1
     assert m[f'apiserversource_watch_restarts_total{{resource="{res}"}}'] >= 1
     assert m[f'apiserversource_watch_events_total{{resource="{res}",type="LISTED"}}'] >= 5

@@ -6,6 +6,7 @@
 
 #include "adapter/cesql.h"
 #include "adapter/filter.h"
+#include "adapter/objects.h"
 #include "adapter/util/yamldoc.h"
 
 /* Allocation failures on every path of the CESQL and filter parsers and
@@ -178,4 +179,98 @@ Test(oom, filter_yaml) {
 	cr_assert_eq(yamldoc_load_all(text, strlen(text), &docs, &ndocs, &yerr), 1);
 	fail_each_allocation(run_yaml);
 	yamldoc_free_all(docs, ndocs);
+}
+
+/* ---------------- the object table: nothing lost ---------------- */
+
+static char reported[16][1200];
+static size_t n_reported;
+
+static int note(enum cevent_op op, const struct kobj *obj, void *userdata) {
+	(void)userdata;
+	if (n_reported < 16)
+		snprintf(reported[n_reported++], sizeof(reported[0]), "%d %s %s", (int)op, obj->name,
+			obj->resource_version);
+	return 0;
+}
+
+static bool was_reported(enum cevent_op op, const char *name, const char *rv) {
+	char want[1200];
+
+	snprintf(want, sizeof(want), "%d %s %s", (int)op, name, rv);
+	for (size_t i = 0; i < n_reported; i++)
+		if (strcmp(reported[i], want) == 0)
+			return true;
+	return false;
+}
+
+/* Lists "name:rv" items; returns 0 or the first failure. */
+static int list(struct objects *o, const char *const *items, enum objects_report report) {
+	for (; *items; items++) {
+		char json[200];
+		struct kobj k;
+		int r;
+
+		memset(&k, 0, sizeof(k));
+		sscanf(*items, "%63[^:]:%63s", k.name, k.resource_version);
+		snprintf(k.uid, sizeof(k.uid), "uid-%.50s", k.name);
+		strcpy(k.namespace, "default");
+		snprintf(json, sizeof(json), "{\"metadata\":{\"name\":\"%.50s\"}}", k.name);
+		k.json = json;
+		k.json_len = strlen(json);
+		r = objects_list_item(o, &k, report, note, NULL);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* A relist where the n-th allocation fails, retried as watch.c retries (the
+ * same list after a failed item, a new one after a failed sweep): every
+ * change of the gap is reported, whichever allocation failed. */
+Test(oom, objects_relist_loses_nothing) {
+	static const char *const old[] = { "a:1", "b:2", "c:3", NULL };
+	static const char *const now[] = { "a:1", "b:7", "e:8", NULL };
+
+	for (long n = 0;; n++) {
+		struct objects o;
+		uint64_t changes = 0;
+		bool fresh = true;
+
+		objects_init(&o, true, &changes);
+		objects_list_begin(&o);
+		cr_assert_eq(list(&o, old, OBJECTS_QUIET), 0);
+		n_reported = 0;
+		failed = false;
+		countdown = n;
+		for (int attempt = 0;; attempt++) {
+			cr_assert_lt(attempt, 5);
+			if (fresh)
+				objects_list_begin(&o);
+			if (list(&o, now, OBJECTS_CHANGES) < 0) {
+				countdown = -1;
+				fresh = false;
+				continue;
+			}
+			if (objects_sweep(&o, true, "Guitar", "v1", note, NULL) < 0) {
+				countdown = -1;
+				fresh = true;
+				continue;
+			}
+			break;
+		}
+		countdown = -1;
+		cr_assert(was_reported(CEVENT_UPDATE, "b", "7"), "allocation %ld: update lost", n);
+		cr_assert(was_reported(CEVENT_ADD, "e", "8"), "allocation %ld: add lost", n);
+		cr_assert(was_reported(CEVENT_DELETE, "c", "3"), "allocation %ld: delete lost", n);
+		cr_assert_eq(objects_count(&o), 3);
+		objects_finish(&o);
+		if (!failed) {
+			cr_assert_gt(n, 5, "only %ld allocations", n);
+			break;
+		}
+	}
+#ifdef HAVE_ASAN
+	cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "leaks after allocation failures");
+#endif
 }

@@ -1,0 +1,218 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapter/objects.h"
+
+static const char *key_of(const struct kobj *obj, char *buf, size_t len) {
+	if (obj->uid[0])
+		return obj->uid;
+	snprintf(buf, len, "%s/%s", obj->namespace, obj->name);
+	return buf;
+}
+
+static void changed(struct objects *o) {
+	if (o->changes)
+		(*o->changes)++;
+}
+
+void objects_init(struct objects *o, bool keep_json, uint64_t *changes) {
+	hashmap_init(&o->map);
+	o->generation = 0;
+	o->keep_json = keep_json;
+	o->changes = changes;
+}
+
+void objects_finish(struct objects *o) {
+	if (!o)
+		return;
+	state_objects_clear(&o->map);
+}
+
+void objects_adopt(struct objects *o, struct hashmap *map) {
+	state_objects_clear(&o->map);
+	o->map = *map;
+	hashmap_init(map);
+}
+
+size_t objects_count(const struct objects *o) {
+	return o->map.count;
+}
+
+const struct state_object *objects_get(const struct objects *o, const char *key) {
+	return hashmap_get(&o->map, key);
+}
+
+bool objects_next(struct objects *o, struct hashmap_iter *it, const char **ret_key,
+	const struct state_object **ret_object) {
+	void *v;
+
+	if (!hashmap_next(&o->map, it, ret_key, &v))
+		return false;
+	*ret_object = v;
+	return true;
+}
+
+void objects_list_begin(struct objects *o) {
+	o->generation++;
+}
+
+/* Records the object's latest state, seen by the current list. Returns 0 or
+ * -ENOMEM (then the table is as it was). */
+static int record(struct objects *o, const char *key, const struct kobj *obj) {
+	struct state_object *old = hashmap_get(&o->map, key), *n = NULL;
+	int r = -ENOMEM;
+
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		goto out;
+	n->rv = strdup(obj->resource_version);
+	n->name = strdup(obj->name);
+	n->ns = strdup(obj->namespace);
+	if (!n->rv || !n->name || !n->ns)
+		goto out;
+	if (o->keep_json) {
+		n->json = malloc(obj->json_len + 1);
+		if (!n->json)
+			goto out;
+		memcpy(n->json, obj->json, obj->json_len);
+		n->json[obj->json_len] = '\0';
+		n->json_len = obj->json_len;
+	}
+	n->generation = o->generation;
+	n->typed = obj->kind[0] && obj->api_version[0];
+	r = hashmap_put(&o->map, key, n);
+	if (r < 0)
+		goto out;
+	n = NULL; /* the table's now */
+	state_object_free(old);
+	changed(o);
+out:
+	state_object_free(n);
+	return r;
+}
+
+/* Marks an object known at this resourceVersion as seen by the current list.
+ * Returns the stored object, or NULL when it is new or changed. */
+static struct state_object *unchanged(struct objects *o, const char *key, const struct kobj *obj) {
+	struct state_object *s = hashmap_get(&o->map, key);
+
+	if (!s || strcmp(s->rv, obj->resource_version) != 0)
+		return NULL;
+	s->generation = o->generation;
+	return s;
+}
+
+int objects_list_item(struct objects *o, const struct kobj *obj, enum objects_report report,
+	objects_emit_fn fn, void *userdata) {
+	char kbuf[OBJECTS_KEY_MAX];
+	const char *key = key_of(obj, kbuf, sizeof(kbuf));
+	bool known = hashmap_get(&o->map, key) != NULL;
+	int r;
+
+	if (unchanged(o, key, obj))
+		return 0;
+	if (report != OBJECTS_QUIET) {
+		enum cevent_op op = known && report == OBJECTS_CHANGES ? CEVENT_UPDATE : CEVENT_ADD;
+
+		r = fn(op, obj, userdata);
+		if (r < 0)
+			return r;
+	}
+	return record(o, key, obj);
+}
+
+int objects_update(struct objects *o, const struct kobj *obj, bool added, objects_emit_fn fn,
+	void *userdata) {
+	char kbuf[OBJECTS_KEY_MAX];
+	const char *key = key_of(obj, kbuf, sizeof(kbuf));
+	bool known = hashmap_get(&o->map, key) != NULL;
+	int r;
+
+	if (unchanged(o, key, obj))
+		return 0;
+	r = fn(added || !known ? CEVENT_ADD : CEVENT_UPDATE, obj, userdata);
+	if (r < 0)
+		return r;
+	r = record(o, key, obj);
+	return r < 0 ? r : 1;
+}
+
+int objects_delete(struct objects *o, const struct kobj *obj, objects_emit_fn fn, void *userdata) {
+	char kbuf[OBJECTS_KEY_MAX];
+	const char *key = key_of(obj, kbuf, sizeof(kbuf));
+	struct state_object *s = hashmap_get(&o->map, key);
+	struct kobj last = *obj;
+	int r;
+
+	if (s)
+		snprintf(last.resource_version, sizeof(last.resource_version), "%s", s->rv);
+	r = fn(CEVENT_DELETE, &last, userdata);
+	if (r < 0)
+		return r;
+	state_object_free(hashmap_remove(&o->map, key));
+	changed(o);
+	return 0;
+}
+
+/* The object a delete found by a sweep carries: its last state, or (when
+ * only references are kept) a reference written into ref. */
+static void stale_object(const char *key, const struct state_object *s, const char *kind,
+	const char *api_version, char *ref, size_t ref_len, struct kobj *ret) {
+	int n;
+
+	memset(ret, 0, sizeof(*ret));
+	if (s->json) {
+		ret->json = s->json;
+		ret->json_len = s->json_len;
+		if (s->typed) {
+			/* The stored object has them: nothing to splice in. */
+			snprintf(ret->kind, sizeof(ret->kind), "%s", kind);
+			snprintf(ret->api_version, sizeof(ret->api_version), "%s", api_version);
+		}
+	} else {
+		n = snprintf(ref, ref_len,
+			"{\"kind\":\"%s\",%s%s%s\"name\":\"%s\",\"apiVersion\":\"%s\"}", kind,
+			*s->ns ? "\"namespace\":\"" : "", s->ns, *s->ns ? "\"," : "", s->name,
+			api_version);
+		ret->json = ref;
+		ret->json_len = n > 0 && (size_t)n < ref_len ? (size_t)n : 0;
+		snprintf(ret->kind, sizeof(ret->kind), "%s", kind);
+		snprintf(ret->api_version, sizeof(ret->api_version), "%s", api_version);
+	}
+	snprintf(ret->name, sizeof(ret->name), "%s", s->name);
+	snprintf(ret->namespace, sizeof(ret->namespace), "%s", s->ns);
+	snprintf(ret->resource_version, sizeof(ret->resource_version), "%s", s->rv);
+	if (!strchr(key, '/'))
+		snprintf(ret->uid, sizeof(ret->uid), "%s", key);
+}
+
+int objects_sweep(struct objects *o, bool with_events, const char *kind, const char *api_version,
+	objects_emit_fn fn, void *userdata) {
+	struct hashmap_iter it = { 0 };
+	const char *key;
+	void *v;
+	int n = 0, r;
+
+	while (hashmap_next(&o->map, &it, &key, &v)) {
+		struct state_object *s = v;
+		char ref[3 * NDJSON_NAME_MAX + 600];
+		struct kobj obj;
+
+		if (s->generation == o->generation)
+			continue;
+		if (with_events) {
+			stale_object(key, s, kind ? kind : "", api_version ? api_version : "", ref,
+				sizeof(ref), &obj);
+			r = fn(CEVENT_DELETE, &obj, userdata);
+			if (r < 0)
+				return r;
+		}
+		hashmap_remove(&o->map, key);
+		state_object_free(s);
+		changed(o);
+		n++;
+	}
+	return n;
+}

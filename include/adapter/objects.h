@@ -1,0 +1,87 @@
+#ifndef ADAPTER_OBJECTS_H
+#define ADAPTER_OBJECTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adapter/cevent.h"
+#include "adapter/ndjson.h"
+#include "adapter/state.h"
+#include "adapter/util/hashmap.h"
+
+/* The objects one watch has seen, and the diff a relist makes against them.
+ * No I/O and no logging: each change is handed to the caller's fn, which
+ * queues its event, and is recorded only once fn has succeeded. When fn fails,
+ * nothing is recorded, so the next list or watch event reports the same change
+ * again: a change that could not be queued is never lost.
+ *
+ * Objects are keyed by uid, or namespace/name when an object has none. Each
+ * carries the generation of the last list that saw it; a complete list sweeps
+ * those it did not see (deleted in the gap). */
+
+#define OBJECTS_KEY_MAX (2 * NDJSON_NAME_MAX + 2)
+
+/* Queues the event for one change. Returns >= 0 once it is queued (or
+ * deliberately left out), a negative errno when it could not be. */
+typedef int (*objects_emit_fn)(enum cevent_op op, const struct kobj *obj, void *userdata);
+
+struct objects {
+	struct hashmap map; /* key -> struct state_object */
+	unsigned generation; /* of the list in progress, or the last one */
+	bool keep_json;      /* keep last states (for the deletes a relist finds) */
+	uint64_t *changes;   /* bumped on every change recorded; may be NULL */
+};
+
+/* keep_json: keep each object's last state, not only its reference. changes is
+ * borrowed and must outlive the table. */
+void objects_init(struct objects *o, bool keep_json, uint64_t *changes);
+/* Frees every object. A zeroed table is fine. */
+void objects_finish(struct objects *o);
+/* Takes over a checkpoint's objects (struct state_object values); leaves map
+ * empty. Whatever the table held is freed. */
+void objects_adopt(struct objects *o, struct hashmap *map);
+size_t objects_count(const struct objects *o);
+/* The object stored under key, or NULL. Borrowed from the table. */
+const struct state_object *objects_get(const struct objects *o, const char *key);
+/* Iterates (it starts zeroed); false when done. For checkpoints. */
+bool objects_next(struct objects *o, struct hashmap_iter *it, const char **ret_key,
+	const struct state_object **ret_object);
+
+/* A new list begins (not a next page): objects it lists are marked with a new
+ * generation, and objects_sweep() finds the others when it is complete. */
+void objects_list_begin(struct objects *o);
+/* What a list reports of the items it finds new or changed. */
+enum objects_report {
+	OBJECTS_QUIET,	 /* nothing: the first list, without initial events */
+	OBJECTS_ADDS,	 /* CEVENT_ADD for each: the first list, with initial events */
+	OBJECTS_CHANGES, /* CEVENT_ADD when new, CEVENT_UPDATE when changed: a relist */
+};
+
+/* One list item. Unchanged since last seen: marked as listed, fn not called.
+ * New or changed: fn gets the event report asks for first (none when quiet),
+ * then it is recorded. Returns 0, fn's negative return or -ENOMEM; on failure
+ * nothing is recorded. */
+int objects_list_item(struct objects *o, const struct kobj *obj, enum objects_report report,
+	objects_emit_fn fn, void *userdata);
+/* A watch event ADDED (added) or MODIFIED. Already known at this
+ * resourceVersion: nothing to do. Otherwise fn gets CEVENT_ADD (ADDED, or a
+ * MODIFIED of an unknown object) or CEVENT_UPDATE, then the object is recorded.
+ * Returns 1 when fn was called, 0 when unchanged, or a negative errno (fn's, or
+ * -ENOMEM recording it; fn will then be called again for the same change). */
+int objects_update(struct objects *o, const struct kobj *obj, bool added, objects_emit_fn fn,
+	void *userdata);
+/* A watch event DELETED: fn gets CEVENT_DELETE with the object's last known
+ * resourceVersion (so the delete a relist finds and this one share an id),
+ * then the object is forgotten. Returns 0 or fn's negative return. */
+int objects_delete(struct objects *o, const struct kobj *obj, objects_emit_fn fn, void *userdata);
+/* After a complete list: the objects it did not list. with_events: fn gets
+ * CEVENT_DELETE with each one's last state (or a reference carrying kind and
+ * api_version), and the object is forgotten once fn succeeds; the first
+ * failure stops the sweep and is returned, and the rest stay for the next
+ * list's sweep. Without events they are forgotten quietly. Returns the number
+ * forgotten, or a negative errno. */
+int objects_sweep(struct objects *o, bool with_events, const char *kind, const char *api_version,
+	objects_emit_fn fn, void *userdata);
+
+#endif

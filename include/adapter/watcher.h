@@ -1,0 +1,36 @@
+#ifndef ADAPTER_WATCHER_H
+#define ADAPTER_WATCHER_H
+
+#include <stdbool.h>
+
+#include "adapter/config.h"
+#include "adapter/state.h"
+#include "adapter/watch.h"
+
+/* List and watch one configured resource: discovery (kind -> plural and
+ * scope, retried with backoff until the kind is served), then one watch
+ * (watch.c) per namespace, or one cluster-wide, each taking over what a
+ * checkpoint kept for it. The watcher turns the changes its watches report
+ * into CloudEvents (owner filter, filters) and queues them. */
+
+struct watcher;
+
+/* Borrows ctx and res. */
+int watcher_create(struct watch_context *ctx, const struct config_resource *res,
+	struct watcher **ret_watcher);
+void watcher_destroy(struct watcher *w);
+int watcher_start(struct watcher *w);
+/* Cancels every transfer and timer; events already queued stay queued. */
+void watcher_stop(struct watcher *w);
+/* Resumes the streams paused because the delivery queue was full. Not from
+ * inside a libcurl callback. */
+void watcher_resume(struct watcher *w);
+/* Writes the state of every synced watch of this resource. */
+int watcher_checkpoint(const struct watcher *w, struct state_writer *sw);
+/* False while a list or watch of this resource is failing (the API server
+ * unreachable, or answering errors), until it answers 200 again. */
+bool watcher_reachable(const struct watcher *w);
+/* True once every watch of this resource has listed and is watching. */
+bool watcher_synced(const struct watcher *w);
+
+#endif
