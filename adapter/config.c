@@ -407,7 +407,8 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 	if (f.n_resources) {
 		config_free_resources(cfg);
 		for (size_t i = 0; i < f.n_resources; i++) {
-			if (f.selector)
+			/* kubectl's -l "": no selector, everything. */
+			if (f.selector && *f.selector)
 				f.resources[i].label_selector = config_xstrdup(f.selector);
 			config_add_resource(cfg, &f.resources[i]);
 		}
@@ -496,7 +497,7 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 					 "K_SOURCE_CONFIG, or --source-file");
 	for (size_t i = 0; i < cfg->n_resources; i++) {
 		const char *sel = cfg->resources[i].label_selector;
-		if (sel && (strstr(sel, ",,") || sel[0] == ',' || sel[strlen(sel) - 1] == ','))
+		if (sel && *sel && (strstr(sel, ",,") || sel[0] == ',' || sel[strlen(sel) - 1] == ','))
 			config_report(&c, "-l", "\"%s\" is not a valid label selector", sel);
 	}
 	if (cfg->all_namespaces && cfg->n_namespaces && !f.n_namespaces && !f.all_namespaces)

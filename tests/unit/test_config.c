@@ -89,6 +89,18 @@ Test(config, command_line) {
 	config_finish(&c);
 }
 
+Test(config, empty_selector_means_everything) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e = { 0 };
+
+	/* Once a heap-buffer-overflow (reading before the empty string). */
+	cr_assert_eq(LOAD(&c, &env, &e, "--resource", "v1/Pod", "-l", "", "--sink", "-"), 0, "%s",
+		e.lines[0]);
+	cr_assert_null(c.resources[0].label_selector);
+	config_finish(&c);
+}
+
 Test(config, stdout_sink_all_namespaces_reference) {
 	struct config c;
 	struct env env = { { { NULL } } };
