@@ -26,6 +26,10 @@ struct kube {
 	struct blob ca;
 	bool insecure;
 	char *tls_server_name;
+	/* With tls-server-name: requests name it in the URL (so TLS verifies
+	 * and sends SNI for it) and connect_to sends them to the server. */
+	char *request_base;
+	struct curl_slist *connect_to;
 	char *token;
 	char *token_file;
 	uint64_t token_read_usec;
@@ -60,6 +64,8 @@ void kube_destroy(struct kube *k) {
 	free(k->server_base);
 	blob_free(&k->ca);
 	free(k->tls_server_name);
+	free(k->request_base);
+	curl_slist_free_all(k->connect_to);
 	free_secret(&k->token);
 	free(k->token_file);
 	blob_free(&k->client_cert);
@@ -78,6 +84,43 @@ const char *kube_default_namespace(const struct kube *k) {
 
 bool kube_in_cluster(const struct kube *k) {
 	return k->in_cluster;
+}
+
+/* kubeconfig's tls-server-name: the name the server's certificate is
+ * checked against (and sent as SNI) instead of the server URL's host. */
+static int use_tls_server_name(struct kube *k) {
+	CURLU *u = curl_url();
+	char *host = NULL, *port = NULL, *path = NULL, *scheme = NULL, *line = NULL;
+	int r = -EINVAL;
+
+	if (!u)
+		return -ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, k->server_base, 0) != CURLUE_OK ||
+		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+		curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+		curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+		curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+		goto out;
+	r = -ENOMEM;
+	if (asprintf(&k->request_base, "%s://%s:%s%s", scheme, k->tls_server_name, port,
+		    strcmp(path, "/") == 0 ? "" : path) < 0) {
+		k->request_base = NULL;
+		goto out;
+	}
+	if (asprintf(&line, "%s:%s:%s:%s", k->tls_server_name, port, host, port) < 0) {
+		line = NULL;
+		goto out;
+	}
+	k->connect_to = curl_slist_append(NULL, line);
+	r = k->connect_to ? 0 : -ENOMEM;
+out:
+	free(line);
+	curl_free(host);
+	curl_free(port);
+	curl_free(path);
+	curl_free(scheme);
+	curl_url_cleanup(u);
+	return r;
 }
 
 static int set_server(struct kube *k, const char *server) {
@@ -284,8 +327,18 @@ static int load_kubeconfig(struct kube *k, const struct config *cfg, const char 
 		goto oom;
 	n = yamldoc_get(&docs[0], cluster, "insecure-skip-tls-verify");
 	k->insecure = n && (s = yamldoc_str(n)) && strcmp(s, "true") == 0;
-	if ((s = yamldoc_str(yamldoc_get(&docs[0], cluster, "tls-server-name"))) && *s)
+	if ((s = yamldoc_str(yamldoc_get(&docs[0], cluster, "tls-server-name"))) && *s) {
+		if (strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+				strlen(s) ||
+			strlen(s) > 253) {
+			kerr(&c, yamldoc_get(&docs[0], cluster, "tls-server-name"),
+				"cluster.tls-server-name", "expected a host name");
+			goto out;
+		}
 		k->tls_server_name = strdup(s);
+		if (!k->tls_server_name || use_tls_server_name(k) == -ENOMEM)
+			goto oom;
+	}
 	if (load_file_or_data(&c, &docs[0], cluster, "certificate-authority",
 		    "certificate-authority-data", "CA", &k->ca) == -ENOMEM)
 		goto oom;
@@ -465,11 +518,12 @@ int kube_setup_request(struct kube *k, CURL *easy, const char *path,
 		k->token_stale = false;
 		k->token_read_usec = loop_now_usec();
 	}
-	if (asprintf(&url, "%s%s", k->server_base, path) < 0) {
+	if (asprintf(&url, "%s%s", k->request_base ? k->request_base : k->server_base, path) < 0) {
 		url = NULL;
 		goto out;
 	}
 	curl_easy_setopt(easy, CURLOPT_URL, url);
+	curl_easy_setopt(easy, CURLOPT_CONNECT_TO, k->connect_to);
 	/* One connection per watch over HTTP/1.1; see the README on HTTP/2. */
 	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);

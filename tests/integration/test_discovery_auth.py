@@ -119,3 +119,34 @@ def test_irregular_plural_and_cluster_scoped_crd(cluster, sink, adapter_factory)
                   if l.get("msg") == "resource discovered"}
     assert discovered == {"Guitar": "guitarz.strings.example.com/v1",
                           "Ukulele": "ukuleles.strings.example.com/v1"}
+
+
+def test_tls_server_name(cluster, sink, adapter_factory, workdir):
+    """kubeconfig's tls-server-name: the certificate is checked against that
+    name (the serving certificates here name localhost and 127.0.0.1), while
+    the connection goes to the server URL; a name the certificate lacks fails."""
+    import re
+    cluster.guitars()
+    text = open(cluster.kubeconfig).read()
+
+    def kubeconfig(name):
+        path = os.path.join(workdir, f"kubeconfig-{name}")
+        with open(path, "w") as f:
+            f.write(re.sub(r"(\n(\s*)server: \S+)", rf"\1\n\2tls-server-name: {name}", text,
+                           count=1))
+        return path
+
+    good = adapter_factory(["--resource", GUITAR, "-n", "guitar-eventing", "--sink", sink.url],
+                           kubeconfig=kubeconfig("localhost"))
+    good.wait_watching(timeout=30)
+    cluster.guitar("tsn")
+    sink.wait_events(1)
+    assert good.stop() == 0
+    # The event's source is still the server as configured.
+    assert sink.requests()[0]["headers"]["ce-source"] == cluster.server
+    bad = adapter_factory(["--resource", GUITAR, "-n", "guitar-eventing", "--sink", sink.url,
+                           "--fail-fast"], kubeconfig=kubeconfig("not-the-server.example"))
+    line = bad.wait_log(lambda l: "certificate" in l.get("error", "") or
+                        "SSL" in l.get("error", ""), 20, "a TLS name mismatch")[0]
+    assert "not-the-server.example" in line["error"] or "match" in line["error"], line
+    assert len(sink.requests()) == 1
