@@ -189,17 +189,21 @@ static void handle_discovery_timer(struct loop_timer *t, void *userdata) {
 	request_discovery(userdata);
 }
 
-static void retry_discovery(struct watcher *w, const char *msg, long status, const char *detail,
+/* what: the outcome, without what happens next ("resource not served"). */
+static void retry_discovery(struct watcher *w, const char *what, long status, const char *detail,
 	bool permanent) {
+	char msg[200];
 	uint64_t delay;
 
 	if (permanent && w->ctx->cfg->fail_fast) {
+		snprintf(msg, sizeof(msg), "%s; exiting (fail-fast)", what);
 		log_error("watch", msg, LOG_STR("resource", w->label), LOG_INT("status", status),
 			LOG_STR("error", detail), LOG_BOOL("fail_fast", true));
 		w->ctx->fatal(w->ctx->userdata);
 		return;
 	}
 	delay = backoff_next(&w->backoff);
+	snprintf(msg, sizeof(msg), "%s, retrying discovery", what);
 	log_warn("watch", msg, LOG_STR("resource", w->label), LOG_INT("status", status),
 		LOG_STR("error", detail), LOG_INT("retry_in_ms", delay / 1000u));
 	loop_timer_arm_in(w->ctx->loop, &w->timer, delay);
@@ -220,35 +224,35 @@ static void handle_discovery_done(struct http_xfer *x, int err, long status, con
 
 	(void)x;
 	if (err) {
-		retry_discovery(w, "cannot reach the API server for discovery, retrying", 0, errbuf,
+		retry_discovery(w, "cannot reach the API server", 0, errbuf,
 			false);
 		return;
 	}
 	if (status == 401)
 		kube_token_rejected(w->ctx->kube);
 	if (status == 404) {
-		snprintf(detail, sizeof(detail), "the API server does not serve %s (is its CRD installed?)",
-			w->api_version);
-		retry_discovery(w, "resource not served, retrying discovery", status, detail, true);
+		snprintf(detail, sizeof(detail), "the API server does not serve %s%s", w->api_version,
+			*w->res->group ? " (is its CRD installed?)" : "");
+		retry_discovery(w, "resource not served", status, detail, true);
 		return;
 	}
 	if (status != 200) {
 		snprintf(detail, sizeof(detail), "discovery of %s answered %ld", w->api_version, status);
-		retry_discovery(w, "discovery failed, retrying", status, detail,
+		retry_discovery(w, "discovery failed", status, detail,
 			status == 401 || status == 403);
 		return;
 	}
 	r = discovery_parse(w->body.data ? w->body.data : "", w->body.len, w->res->kind,
 		w->res->resource, &w->disc);
 	if (r == -ENOENT) {
-		snprintf(detail, sizeof(detail), "%s does not serve %s %s (is its CRD installed?)",
-			w->api_version, w->res->kind ? "kind" : "resource",
-			w->res->kind ? w->res->kind : w->res->resource);
-		retry_discovery(w, "resource not served, retrying discovery", status, detail, true);
+		snprintf(detail, sizeof(detail), "%s does not serve %s %s%s", w->api_version,
+			w->res->kind ? "kind" : "resource", w->res->kind ? w->res->kind : w->res->resource,
+			*w->res->group ? " (is its CRD installed?)" : "");
+		retry_discovery(w, "resource not served", status, detail, true);
 		return;
 	}
 	if (r < 0) {
-		retry_discovery(w, "invalid discovery document, retrying", status, "not an APIResourceList",
+		retry_discovery(w, "invalid discovery document", status, "not an APIResourceList",
 			false);
 		return;
 	}

@@ -12,6 +12,18 @@ def test_kind_not_served_fail_fast_exits(cluster, sink, adapter_factory):
     assert a.wait_exit() == 1
     errors = [l for l in a.logs() if l.get("level") == "error"]
     assert any("is its CRD installed?" in l.get("error", "") for l in errors), errors
+    # Fail-fast exits: nothing in its last words says it will retry.
+    assert not any("retry" in l.get("msg", "") for l in errors), errors
+    assert any(l.get("msg") == "resource not served; exiting (fail-fast)" for l in errors), errors
+
+
+def test_core_kind_not_served_has_no_crd_hint(emulator, sink, adapter_factory):
+    a = adapter_factory(["--resource", "v1/Nonexistent", "-n", "x", "--sink", sink.url,
+                         "--fail-fast"], kubeconfig=emulator.kubeconfig)
+    assert a.wait_exit() == 1
+    errors = [l for l in a.logs() if l.get("level") == "error"]
+    assert any("does not serve kind Nonexistent" in l.get("error", "") for l in errors), errors
+    assert not any("CRD" in l.get("error", "") for l in errors), errors
 
 
 def test_crd_installed_later_is_picked_up(cluster, sink, adapter_factory):
