@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "adapter/checkpoint.h"
 #include "adapter/config.h"
 #include "adapter/http.h"
 #include "adapter/kube.h"
@@ -41,6 +42,9 @@ struct adapter {
 	struct state_checkpoint *checkpoint;
 	struct loop_timer checkpoint_timer;
 	uint64_t checkpointed_signature; /* what the last checkpoint reflected */
+	struct checkpoint_writer *checkpoint_writer; /* with --state-dir */
+	uint64_t checkpoint_signature;		     /* what the one in flight reflects */
+	uint64_t checkpoint_started_usec;
 	struct metrics *metrics;
 	struct probes *probes;
 	struct oidc *oidc;
@@ -84,21 +88,21 @@ static uint64_t state_signature(struct adapter *a) {
 	return a->wctx.changes + st.accepted + st.delivered + st.dead_lettered + st.dropped;
 }
 
-static void write_pending_event(const struct queue_entry *e, void *userdata) {
-	state_writer_event(userdata, e->ev);
+static void snapshot_pending_event(const struct queue_entry *e, void *userdata) {
+	checkpoint_snapshot_event(userdata, e->ev);
 }
 
-/* Writes every watch's objects and resourceVersion and every undelivered
- * event, atomically. Watches of the loaded checkpoint that are not running
- * yet (their kind not served yet) are carried over unchanged. */
-static int write_checkpoint(struct adapter *a) {
-	struct state_writer *sw = NULL;
-	uint64_t signature = state_signature(a);
+/* Every watch's resourceVersion and (references to its) objects and every
+ * undelivered event. Watches of the loaded checkpoint that are not running
+ * yet (their kind not served yet) are carried over unchanged. Cheap: pointer
+ * copies, no serialising, except for the few undelivered events. */
+static int take_snapshot(struct adapter *a, struct checkpoint_snapshot **ret_snapshot) {
+	struct checkpoint_snapshot *cs = NULL;
 	int r;
 
-	r = state_writer_open(a->cfg.state_dir, &sw);
+	r = checkpoint_snapshot_create(a->cfg.state_dir, &cs);
 	for (size_t i = 0; r == 0 && i < a->n_watchers; i++)
-		r = watcher_checkpoint(a->watchers[i], sw);
+		r = watcher_checkpoint(a->watchers[i], cs);
 	for (size_t i = 0; r == 0 && a->checkpoint && i < a->checkpoint->n_watches; i++) {
 		struct state_watch *w = &a->checkpoint->watches[i];
 		struct hashmap_iter it = { 0 };
@@ -107,31 +111,83 @@ static int write_checkpoint(struct adapter *a) {
 
 		if (w->adopted)
 			continue;
-		r = state_writer_watch(sw, w->key, w->rv, w->relist);
+		r = checkpoint_snapshot_watch(cs, w->key, w->rv, w->relist);
 		while (r == 0 && hashmap_next(&w->objects, &it, &key, &v))
-			r = state_writer_object(sw, key, v);
+			r = checkpoint_snapshot_object(cs, key, v);
 	}
 	if (r == 0)
-		sink_foreach_pending(a->sink, write_pending_event, sw);
-	if (r == 0)
-		r = state_writer_commit(sw);
-	else
-		state_writer_abort(sw);
+		sink_foreach_pending(a->sink, snapshot_pending_event, cs);
+	if (r < 0) {
+		checkpoint_snapshot_free(cs);
+		return r;
+	}
+	*ret_snapshot = cs;
+	return 0;
+}
+
+static void checkpoint_result(struct adapter *a, int r, uint64_t signature) {
 	if (r < 0) {
 		log_error("main", "cannot write the checkpoint, retrying at the next interval",
 			LOG_STR("dir", a->cfg.state_dir), LOG_STR("error", strerror(-r)));
-		return r;
+		return;
 	}
 	a->checkpointed_signature = signature;
-	log_debug("main", "checkpoint written", LOG_STR("dir", a->cfg.state_dir));
-	return 0;
+	log_debug("main", "checkpoint written", LOG_STR("dir", a->cfg.state_dir),
+		LOG_INT("write_ms", (loop_now_usec() - a->checkpoint_started_usec) / 1000u));
+}
+
+static void handle_checkpoint_written(int result, void *userdata) {
+	struct adapter *a = userdata;
+
+	checkpoint_result(a, result, a->checkpoint_signature);
+}
+
+/* Hands a snapshot to the writer thread; the loop goes on meanwhile. */
+static void start_checkpoint(struct adapter *a) {
+	struct checkpoint_snapshot *cs = NULL;
+	uint64_t signature = state_signature(a);
+	int r;
+
+	a->checkpoint_started_usec = loop_now_usec();
+	r = take_snapshot(a, &cs);
+	if (r == 0) {
+		a->checkpoint_signature = signature;
+		r = checkpoint_writer_start(a->checkpoint_writer, cs);
+		if (r < 0)
+			checkpoint_snapshot_free(cs);
+	}
+	if (r < 0)
+		checkpoint_result(a, r, signature);
+	else
+		log_debug("main", "checkpoint snapshot taken",
+			LOG_INT("objects", checkpoint_snapshot_objects(cs)),
+			LOG_INT("snapshot_us", loop_now_usec() - a->checkpoint_started_usec));
+}
+
+/* Writes a checkpoint in place, blocking: at exit. A write in flight is
+ * finished first, so the last one written is this one. */
+static int write_checkpoint(struct adapter *a) {
+	struct checkpoint_snapshot *cs = NULL;
+	uint64_t signature = state_signature(a);
+	int r;
+
+	checkpoint_writer_wait(a->checkpoint_writer);
+	a->checkpoint_started_usec = loop_now_usec();
+	r = take_snapshot(a, &cs);
+	if (r == 0)
+		r = checkpoint_snapshot_write(cs);
+	checkpoint_snapshot_free(cs);
+	checkpoint_result(a, r, signature);
+	return r;
 }
 
 static void handle_checkpoint_timer(struct loop_timer *t, void *userdata) {
 	struct adapter *a = userdata;
 
-	if (state_signature(a) != a->checkpointed_signature)
-		write_checkpoint(a);
+	/* One at a time: a write still in flight takes this interval's turn. */
+	if (!checkpoint_writer_busy(a->checkpoint_writer) &&
+		state_signature(a) != a->checkpointed_signature)
+		start_checkpoint(a);
 	loop_timer_arm_in(a->loop, t, a->cfg.checkpoint_interval_usec);
 }
 
@@ -424,6 +480,8 @@ static int namespaces_text(const struct config *cfg, struct buf *out) {
 }
 
 static void adapter_finish(struct adapter *a) {
+	/* Joins a write in flight; its snapshot holds references to objects. */
+	checkpoint_writer_destroy(a->checkpoint_writer);
 	for (size_t i = 0; i < a->n_watchers; i++)
 		watcher_destroy(a->watchers[i]);
 	free(a->watchers);
@@ -516,6 +574,14 @@ int main(int argc, char **argv) {
 	sink_on_space(a.sink, handle_queue_space, &a);
 	sink_set_metrics(a.sink, a.metrics);
 	sink_set_oidc(a.sink, a.oidc);
+	if (a.cfg.state_dir) {
+		r = checkpoint_writer_create(a.loop, handle_checkpoint_written, &a,
+			&a.checkpoint_writer);
+		if (r < 0) {
+			log_error("main", "cannot start", LOG_STR("error", strerror(-r)));
+			goto out;
+		}
+	}
 	if (a.cfg.state_dir && load_checkpoint(&a) < 0) {
 		ret = EXIT_CONFIG;
 		goto out;

@@ -18,6 +18,10 @@
 void state_object_free(struct state_object *o) {
 	if (!o)
 		return;
+	if (o->refs) {
+		o->refs--; /* a checkpoint snapshot still holds it */
+		return;
+	}
 	free(o->rv);
 	free(o->name);
 	free(o->ns);
@@ -39,6 +43,8 @@ void state_objects_clear(struct hashmap *objects) {
 /* ---------------- writing ---------------- */
 
 struct state_writer {
+	char *mem; /* a memory writer's lines */
+	size_t mem_len;
 	char *path;
 	char *tmp;
 	char *dir;
@@ -100,8 +106,10 @@ void state_writer_abort(struct state_writer *w) {
 		return;
 	if (w->f) {
 		fclose(w->f);
-		unlink(w->tmp);
+		if (w->tmp)
+			unlink(w->tmp);
 	}
+	free(w->mem);
 	if (w->g)
 		yajl_gen_free(w->g);
 	free(w->path);
@@ -154,6 +162,49 @@ int state_writer_open(const char *dir, struct state_writer **ret_writer) {
 fail:
 	state_writer_abort(w);
 	return r;
+}
+
+int state_writer_open_memory(struct state_writer **ret_writer) {
+	struct state_writer *w = calloc(1, sizeof(*w));
+	int r = -ENOMEM;
+
+	if (!w)
+		return r;
+	w->f = open_memstream(&w->mem, &w->mem_len);
+	if (!w->f) {
+		r = -errno;
+		goto fail;
+	}
+	w->g = yajl_gen_alloc(NULL);
+	if (!w->g)
+		goto fail;
+	yajl_gen_config(w->g, yajl_gen_validate_utf8, 0);
+	*ret_writer = w;
+	return 0;
+fail:
+	state_writer_abort(w);
+	return r;
+}
+
+int state_writer_take_memory(struct state_writer *w, char **ret_lines, size_t *ret_len) {
+	int r = w->error;
+
+	if (fclose(w->f) != 0 && r == 0)
+		r = -errno;
+	w->f = NULL;
+	if (r == 0) {
+		*ret_lines = w->mem;
+		*ret_len = w->mem_len;
+		w->mem = NULL;
+	}
+	state_writer_abort(w);
+	return r;
+}
+
+int state_writer_raw(struct state_writer *w, const char *lines, size_t len) {
+	if (len && fwrite(lines, 1, len, w->f) != len)
+		w->error = w->error ?: -errno;
+	return w->error;
 }
 
 /* Keys name what a watch watches and can be long (a label selector); the

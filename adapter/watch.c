@@ -449,19 +449,20 @@ bool watch_resume(struct watch *wa) {
 	return true;
 }
 
-int watch_checkpoint(struct watch *wa, struct state_writer *sw) {
+int watch_checkpoint(struct watch *wa, struct checkpoint_snapshot *cs) {
 	struct hashmap_iter it = { 0 };
-	const struct state_object *o;
 	const char *key;
+	void *o;
 	int r;
 
 	if (!wa->synced)
 		return 0; /* it lists afresh after a restart */
 	/* In the middle of a relist the objects are partly updated: the restart
 	 * must relist too, not resume from the old version. */
-	r = state_writer_watch(sw, wa->key, wa->rv, wa->relisting || wa->relist_on_resume);
-	while (r == 0 && objects_next(&wa->objects, &it, &key, &o))
-		r = state_writer_object(sw, key, o);
+	r = checkpoint_snapshot_watch(cs, wa->key, wa->rv, wa->relisting || wa->relist_on_resume);
+	/* References, not copies: the table replaces an object that changes. */
+	while (r == 0 && hashmap_next(&wa->objects.map, &it, &key, &o))
+		r = checkpoint_snapshot_object(cs, key, o);
 	return r;
 }
 

@@ -346,11 +346,11 @@ void watcher_resume(struct watcher *w) {
 		watch_resume(w->watches[i]);
 }
 
-int watcher_checkpoint(const struct watcher *w, struct state_writer *sw) {
+int watcher_checkpoint(const struct watcher *w, struct checkpoint_snapshot *cs) {
 	int r;
 
 	for (size_t i = 0; i < w->n_watches; i++) {
-		r = watch_checkpoint(w->watches[i], sw);
+		r = watch_checkpoint(w->watches[i], cs);
 		if (r < 0)
 			return r;
 	}

@@ -35,8 +35,12 @@ struct state_object {
 	char *api_version;
 	bool typed; /* json has its own apiVersion and kind (watch events and CR lists do) */
 	unsigned generation;
+	/* References beyond the owner's: checkpoint snapshots (checkpoint.c)
+	 * that write it from another thread. Only the loop thread counts. */
+	unsigned refs;
 };
 
+/* Drops a reference; frees the object when it was the last one. */
 void state_object_free(struct state_object *o);
 /* Frees every state_object in the map and the map's entries. */
 void state_objects_clear(struct hashmap *objects);
@@ -75,6 +79,14 @@ int state_writer_open(const char *dir, struct state_writer **ret_writer);
 int state_writer_watch(struct state_writer *w, const char *key, const char *rv, bool relist);
 int state_writer_object(struct state_writer *w, const char *uid, const struct state_object *o);
 int state_writer_event(struct state_writer *w, const struct cevent *ev);
+/* A writer into memory, without the header line: lines to append to a file
+ * writer later with state_writer_raw(). */
+int state_writer_open_memory(struct state_writer **ret_writer);
+/* Hands over the memory writer's lines (malloc'd, the caller's to free) and
+ * frees the writer, or frees it and returns its error. */
+int state_writer_take_memory(struct state_writer *w, char **ret_lines, size_t *ret_len);
+/* Appends complete lines as they are. */
+int state_writer_raw(struct state_writer *w, const char *lines, size_t len);
 /* Flushes, fsyncs and renames into place, then frees the writer. */
 int state_writer_commit(struct state_writer *w);
 /* Drops the temporary file and frees the writer. NULL is fine. */

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "adapter/cevent.h"
+#include "adapter/checkpoint.h"
 #include "adapter/config.h"
 #include "adapter/http.h"
 #include "adapter/kube.h"
@@ -99,8 +100,9 @@ void watch_stop(struct watch *wa);
 /* Resumes a stream paused because the queue was full. Not from inside a
  * libcurl callback. Returns true if the watch was paused. */
 bool watch_resume(struct watch *wa);
-/* Writes its resourceVersion and objects, if it has listed. */
-int watch_checkpoint(struct watch *wa, struct state_writer *sw);
+/* Adds its resourceVersion and (references to) its objects to the snapshot,
+ * if it has listed. */
+int watch_checkpoint(struct watch *wa, struct checkpoint_snapshot *cs);
 bool watch_synced(const struct watch *wa);
 /* The last list or watch failed, and nothing has answered 200 since. */
 bool watch_failing(const struct watch *wa);

@@ -25,8 +25,8 @@ void watcher_stop(struct watcher *w);
 /* Resumes the streams paused because the delivery queue was full. Not from
  * inside a libcurl callback. */
 void watcher_resume(struct watcher *w);
-/* Writes the state of every synced watch of this resource. */
-int watcher_checkpoint(const struct watcher *w, struct state_writer *sw);
+/* Adds the state of every synced watch of this resource to the snapshot. */
+int watcher_checkpoint(const struct watcher *w, struct checkpoint_snapshot *cs);
 /* False while a list or watch of this resource is failing (the API server
  * unreachable, or answering errors), until it answers 200 again. */
 bool watcher_reachable(const struct watcher *w);

@@ -1,0 +1,265 @@
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "adapter/checkpoint.h"
+#include "adapter/util/buf.h"
+
+/* ---------------- snapshots ---------------- */
+
+struct snap_watch {
+	char *key;
+	char *rv;
+	bool relist;
+	size_t first, n; /* its objects in objs[] */
+};
+
+struct snap_object {
+	size_t key_off; /* in keys */
+	struct state_object *o;
+};
+
+struct checkpoint_snapshot {
+	char *dir;
+	struct snap_watch *watches;
+	size_t n_watches;
+	struct snap_object *objs;
+	size_t n_objs, cap_objs;
+	struct buf keys; /* every object's key, NUL-terminated, back to back */
+	struct state_writer *events; /* EVENT lines, in memory, until sealed */
+	char *event_lines;
+	size_t event_len;
+};
+
+int checkpoint_snapshot_create(const char *dir, struct checkpoint_snapshot **ret_snapshot) {
+	struct checkpoint_snapshot *s = calloc(1, sizeof(*s));
+	int r = -ENOMEM;
+
+	if (!s)
+		return r;
+	buf_init(&s->keys, 0);
+	s->dir = strdup(dir);
+	if (!s->dir)
+		goto fail;
+	r = state_writer_open_memory(&s->events);
+	if (r < 0)
+		goto fail;
+	*ret_snapshot = s;
+	return 0;
+fail:
+	checkpoint_snapshot_free(s);
+	return r;
+}
+
+void checkpoint_snapshot_free(struct checkpoint_snapshot *s) {
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n_objs; i++)
+		state_object_free(s->objs[i].o); /* drops the snapshot's reference */
+	free(s->objs);
+	for (size_t i = 0; i < s->n_watches; i++) {
+		free(s->watches[i].key);
+		free(s->watches[i].rv);
+	}
+	free(s->watches);
+	buf_finish(&s->keys);
+	state_writer_abort(s->events);
+	free(s->event_lines);
+	free(s->dir);
+	free(s);
+}
+
+int checkpoint_snapshot_watch(struct checkpoint_snapshot *s, const char *key, const char *rv,
+	bool relist) {
+	struct snap_watch *n = realloc(s->watches, (s->n_watches + 1) * sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	s->watches = n;
+	n = &n[s->n_watches];
+	*n = (struct snap_watch){ .key = strdup(key), .rv = strdup(rv), .relist = relist,
+		.first = s->n_objs };
+	s->n_watches++;
+	return n->key && n->rv ? 0 : -ENOMEM;
+}
+
+int checkpoint_snapshot_object(struct checkpoint_snapshot *s, const char *key,
+	struct state_object *o) {
+	size_t off = s->keys.len;
+	int r;
+
+	if (!s->n_watches)
+		return -EINVAL;
+	if (s->n_objs == s->cap_objs) {
+		size_t cap = s->cap_objs ? 2 * s->cap_objs : 1024;
+		struct snap_object *n = realloc(s->objs, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		s->objs = n;
+		s->cap_objs = cap;
+	}
+	r = buf_append(&s->keys, key, strlen(key) + 1);
+	if (r < 0)
+		return r;
+	o->refs++;
+	s->objs[s->n_objs++] = (struct snap_object){ .key_off = off, .o = o };
+	s->watches[s->n_watches - 1].n++;
+	return 0;
+}
+
+int checkpoint_snapshot_event(struct checkpoint_snapshot *s, const struct cevent *ev) {
+	return state_writer_event(s->events, ev);
+}
+
+size_t checkpoint_snapshot_objects(const struct checkpoint_snapshot *s) {
+	return s->n_objs;
+}
+
+int checkpoint_snapshot_write(struct checkpoint_snapshot *s) {
+	struct state_writer *w = NULL;
+	int r = 0;
+
+	if (s->events) {
+		r = state_writer_take_memory(s->events, &s->event_lines, &s->event_len);
+		s->events = NULL;
+	}
+	if (r == 0)
+		r = state_writer_open(s->dir, &w);
+	for (size_t i = 0; r == 0 && i < s->n_watches; i++) {
+		const struct snap_watch *sw = &s->watches[i];
+
+		r = state_writer_watch(w, sw->key, sw->rv, sw->relist);
+		for (size_t j = sw->first; r == 0 && j < sw->first + sw->n; j++)
+			r = state_writer_object(w, s->keys.data + s->objs[j].key_off, s->objs[j].o);
+	}
+	if (r == 0)
+		r = state_writer_raw(w, s->event_lines, s->event_len);
+	if (r == 0)
+		return state_writer_commit(w);
+	state_writer_abort(w);
+	return r;
+}
+
+/* ---------------- the worker ---------------- */
+
+struct checkpoint_writer {
+	struct loop *loop;
+	struct loop_io io;
+	int efd;
+	checkpoint_done_fn done;
+	void *userdata;
+	pthread_t thread;
+	bool running;
+	/* Handed to the thread at start, read back after the join. */
+	struct checkpoint_snapshot *snapshot;
+	int result;
+};
+
+static void *run(void *arg) {
+	struct checkpoint_writer *w = arg;
+	uint64_t one = 1;
+
+	w->result = checkpoint_snapshot_write(w->snapshot);
+	/* The join that follows orders the thread's writes before the loop's
+	 * reads; the eventfd only wakes the loop. */
+	if (write(w->efd, &one, sizeof(one)) < 0) {
+		/* An eventfd counter cannot overflow from one write. */
+	}
+	return NULL;
+}
+
+/* Joins the thread and releases the snapshot. Returns the write's result. */
+static int reap(struct checkpoint_writer *w) {
+	uint64_t n;
+
+	pthread_join(w->thread, NULL);
+	w->running = false;
+	if (read(w->efd, &n, sizeof(n)) < 0) {
+		/* Already read (EAGAIN): nothing to clear. */
+	}
+	checkpoint_snapshot_free(w->snapshot);
+	w->snapshot = NULL;
+	return w->result;
+}
+
+static void handle_written(struct loop_io *io, uint32_t events, void *userdata) {
+	struct checkpoint_writer *w = userdata;
+	int r;
+
+	(void)io;
+	(void)events;
+	if (!w->running)
+		return;
+	r = reap(w);
+	w->done(r, w->userdata);
+}
+
+int checkpoint_writer_create(struct loop *loop, checkpoint_done_fn done, void *userdata,
+	struct checkpoint_writer **ret_writer) {
+	struct checkpoint_writer *w = calloc(1, sizeof(*w));
+	int r;
+
+	if (!w)
+		return -ENOMEM;
+	w->loop = loop;
+	w->done = done;
+	w->userdata = userdata;
+	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w->efd < 0) {
+		r = -errno;
+		free(w);
+		return r;
+	}
+	r = loop_io_add(loop, &w->io, w->efd, EPOLLIN, handle_written, w);
+	if (r < 0) {
+		close(w->efd);
+		free(w);
+		return r;
+	}
+	*ret_writer = w;
+	return 0;
+}
+
+void checkpoint_writer_destroy(struct checkpoint_writer *w) {
+	if (!w)
+		return;
+	if (w->running)
+		reap(w);
+	loop_io_remove(w->loop, &w->io);
+	close(w->efd);
+	free(w);
+}
+
+int checkpoint_writer_start(struct checkpoint_writer *w, struct checkpoint_snapshot *s) {
+	int r;
+
+	if (w->running)
+		return -EBUSY;
+	w->snapshot = s;
+	r = -pthread_create(&w->thread, NULL, run, w);
+	if (r < 0) {
+		w->snapshot = NULL;
+		return r;
+	}
+	w->running = true;
+	return 0;
+}
+
+bool checkpoint_writer_busy(const struct checkpoint_writer *w) {
+	return w && w->running;
+}
+
+void checkpoint_writer_wait(struct checkpoint_writer *w) {
+	int r;
+
+	if (!w || !w->running)
+		return;
+	r = reap(w);
+	w->done(r, w->userdata);
+}
