@@ -1,0 +1,202 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "adapter/checkpoint.h"
+
+static char dir[64];
+
+static void make_dir(void) {
+	snprintf(dir, sizeof(dir), "/tmp/test-checkpoint-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void drop_dir(void) {
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static const struct cevent_params params = {
+	.mode = CONFIG_MODE_RESOURCE,
+	.source = "https://127.0.0.1:6443",
+};
+
+static struct state_object *obj(const char *name, const char *rv, size_t pad) {
+	struct state_object *o = calloc(1, sizeof(*o));
+	char *json;
+
+	o->rv = strdup(rv);
+	o->name = strdup(name);
+	o->ns = strdup("guitar-eventing");
+	if (pad) {
+		json = malloc(pad + 200);
+		o->json_len = (size_t)sprintf(json,
+			"{\"metadata\":{\"name\":\"%s\",\"namespace\":\"guitar-eventing\","
+			"\"uid\":\"%s\",\"resourceVersion\":\"%s\"},\"spec\":\"%*s\"}",
+			name, name, rv, (int)pad, "x");
+		o->json = json;
+	}
+	return o;
+}
+
+static struct cevent *event(const char *name, const char *uid) {
+	char json[512];
+	struct kobj k;
+	struct cevent *ev = NULL;
+
+	snprintf(json, sizeof(json),
+		"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"%s\","
+		"\"namespace\":\"guitar-eventing\",\"uid\":\"%s\",\"resourceVersion\":\"9\"}}",
+		name, uid);
+	memset(&k, 0, sizeof(k));
+	k.json = json;
+	k.json_len = strlen(json);
+	strcpy(k.kind, "ConfigMap");
+	strcpy(k.api_version, "v1");
+	snprintf(k.name, sizeof(k.name), "%s", name);
+	strcpy(k.namespace, "guitar-eventing");
+	snprintf(k.uid, sizeof(k.uid), "%s", uid);
+	strcpy(k.resource_version, "9");
+	cr_assert_eq(cevent_create(&params, &k, CEVENT_ADD, &ev), 0);
+	return ev;
+}
+
+/* The snapshot keeps what it referenced, even once the owner has dropped or
+ * replaced it; the file reads back as state.c's format. */
+Test(checkpoint, snapshot_outlives_the_owner, .init = make_dir, .fini = drop_dir) {
+	struct checkpoint_snapshot *cs = NULL;
+	struct state_checkpoint *cp = NULL;
+	struct state_object *a = obj("u-1", "5", 16), *b = obj("u-2", "6", 0);
+	struct cevent *ev = event("c", "u-3");
+	struct state_watch *sw;
+	struct state_object *o;
+	size_t line = 0;
+
+	cr_assert_eq(checkpoint_snapshot_create(dir, &cs), 0);
+	cr_assert_eq(checkpoint_snapshot_watch(cs, "v1/ConfigMap|guitar-eventing|", "7", true), 0);
+	cr_assert_eq(checkpoint_snapshot_object(cs, "u-1", a), 0);
+	cr_assert_eq(checkpoint_snapshot_object(cs, "u-2", b), 0);
+	cr_assert_eq(checkpoint_snapshot_event(cs, ev), 0);
+	cevent_destroy(ev); /* delivered meanwhile: the snapshot serialised it */
+	state_object_free(a); /* replaced or deleted by the loop */
+	state_object_free(b);
+	cr_assert_eq(checkpoint_snapshot_objects(cs), 2);
+	cr_assert_eq(checkpoint_snapshot_write(cs), 0);
+	checkpoint_snapshot_free(cs); /* the last references: ASan checks */
+
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &line), 0, "line %zu", line);
+	sw = state_find_watch(cp, "v1/ConfigMap|guitar-eventing|");
+	cr_assert_not_null(sw);
+	cr_assert(sw->relist);
+	cr_assert_str_eq(sw->rv, "7");
+	o = hashmap_get(&sw->objects, "u-1");
+	cr_assert_not_null(o);
+	cr_assert_str_eq(o->rv, "5");
+	cr_assert_not_null(o->json);
+	o = hashmap_get(&sw->objects, "u-2");
+	cr_assert_not_null(o);
+	cr_assert_null(o->json);
+	cr_assert_eq(cp->n_events, 1);
+	cr_assert_str_eq(cp->events[0]->name, "c");
+	state_checkpoint_free(cp);
+}
+
+struct run {
+	struct loop *loop;
+	struct loop_timer tick;
+	struct hashmap *objects;
+	unsigned ticks, ticks_in_flight, replaced;
+	int result;
+	bool done;
+	struct checkpoint_writer *w;
+};
+
+/* The loop keeps running while the thread writes, and changes the table. */
+static void handle_tick(struct loop_timer *t, void *userdata) {
+	struct run *r = userdata;
+	char key[32];
+
+	r->ticks++;
+	if (checkpoint_writer_busy(r->w)) {
+		r->ticks_in_flight++;
+		snprintf(key, sizeof(key), "u-%u", r->replaced % 4000);
+		state_object_free(hashmap_get(r->objects, key));
+		hashmap_put(r->objects, key, obj("new", "999", 8));
+		r->replaced++;
+	}
+	loop_timer_arm_in(r->loop, t, 1000);
+}
+
+static void handle_done(int result, void *userdata) {
+	struct run *r = userdata;
+
+	r->result = result;
+	r->done = true;
+	loop_quit(r->loop, 0);
+}
+
+Test(checkpoint, written_while_the_loop_runs, .init = make_dir, .fini = drop_dir) {
+	struct checkpoint_snapshot *cs = NULL, *second = NULL;
+	struct state_checkpoint *cp = NULL;
+	struct hashmap objects;
+	struct run r = { 0 };
+	struct hashmap_iter it = { 0 };
+	const char *key;
+	void *v;
+	char name[32];
+	size_t line = 0;
+
+	hashmap_init(&objects);
+	r.objects = &objects;
+	for (unsigned i = 0; i < 4000; i++) {
+		snprintf(name, sizeof(name), "u-%u", i);
+		cr_assert_eq(hashmap_put(&objects, name, obj(name, "1", 2000)), 0);
+	}
+	cr_assert_eq(loop_create(&r.loop), 0);
+	cr_assert_eq(checkpoint_writer_create(r.loop, handle_done, &r, &r.w), 0);
+	cr_assert_eq(checkpoint_snapshot_create(dir, &cs), 0);
+	cr_assert_eq(checkpoint_snapshot_watch(cs, "w", "1", false), 0);
+	while (hashmap_next(&objects, &it, &key, &v))
+		cr_assert_eq(checkpoint_snapshot_object(cs, key, v), 0);
+	cr_assert_eq(checkpoint_writer_start(r.w, cs), 0);
+	cr_assert(checkpoint_writer_busy(r.w));
+	/* One at a time. */
+	cr_assert_eq(checkpoint_snapshot_create(dir, &second), 0);
+	cr_assert_eq(checkpoint_writer_start(r.w, second), -EBUSY);
+	checkpoint_snapshot_free(second);
+	loop_timer_init(&r.tick, handle_tick, &r);
+	loop_timer_arm_in(r.loop, &r.tick, 0);
+	cr_assert_eq(loop_run(r.loop), 0);
+	cr_assert(r.done);
+	cr_assert_eq(r.result, 0);
+	cr_assert_not(checkpoint_writer_busy(r.w));
+	cr_log_info("%u ticks while writing", r.ticks_in_flight);
+	loop_timer_disarm(r.loop, &r.tick);
+
+	/* The file holds the state as it was at the snapshot. */
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &line), 0, "line %zu", line);
+	cr_assert_eq(cp->n_objects, 4000);
+	cr_assert_str_eq(((struct state_object *)hashmap_get(
+				  &state_find_watch(cp, "w")->objects, "u-0"))->rv, "1");
+	state_checkpoint_free(cp);
+
+	/* A write in flight at the end is joined, without its callback. */
+	r.done = false;
+	cr_assert_eq(checkpoint_snapshot_create(dir, &cs), 0);
+	cr_assert_eq(checkpoint_snapshot_watch(cs, "w", "2", false), 0);
+	cr_assert_eq(checkpoint_writer_start(r.w, cs), 0);
+	checkpoint_writer_wait(r.w);
+	cr_assert(r.done);
+	cr_assert_eq(checkpoint_snapshot_create(dir, &cs), 0);
+	cr_assert_eq(checkpoint_writer_start(r.w, cs), 0);
+	r.done = false;
+	checkpoint_writer_destroy(r.w);
+	cr_assert_not(r.done);
+	loop_destroy(r.loop);
+	state_objects_clear(&objects);
+}
