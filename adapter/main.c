@@ -146,11 +146,13 @@ static void handle_checkpoint_written(int result, void *userdata) {
 static void start_checkpoint(struct adapter *a) {
 	struct checkpoint_snapshot *cs = NULL;
 	uint64_t signature = state_signature(a);
+	size_t objects = 0;
 	int r;
 
 	a->checkpoint_started_usec = loop_now_usec();
 	r = take_snapshot(a, &cs);
 	if (r == 0) {
+		objects = checkpoint_snapshot_objects(cs);
 		a->checkpoint_signature = signature;
 		r = checkpoint_writer_start(a->checkpoint_writer, cs);
 		if (r < 0)
@@ -158,9 +160,8 @@ static void start_checkpoint(struct adapter *a) {
 	}
 	if (r < 0)
 		checkpoint_result(a, r, signature);
-	else
-		log_debug("main", "checkpoint snapshot taken",
-			LOG_INT("objects", checkpoint_snapshot_objects(cs)),
+	else /* cs is the thread's now */
+		log_debug("main", "checkpoint snapshot taken", LOG_INT("objects", objects),
 			LOG_INT("snapshot_us", loop_now_usec() - a->checkpoint_started_usec));
 }
 
