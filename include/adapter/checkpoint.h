@@ -28,8 +28,10 @@ void checkpoint_snapshot_free(struct checkpoint_snapshot *s);
 /* Starts a watch: the objects added next are its. */
 int checkpoint_snapshot_watch(struct checkpoint_snapshot *s, const char *key, const char *rv,
 	bool relist);
-/* Takes a reference to o (it must not change until the snapshot is freed;
- * objects.c replaces objects, never changes one in place). */
+/* Takes a reference to o. What the file holds of it (rv, name, ns, json, kind,
+ * api_version, typed) must not change until the snapshot is freed: objects.c
+ * replaces an object that changes; only its generation, which the writer does
+ * not read, is updated in place. */
 int checkpoint_snapshot_object(struct checkpoint_snapshot *s, const char *key,
 	struct state_object *o);
 /* Serialises ev now (the queue keeps it). */
