@@ -14,6 +14,7 @@
 #include "adapter/loop.h"
 #include "adapter/metrics.h"
 #include "adapter/ndjson.h"
+#include "adapter/nsselector.h"
 #include "adapter/oidc.h"
 #include "adapter/probes.h"
 #include "adapter/sink.h"
@@ -253,66 +254,6 @@ static void handle_queue_space(void *userdata) {
 		watcher_resume(a->watchers[i]);
 }
 
-static int add_namespace_item(const struct kobj *obj, void *userdata) {
-	config_add_namespace(userdata, obj->name);
-	return 0;
-}
-
-static size_t feed_list(char *data, size_t size, size_t nmemb, void *userdata) {
-	return ndjson_list_feed(userdata, data, size * nmemb) < 0 ? 0 : size * nmemb;
-}
-
-/* spec.namespaceSelector: resolved once at start (a later issue makes it
- * live). Blocking is fine here: nothing else runs yet. */
-static int resolve_namespace_selector(struct adapter *a) {
-	struct ndjson_list *list = NULL;
-	struct curl_slist *headers = NULL;
-	CURL *easy = curl_easy_init();
-	char *esc = NULL, *path = NULL, errbuf[CURL_ERROR_SIZE] = "";
-	const char *rv, *cont, *msg;
-	long long scode;
-	long status = 0;
-	CURLcode cc;
-	int r = -ENOMEM;
-
-	if (!easy)
-		goto out;
-	esc = curl_easy_escape(easy, a->cfg.namespace_selector, 0);
-	if (!esc || asprintf(&path, "/api/v1/namespaces?labelSelector=%s", esc) < 0) {
-		path = NULL;
-		goto out;
-	}
-	r = ndjson_list_create(a->cfg.max_event_bytes, add_namespace_item, &a->cfg, &list);
-	if (r == 0)
-		r = kube_setup_request(a->kube, easy, path, &headers);
-	if (r < 0)
-		goto out;
-	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, feed_list);
-	curl_easy_setopt(easy, CURLOPT_WRITEDATA, list);
-	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 30000L);
-	cc = curl_easy_perform(easy);
-	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-	if (cc != CURLE_OK || status != 200 ||
-		ndjson_list_end(list, &rv, &cont, &scode, &msg) < 0) {
-		log_error("main", "cannot list namespaces for spec.namespaceSelector",
-			LOG_STR("selector", a->cfg.namespace_selector), LOG_INT("status", status),
-			LOG_STR("error", cc != CURLE_OK ? errbuf : ""));
-		r = -EIO;
-		goto out;
-	}
-	log_info("main", "namespaceSelector resolved", LOG_STR("selector", a->cfg.namespace_selector),
-		LOG_INT("namespaces", a->cfg.n_namespaces));
-	r = 0;
-out:
-	ndjson_list_destroy(list);
-	curl_slist_free_all(headers);
-	curl_free(esc);
-	free(path);
-	curl_easy_cleanup(easy);
-	return r;
-}
-
 /* Reads --state-dir's checkpoint: its undelivered events are queued again
  * (same ids), and its watch states wait for their watches. */
 static int load_checkpoint(struct adapter *a) {
@@ -543,7 +484,7 @@ int main(int argc, char **argv) {
 	if (a.cfg.filter)
 		log_info("main", "filters apply", LOG_INT("filters", filter_count(a.cfg.filter)));
 	if (a.cfg.namespace_selector && !a.cfg.all_namespaces) {
-		if (resolve_namespace_selector(&a) < 0)
+		if (nsselector_resolve(&a.cfg, a.kube) < 0)
 			goto out;
 		if (!a.cfg.n_namespaces)
 			log_warn("main", "spec.namespaceSelector matches no namespace; nothing to watch",
