@@ -1,6 +1,9 @@
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
+#include <time.h>
 
 #include "adapter/http.h"
 #include "adapter/log.h"
@@ -235,4 +238,41 @@ void http_resume_recv(struct http *h, struct http_xfer *x) {
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	http_cancel(h, x);
 	x->done(x, -ECANCELED, status, "stream ended on resume", x->userdata);
+}
+
+int http_parse_retry_after(const char *value, uint64_t *ret_delay_usec) {
+	char *end;
+	unsigned long long secs;
+	time_t when, now;
+
+	while (*value == ' ' || *value == '\t')
+		value++;
+	if (*value >= '0' && *value <= '9') {
+		errno = 0;
+		secs = strtoull(value, &end, 10);
+		while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+			end++;
+		if (errno || *end || secs > 86400ull * 365)
+			return -EINVAL;
+		*ret_delay_usec = secs * 1000000ull;
+		return 0;
+	}
+	when = curl_getdate(value, NULL);
+	if (when < 0)
+		return -EINVAL;
+	now = time(NULL);
+	*ret_delay_usec = when > now ? (uint64_t)(when - now) * 1000000ull : 0;
+	return 0;
+}
+
+bool http_retry_after_header(const char *line, size_t len, uint64_t *ret_delay_usec) {
+	char value[128];
+	size_t vlen;
+
+	if (len <= 12 || strncasecmp(line, "Retry-After:", 12) != 0)
+		return false;
+	vlen = len - 12 < sizeof(value) - 1 ? len - 12 : sizeof(value) - 1;
+	memcpy(value, line + 12, vlen);
+	value[vlen] = '\0';
+	return http_parse_retry_after(value, ret_delay_usec) == 0;
 }

@@ -87,30 +87,6 @@ enum queue_result sink_classify(int err, long status) {
 	}
 }
 
-int sink_parse_retry_after(const char *value, uint64_t *ret_delay_usec) {
-	char *end;
-	unsigned long long secs;
-	time_t when, now;
-
-	while (*value == ' ' || *value == '\t')
-		value++;
-	if (*value >= '0' && *value <= '9') {
-		errno = 0;
-		secs = strtoull(value, &end, 10);
-		while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
-			end++;
-		if (errno || *end || secs > 86400ull * 365)
-			return -EINVAL;
-		*ret_delay_usec = secs * 1000000ull;
-		return 0;
-	}
-	when = curl_getdate(value, NULL);
-	if (when < 0)
-		return -EINVAL;
-	now = time(NULL);
-	*ret_delay_usec = when > now ? (uint64_t)(when - now) * 1000000ull : 0;
-	return 0;
-}
 
 static size_t handle_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
 	struct sink_req *req = userdata;
@@ -122,22 +98,11 @@ static size_t handle_body(char *ptr, size_t size, size_t nmemb, void *userdata) 
 	return n;
 }
 
-bool sink_retry_after_header(const char *line, size_t len, uint64_t *ret_delay_usec) {
-	char value[128];
-	size_t vlen;
-
-	if (len <= 12 || strncasecmp(line, "Retry-After:", 12) != 0)
-		return false;
-	vlen = len - 12 < sizeof(value) - 1 ? len - 12 : sizeof(value) - 1;
-	memcpy(value, line + 12, vlen);
-	value[vlen] = '\0';
-	return sink_parse_retry_after(value, ret_delay_usec) == 0;
-}
 
 static size_t handle_header(char *buffer, size_t size, size_t nitems, void *userdata) {
 	struct sink_req *req = userdata;
 
-	sink_retry_after_header(buffer, size * nitems, &req->retry_after_usec);
+	http_retry_after_header(buffer, size * nitems, &req->retry_after_usec);
 	return size * nitems;
 }
 

@@ -2,7 +2,6 @@
 
 #include "adapter/http.h"
 #include "adapter/kube.h"
-#include "adapter/sink.h"
 #include "watch_internal.h"
 
 /* The transport a watch uses in the adapter: libcurl through http.c, with
@@ -13,7 +12,7 @@ static size_t handle_header(char *buffer, size_t size, size_t nitems, void *user
 	size_t n = size * nitems;
 	long status = 0;
 
-	sink_retry_after_header(buffer, n, &wa->retry_after_usec);
+	http_retry_after_header(buffer, n, &wa->retry_after_usec);
 	/* The end of the headers. */
 	if (n <= 2 && (buffer[0] == '\r' || buffer[0] == '\n') &&
 		curl_easy_getinfo(wa->xfer.easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK)

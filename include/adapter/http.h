@@ -3,6 +3,8 @@
 
 #include <curl/curl.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "adapter/loop.h"
 
@@ -48,5 +50,12 @@ void http_resume_recv(struct http *h, struct http_xfer *x);
 
 /* Maps a CURLcode to a negative errno as documented above. */
 int http_map_error(CURLcode code);
+
+/* Parses a Retry-After value (seconds or an HTTP date) into a delay from now.
+ * Returns 0 and the delay, or -EINVAL. */
+int http_parse_retry_after(const char *value, uint64_t *ret_delay_usec);
+/* For a header line (as libcurl hands it over) that is a valid Retry-After,
+ * stores its delay and returns true. */
+bool http_retry_after_header(const char *line, size_t len, uint64_t *ret_delay_usec);
 
 #endif

@@ -21,12 +21,6 @@ typedef void (*sink_space_fn)(void *userdata);
  * transport errors, 404, 408, 425, 429 and 5xx retried; any other status
  * dropped. err is the negative errno of a failed transfer, or 0. */
 enum queue_result sink_classify(int err, long status);
-/* Parses a Retry-After value (seconds or an HTTP date) into a delay from now.
- * Returns 0 and the delay, or -EINVAL. */
-int sink_parse_retry_after(const char *value, uint64_t *ret_delay_usec);
-/* For a header line (as libcurl hands it over) that is a valid Retry-After,
- * stores its delay and returns true. */
-bool sink_retry_after_header(const char *line, size_t len, uint64_t *ret_delay_usec);
 
 /* Borrows cfg, loop and http, which must outlive the sink. */
 int sink_create(const struct config *cfg, struct loop *loop, struct http *http,

@@ -1,6 +1,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 
+#include "adapter/http.h"
 #include "adapter/sink.h"
 
 Test(sink, classification_table) {
@@ -27,16 +28,16 @@ Test(sink, classification_table) {
 Test(sink, retry_after_seconds_and_dates) {
 	uint64_t d;
 
-	cr_assert_eq(sink_parse_retry_after(" 3\r\n", &d), 0);
+	cr_assert_eq(http_parse_retry_after(" 3\r\n", &d), 0);
 	cr_assert_eq(d, 3000000);
-	cr_assert_eq(sink_parse_retry_after("0", &d), 0);
+	cr_assert_eq(http_parse_retry_after("0", &d), 0);
 	cr_assert_eq(d, 0);
 	/* A date in the past means now. */
-	cr_assert_eq(sink_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", &d), 0);
+	cr_assert_eq(http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", &d), 0);
 	cr_assert_eq(d, 0);
-	cr_assert_eq(sink_parse_retry_after("Fri, 31 Dec 2100 23:59:59 GMT", &d), 0);
+	cr_assert_eq(http_parse_retry_after("Fri, 31 Dec 2100 23:59:59 GMT", &d), 0);
 	cr_assert_gt(d, 1000000ull * 3600 * 24 * 365);
-	cr_assert_eq(sink_parse_retry_after("soon", &d), -EINVAL);
-	cr_assert_eq(sink_parse_retry_after("-5", &d), -EINVAL);
-	cr_assert_eq(sink_parse_retry_after("5x", &d), -EINVAL);
+	cr_assert_eq(http_parse_retry_after("soon", &d), -EINVAL);
+	cr_assert_eq(http_parse_retry_after("-5", &d), -EINVAL);
+	cr_assert_eq(http_parse_retry_after("5x", &d), -EINVAL);
 }
