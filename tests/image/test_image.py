@@ -135,10 +135,11 @@ def test_image_config(rootfs, capsys):
               f"exported root file system: {du.split()[0]} bytes")
 
 
-def run_in_cluster(rootfs, tmp_path, *argv, seconds=2.5):
+def run_in_cluster(rootfs, tmp_path, *argv, until, timeout=20.0):
     """The adapter as a pod runs it: service account dir and /etc/hosts bound
     read-only, the API at host name "apiserver" -> 127.0.0.1, on a port where
-    nothing listens. Stopped with SIGTERM after `seconds`."""
+    nothing listens. Stopped with SIGTERM once its log holds `until` (or at
+    the deadline, when the caller's assertions then say what is missing)."""
     sa = tmp_path / "serviceaccount"
     sa.mkdir()
     shutil.copy(os.path.join(rootfs, "etc/ssl/certs/ca-certificates.crt"), sa / "ca.crt")
@@ -152,15 +153,20 @@ def run_in_cluster(rootfs, tmp_path, *argv, seconds=2.5):
             rootfs, "--", BIN, "--sink", "-", "--resource", "v1/Pod",
             # Host network here: free ports, not the Deployment's 8080 and 9092.
             "--probes-addr", "127.0.0.1:0", "--metrics-addr", "off", *argv]
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(seconds)
-    p.send_signal(signal.SIGTERM)  # the runner passes it on to the adapter (pid 1 inside)
-    out, err = p.communicate(timeout=30)
-    return p.returncode, out, err
+    err_path = tmp_path / "adapter.err"
+    with open(err_path, "w") as err_file:
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err_file, text=True)
+        deadline = time.monotonic() + timeout
+        while until not in err_path.read_text() and p.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)  # the runner passes it on to the adapter (pid 1 inside)
+        out, _ = p.communicate(timeout=30)
+    return p.returncode, out, err_path.read_text()
 
 
 def test_in_cluster_resolves_hosts_and_stops_on_sigterm(rootfs, tmp_path):
-    rc, out, err = run_in_cluster(rootfs, tmp_path)
+    rc, out, err = run_in_cluster(rootfs, tmp_path, until="Failed to connect to apiserver")
     # getaddrinfo read /etc/hosts through the image's nsswitch.conf: the name
     # resolved and only the connection failed.
     assert "Failed to connect to apiserver port 1" in err, err
@@ -172,6 +178,7 @@ def test_in_cluster_resolves_hosts_and_stops_on_sigterm(rootfs, tmp_path):
 def test_root_is_read_only(rootfs, tmp_path):
     # No shell in the image, so the adapter's own checkpoint writer is the probe:
     # given a state dir that exists in the image, it cannot write there.
-    rc, out, err = run_in_cluster(rootfs, tmp_path, "--state-dir", "/etc", "--checkpoint-interval", "1")
+    rc, out, err = run_in_cluster(rootfs, tmp_path, "--state-dir", "/etc", "--checkpoint-interval",
+                                  "1", until="Read-only file system")
     assert "cannot write the checkpoint" in err, err
     assert "Read-only file system" in err, err
