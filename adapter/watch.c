@@ -165,7 +165,7 @@ static int handle_list_item(const struct kobj *obj, void *userdata) {
 }
 
 static void list_failed(struct watch *wa, int err, long status, const char *errbuf) {
-	ndjson_list_destroy(wa->list);
+	kobj_list_destroy(wa->list);
 	wa->list = NULL;
 	if (err == -ECANCELED && wa->stream_error) {
 		const char *msg = "invalid list response, retrying";
@@ -205,7 +205,7 @@ static void list_done(struct watch *wa, int err, long status, const char *errbuf
 		list_failed(wa, err, status, errbuf);
 		return;
 	}
-	r = ndjson_list_end(wa->list, &rv, &cont, &scode, &message);
+	r = kobj_list_end(wa->list, &rv, &cont, &scode, &message);
 	if (r == 0 && !*rv)
 		r = -EBADMSG;
 	/* Without its continue token, the list would look complete after this
@@ -213,7 +213,7 @@ static void list_done(struct watch *wa, int err, long status, const char *errbuf
 	if (r == 0 && *cont && !(next = strdup(cont)))
 		r = -ENOMEM;
 	if (r < 0) {
-		ndjson_list_destroy(wa->list);
+		kobj_list_destroy(wa->list);
 		wa->list = NULL;
 		watch_retry_later(wa, "invalid list response, retrying", status, strerror(-r));
 		return;
@@ -224,7 +224,7 @@ static void list_done(struct watch *wa, int err, long status, const char *errbuf
 	 * checkpoint taken between pages must not skip what the rest would show. */
 	if (!wa->list_continue || !wa->list_rv[0])
 		snprintf(wa->list_rv, sizeof(wa->list_rv), "%s", rv);
-	ndjson_list_destroy(wa->list);
+	kobj_list_destroy(wa->list);
 	wa->list = NULL;
 	if (wa->list_continue) {
 		watch_list_start(wa);
@@ -290,13 +290,13 @@ void watch_list_start(struct watch *wa) {
 	if (r == 0 && wa->owner->label_selector)
 		r = watch_append_query(&path, "labelSelector", wa->owner->label_selector);
 	if (r == 0)
-		r = ndjson_list_create(wa->ctx->cfg->max_event_bytes, handle_list_item, wa,
+		r = kobj_list_create(wa->ctx->cfg->max_event_bytes, handle_list_item, wa,
 			&wa->list);
 	if (r == 0)
 		r = watch_send_request(wa, ST_LISTING, path.data);
 	buf_finish(&path);
 	if (r < 0) {
-		ndjson_list_destroy(wa->list);
+		kobj_list_destroy(wa->list);
 		wa->list = NULL;
 		watch_retry_later(wa, "cannot start a list, retrying", 0, strerror(-r));
 	}
@@ -333,7 +333,7 @@ size_t watch_io_body(struct watch *wa, const char *data, size_t n) {
 		return watch_stream_body(wa, data, n);
 	if (wa->state != ST_LISTING)
 		return 0;
-	wa->stream_error = ndjson_list_feed(wa->list, data, n);
+	wa->stream_error = kobj_list_feed(wa->list, data, n);
 	return wa->stream_error < 0 ? 0 : n; /* abort: the done callback decides */
 }
 
@@ -387,7 +387,7 @@ void watch_destroy(struct watch *wa) {
 	http_xfer_finish(wa->ctx->http, &wa->xfer);
 	curl_slist_free_all(wa->headers);
 	ndjson_finish(&wa->lines);
-	ndjson_list_destroy(wa->list);
+	kobj_list_destroy(wa->list);
 	buf_finish(&wa->errbody);
 	objects_finish(&wa->objects);
 	metrics_watch_remove(wa->ctx->metrics, wa->mw);

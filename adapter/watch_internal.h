@@ -36,7 +36,7 @@ struct watch {
 	int stream_error;
 	bool paused; /* backpressure: the queue is full */
 	/* Listing. */
-	struct ndjson_list *list;
+	struct kobj_list *list;
 	char *list_continue;
 	char list_rv[64];    /* the list's version, applied when the list completes */
 	bool list_restarted; /* objects of an abandoned list wait for the sweep */

@@ -32,32 +32,32 @@ static void error_event(struct watch *wa, const struct kobj *status) {
 static int handle_line(const char *line, size_t len, void *userdata) {
 	struct watch *wa = userdata;
 	const struct watch_owner *o = wa->owner;
-	struct ndjson_event ev;
+	struct kobj_event ev;
 	int r = 0;
 
-	r = ndjson_parse_event(line, len, &ev);
+	r = kobj_parse_event(line, len, &ev);
 	if (r < 0)
 		return r;
-	count(wa, ev.type == NDJSON_ADDED ? METRICS_EV_ADDED :
-		ev.type == NDJSON_MODIFIED    ? METRICS_EV_MODIFIED :
-		ev.type == NDJSON_DELETED     ? METRICS_EV_DELETED :
-		ev.type == NDJSON_BOOKMARK    ? METRICS_EV_BOOKMARK :
+	count(wa, ev.type == KOBJ_ADDED ? METRICS_EV_ADDED :
+		ev.type == KOBJ_MODIFIED    ? METRICS_EV_MODIFIED :
+		ev.type == KOBJ_DELETED     ? METRICS_EV_DELETED :
+		ev.type == KOBJ_BOOKMARK    ? METRICS_EV_BOOKMARK :
 						METRICS_EV_ERROR);
 	switch (ev.type) {
-	case NDJSON_ADDED:
-	case NDJSON_MODIFIED:
-		r = objects_update(&wa->objects, &ev.obj, ev.type == NDJSON_ADDED, o->emit,
+	case KOBJ_ADDED:
+	case KOBJ_MODIFIED:
+		r = objects_update(&wa->objects, &ev.obj, ev.type == KOBJ_ADDED, o->emit,
 			o->userdata);
 		break;
-	case NDJSON_DELETED:
+	case KOBJ_DELETED:
 		r = objects_delete(&wa->objects, &ev.obj, o->emit, o->userdata);
 		break;
-	case NDJSON_BOOKMARK:
+	case KOBJ_BOOKMARK:
 		break;
-	case NDJSON_ERROR:
+	case KOBJ_ERROR:
 		error_event(wa, &ev.obj);
 		return -ECANCELED;
-	case NDJSON_UNKNOWN:
+	case KOBJ_UNKNOWN:
 		log_debug("watch", "ignoring an unknown watch event type",
 			LOG_STR("type", ev.type_name));
 		break;

@@ -51,7 +51,7 @@ static const struct watch_io io = {
 
 struct event {
 	enum cevent_op op;
-	char name[NDJSON_NAME_MAX];
+	char name[KOBJ_NAME_MAX];
 	char rv[64];
 };
 
