@@ -7,7 +7,14 @@
 #include "adapter/kobj.h"
 #include "adapter/util/buf.h"
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* Keys are remembered this deep; the fields read are all shallower. */
 #define MAXD 16
+/* A value still arriving outside items is held raw; escapes make it at most
+ * this many times longer than its decoded form, which is what is bounded. */
+#define RAW_PER_DECODED 6
 
 enum mode { MODE_EVENT, MODE_LIST };
 
@@ -35,7 +42,7 @@ struct kparse {
 	bool ref_ctrl;
 	/* list state */
 	char list_rv[64];
-	char list_continue[8192];
+	char list_continue[KOBJ_CONTINUE_MAX + 1];
 	char list_kind[64];
 	long long list_code;
 	char list_message[512];
@@ -67,9 +74,20 @@ static bool in_owner_ref(struct kparse *p, int d) {
 		p->is_array[p->base + 2];
 }
 
-static void on_scalar(struct kparse *p, const unsigned char *s, size_t n, bool is_string) {
+/* Outside a list's items nothing is bounded by max_item: each key and value
+ * is bounded by itself (quotes counted). Returns 0 to stop the parse. */
+static int value_fits(struct kparse *p, size_t n, bool is_string) {
+	if (p->mode != MODE_LIST || p->in_obj || n + (is_string ? 2 : 0) <= KOBJ_LIST_VALUE_MAX)
+		return 1;
+	p->cb_error = -EMSGSIZE;
+	return 0;
+}
+
+static int on_scalar(struct kparse *p, const unsigned char *s, size_t n, bool is_string) {
 	int d = p->depth;
 
+	if (!value_fits(p, n, is_string))
+		return 0;
 	if (p->mode == MODE_EVENT && d == 1 && is_string) {
 		if (key_is(p, 1, "type"))
 			copy_field(p, p->type, sizeof(p->type), s, n, false);
@@ -77,7 +95,7 @@ static void on_scalar(struct kparse *p, const unsigned char *s, size_t n, bool i
 			copy_field(p, p->id, sizeof(p->id), s, n, false);
 		else if (key_is(p, 1, "time"))
 			copy_field(p, p->time, sizeof(p->time), s, n, false);
-		return;
+		return 1;
 	}
 	if (p->in_obj) {
 		int r = d - p->base;
@@ -111,15 +129,18 @@ static void on_scalar(struct kparse *p, const unsigned char *s, size_t n, bool i
 			else if (key_is(p, d, "kind"))
 				copy_field(p, p->ref_kind, sizeof(p->ref_kind), s, n, false);
 		}
-		return;
+		return 1;
 	}
 	if (p->mode == MODE_LIST && is_string) {
 		if (d == 2 && key_is(p, 1, "metadata")) {
 			if (key_is(p, 2, "resourceVersion"))
 				copy_field(p, p->list_rv, sizeof(p->list_rv), s, n, false);
 			else if (key_is(p, 2, "continue")) {
-				if (n >= sizeof(p->list_continue))
-					p->obj.truncated = true;
+				/* A cut token would ask for a page the server never gave. */
+				if (n > KOBJ_CONTINUE_MAX) {
+					p->cb_error = -EOVERFLOW;
+					return 0;
+				}
 				copy_field(p, p->list_continue, sizeof(p->list_continue), s, n, false);
 			}
 		} else if (d == 1 && key_is(p, 1, "kind")) {
@@ -132,6 +153,7 @@ static void on_scalar(struct kparse *p, const unsigned char *s, size_t n, bool i
 		copy_field(p, tmp, sizeof(tmp), s, n, false);
 		p->list_code = strtoll(tmp, NULL, 10);
 	}
+	return 1;
 }
 
 static int cb_null(void *ctx) {
@@ -148,18 +170,18 @@ static int cb_bool(void *ctx, int v) {
 }
 
 static int cb_number(void *ctx, const char *s, size_t n) {
-	on_scalar(ctx, (const unsigned char *)s, n, false);
-	return 1;
+	return on_scalar(ctx, (const unsigned char *)s, n, false);
 }
 
 static int cb_string(void *ctx, const unsigned char *s, size_t n) {
-	on_scalar(ctx, s, n, true);
-	return 1;
+	return on_scalar(ctx, s, n, true);
 }
 
 static int cb_map_key(void *ctx, const unsigned char *s, size_t n) {
 	struct kparse *p = ctx;
 
+	if (!value_fits(p, n, true))
+		return 0;
 	if (p->depth > 0 && p->depth < MAXD) {
 		if (n >= sizeof(p->keys[0]))
 			n = sizeof(p->keys[0]) - 1;
@@ -169,10 +191,21 @@ static int cb_map_key(void *ctx, const unsigned char *s, size_t n) {
 	return 1;
 }
 
+/* yajl's parser is iterative; the bound protects what walks the object later
+ * (and keeps yajl's own stack of states small). */
+static int too_deep(struct kparse *p) {
+	if (p->depth < KOBJ_MAX_DEPTH)
+		return 0;
+	p->cb_error = -ELOOP;
+	return 1;
+}
+
 static int cb_start_map(void *ctx) {
 	struct kparse *p = ctx;
 	bool begin = false;
 
+	if (too_deep(p))
+		return 0;
 	if (p->depth == 1 && p->mode == MODE_EVENT && key_is(p, 1, "object"))
 		begin = true;
 	else if (p->depth == 1 && p->mode == MODE_EVENT && key_is(p, 1, "data") && !p->in_obj) {
@@ -230,6 +263,8 @@ static int cb_end_map(void *ctx) {
 static int cb_start_array(void *ctx) {
 	struct kparse *p = ctx;
 
+	if (too_deep(p))
+		return 0;
 	p->depth++;
 	if (p->depth < MAXD) {
 		p->is_array[p->depth] = true;
@@ -291,6 +326,8 @@ int kobj_parse_event(const char *line, size_t len, struct kobj_event *ret) {
 	st = yajl_parse(p->h, (const unsigned char *)line, len);
 	if (st == yajl_status_ok)
 		st = yajl_complete_parse(p->h);
+	if (st == yajl_status_client_canceled && p->cb_error)
+		r = p->cb_error;
 	if (st != yajl_status_ok || !p->type[0] || !p->have_object || p->obj.truncated)
 		goto out;
 	ret->obj = p->obj;
@@ -311,10 +348,22 @@ out:
 
 /* ---------------- lists ---------------- */
 
+/* A list is fed to yajl only up to the end of its last complete token: yajl
+ * keeps a token cut by the end of a chunk in its own buffer and lexes it again
+ * from its start with every later chunk, so a long value arriving in many
+ * chunks costs time quadratic in its length, and memory with no bound. Here a
+ * cut token stays in buf (bounded: max_item inside an item, the raw form of
+ * KOBJ_LIST_VALUE_MAX outside) until its end arrives, and each byte is
+ * scanned once by scan() and once by yajl. */
 struct kobj_list {
 	struct kparse p;
-	struct buf buf;
-	size_t buf_base; /* absolute offset of buf.data[0] */
+	struct buf buf;	  /* the item being read, or the bytes yajl has not had */
+	size_t buf_base;  /* absolute offset of buf.data[0] */
+	size_t fed;	  /* absolute offset: yajl has had the bytes before it */
+	size_t scanned;	  /* absolute offset: scan() has seen the bytes before it */
+	size_t boundary;  /* absolute offset just after the last token's end */
+	bool in_string;	  /* scan() is inside a string */
+	bool escaped;	  /* ... just after its backslash */
 	size_t max_item;
 	size_t items;
 	kobj_item_fn fn;
@@ -327,6 +376,10 @@ static int emit_item(struct kparse *p) {
 
 	if (p->obj.truncated) {
 		p->cb_error = -EBADMSG;
+		return -1;
+	}
+	if (p->obj_end - p->obj_start > l->max_item) {
+		p->cb_error = -E2BIG;
 		return -1;
 	}
 	p->obj.json = l->buf.data + (p->obj_start - l->buf_base);
@@ -373,41 +426,119 @@ size_t kobj_list_items(const struct kobj_list *l) {
 	return l->items;
 }
 
+/* Moves boundary past the last token that is complete: a string's closing
+ * quote, or a structural character or whitespace outside strings (which also
+ * ends a number or literal before it). */
+static void scan(struct kobj_list *l) {
+	const unsigned char *d = (const unsigned char *)l->buf.data;
+	size_t i = l->scanned - l->buf_base, n = l->buf.len;
+
+	for (; i < n; i++) {
+		unsigned char c = d[i];
+
+		if (l->in_string) {
+			if (l->escaped)
+				l->escaped = false;
+			else if (c == '\\')
+				l->escaped = true;
+			else if (c == '"') {
+				l->in_string = false;
+				l->boundary = l->buf_base + i + 1;
+			}
+			continue;
+		}
+		switch (c) {
+		case '"':
+			l->in_string = true;
+			break;
+		case '{': case '}': case '[': case ']': case ',': case ':':
+		case ' ': case '\t': case '\n': case '\r': case '\v': case '\f':
+			l->boundary = l->buf_base + i + 1;
+			break;
+		default:
+			break;
+		}
+	}
+	l->scanned = l->buf_base + n;
+}
+
+/* Hands yajl the bytes from fed up to end. */
+static int parse_to(struct kobj_list *l, size_t end) {
+	yajl_status st;
+
+	if (end <= l->fed)
+		return 0;
+	l->p.offset_base = l->fed;
+	st = yajl_parse(l->p.h, (const unsigned char *)l->buf.data + (l->fed - l->buf_base),
+		end - l->fed);
+	l->fed = end;
+	if (st == yajl_status_client_canceled)
+		return l->p.cb_error ? l->p.cb_error : -ECANCELED;
+	return st == yajl_status_ok ? 0 : -EBADMSG;
+}
+
 int kobj_list_feed(struct kobj_list *l, const char *data, size_t len) {
 	size_t end, keep;
-	yajl_status st;
 	int r;
 
 	r = buf_append(&l->buf, data, len);
 	if (r < 0)
 		return r;
-	l->p.offset_base = l->buf_base + l->buf.len - len;
-	st = yajl_parse(l->p.h, (const unsigned char *)data, len);
-	if (st == yajl_status_client_canceled)
-		return l->p.cb_error ? l->p.cb_error : -ECANCELED;
-	if (st != yajl_status_ok)
-		return -EBADMSG;
-	/* Keep only the bytes of the item being read. */
+	scan(l);
+	r = parse_to(l, l->boundary);
+	if (r < 0)
+		return r;
 	end = l->buf_base + l->buf.len;
-	keep = l->p.in_obj ? l->p.obj_start : end;
-	if (l->p.in_obj && end - keep > l->max_item)
-		return -E2BIG;
-	buf_consume(&l->buf, keep - l->buf_base);
-	l->buf_base = keep;
+	if (l->p.in_obj) {
+		/* Keep the bytes of the item being read. */
+		keep = l->p.obj_start;
+		if (end - keep > l->max_item)
+			return -E2BIG;
+	} else {
+		/* Only a token still arriving is held. */
+		keep = l->fed;
+		if (end - keep > RAW_PER_DECODED * (size_t)KOBJ_LIST_VALUE_MAX)
+			return -EMSGSIZE;
+	}
+	/* Dropped only once at least half of buf is dead, so that moving what
+	 * is kept costs no more than the bytes dropped: linear overall. */
+	if (keep - l->buf_base >= end - keep) {
+		buf_consume(&l->buf, keep - l->buf_base);
+		l->buf_base = keep;
+	}
 	return 0;
 }
 
 int kobj_list_end(struct kobj_list *l, const char **ret_resource_version,
 	const char **ret_continue, long long *ret_status_code, const char **ret_message) {
-	yajl_status st = yajl_complete_parse(l->p.h);
+	yajl_status st;
+	int r;
 
+	r = parse_to(l, l->buf_base + l->buf.len);
+	if (r < 0)
+		return r;
+	st = yajl_complete_parse(l->p.h);
 	if (st == yajl_status_client_canceled)
 		return l->p.cb_error ? l->p.cb_error : -ECANCELED;
-	if (st != yajl_status_ok || l->p.obj.truncated)
+	if (st != yajl_status_ok)
 		return -EBADMSG;
 	*ret_resource_version = l->p.list_rv;
 	*ret_continue = l->p.list_continue;
 	*ret_status_code = strcmp(l->p.list_kind, "Status") == 0 ? l->p.list_code : 0;
 	*ret_message = l->p.list_message;
 	return 0;
+}
+
+const char *kobj_strerror(int err) {
+	switch (err) {
+	case -ELOOP:
+		return "JSON nested deeper than " STR(KOBJ_MAX_DEPTH) " levels";
+	case -EOVERFLOW:
+		return "list metadata.continue token longer than " STR(KOBJ_CONTINUE_MAX) " bytes";
+	case -EMSGSIZE:
+		return "a JSON key or value outside the list's items is longer than " STR(
+			KOBJ_LIST_VALUE_MAX) " bytes";
+	default:
+		return strerror(err < 0 ? -err : err);
+	}
 }

@@ -13,6 +13,21 @@
 
 #define KOBJ_NAME_MAX 512
 
+/* Bounds on outside input, each an error for that line or list, never a
+ * silent truncation:
+ * - KOBJ_MAX_DEPTH: nesting of objects and arrays anywhere in a watch line or
+ *   list response (-ELOOP). Kubernetes objects nest a few levels, CRD schemas
+ *   two per schema level; the parse itself is iterative, the bound protects
+ *   whatever later walks the object.
+ * - KOBJ_CONTINUE_MAX: a list's metadata.continue token (-EOVERFLOW). The API
+ *   server's tokens encode a resourceVersion and an etcd key, well under 2 KiB.
+ * - KOBJ_LIST_VALUE_MAX: any one key or value outside the list's items, as in
+ *   metadata or an unknown top-level field (-EMSGSIZE). Items are bounded by
+ *   max_item instead (-E2BIG). */
+#define KOBJ_MAX_DEPTH 128
+#define KOBJ_CONTINUE_MAX 8192
+#define KOBJ_LIST_VALUE_MAX 65536
+
 /* The fields of a Kubernetes object the adapter needs. The strings are
  * NUL-terminated copies; json points into the caller's buffer. */
 struct kobj {
@@ -56,8 +71,9 @@ struct kobj_event {
 	struct kobj obj;
 };
 
-/* Parses one watch event line. Returns 0, or -EBADMSG for invalid JSON, a
- * missing type or object, or a field too long. ret->obj.json points into line. */
+/* Parses one watch event line. Returns 0, -EBADMSG for invalid JSON, a
+ * missing type or object, or a field too long, or -ELOOP (nested deeper than
+ * KOBJ_MAX_DEPTH). ret->obj.json points into line. */
 int kobj_parse_event(const char *line, size_t len, struct kobj_event *ret);
 
 /* Receives each item of a list; the object is only valid during the call. A
@@ -68,7 +84,12 @@ struct kobj_list;
 int kobj_list_create(size_t max_item, kobj_item_fn fn, void *userdata,
 	struct kobj_list **ret_list);
 void kobj_list_destroy(struct kobj_list *l);
-/* Returns 0, -EBADMSG, -E2BIG (an item larger than max_item), or fn's error. */
+/* Returns 0, -EBADMSG, -E2BIG (an item larger than max_item), -EMSGSIZE (a
+ * value outside items longer than KOBJ_LIST_VALUE_MAX), -EOVERFLOW (a continue
+ * token longer than KOBJ_CONTINUE_MAX), -ELOOP (nested deeper than
+ * KOBJ_MAX_DEPTH), or fn's error. Each byte is scanned a bounded number of
+ * times however the response is cut into chunks, and the memory held is
+ * bounded by max_item (or KOBJ_LIST_VALUE_MAX outside items) plus one chunk. */
 int kobj_list_feed(struct kobj_list *l, const char *data, size_t len);
 /* Completes the parse and returns the list's metadata.resourceVersion and
  * metadata.continue (empty when absent); both borrowed from l. For a Status
@@ -77,5 +98,9 @@ int kobj_list_end(struct kobj_list *l, const char **ret_resource_version,
 	const char **ret_continue, long long *ret_status_code, const char **ret_message);
 /* Items seen so far. */
 size_t kobj_list_items(const struct kobj_list *l);
+
+/* A one-line description of an error returned above, naming the bound for
+ * the kobj-specific ones (strerror() for the others). Static storage. */
+const char *kobj_strerror(int err);
 
 #endif

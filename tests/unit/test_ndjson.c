@@ -82,3 +82,35 @@ Test(ndjson, nothing_after_an_overlong_line_in_the_same_chunk) {
 	cr_assert_eq(l.n, 0);
 	ndjson_finish(&p);
 }
+
+static int count_line(const char *line, size_t len, void *ud) {
+	(*(int *)ud)++;
+	return 0;
+}
+
+/* The watch-stream side of issue 9's 16 MiB string: framing refuses the line
+ * as soon as it passes the cap and holds nothing of it afterwards. */
+Test(ndjson, watch_line_of_16mib_is_refused_with_bounded_memory) {
+	size_t chunk = 16 * 1024, total = 16 << 20;
+	char *c = malloc(chunk);
+	struct ndjson p;
+	int lines = 0, errors = 0, r;
+
+	ndjson_init(&p, 1024);
+	cr_assert_eq(ndjson_feed(&p, "{\"type\":\"ADDED\",\"object\":{\"x\":\"", 31, count_line, &lines),
+		0);
+	memset(c, 'x', chunk);
+	for (size_t off = 0; off < total; off += chunk) {
+		r = ndjson_feed(&p, c, chunk, count_line, &lines);
+		cr_assert(r == 0 || r == -E2BIG, "%d", r);
+		errors += r == -E2BIG;
+		cr_assert_leq(ndjson_pending(&p), 1024);
+		cr_assert_leq(p.line.cap, 2 * chunk + 1024);
+	}
+	cr_assert_eq(errors, 1);
+	cr_assert_eq(ndjson_pending(&p), 0);
+	cr_assert_eq(ndjson_feed(&p, "\"}}\n{\"next\":1}\n", 15, count_line, &lines), 1);
+	cr_assert_eq(lines, 1);
+	ndjson_finish(&p);
+	free(c);
+}
