@@ -175,7 +175,7 @@ static void list_failed(struct watch *wa, int err, long status, const char *errb
 		else if (wa->stream_error == -E2BIG)
 			msg = "list item larger than --max-event-bytes, retrying";
 
-		watch_retry_later(wa, msg, status, strerror(-wa->stream_error));
+		watch_retry_later(wa, msg, status, kobj_strerror(wa->stream_error));
 		return;
 	}
 	if (err) {
@@ -215,7 +215,7 @@ static void list_done(struct watch *wa, int err, long status, const char *errbuf
 	if (r < 0) {
 		kobj_list_destroy(wa->list);
 		wa->list = NULL;
-		watch_retry_later(wa, "invalid list response, retrying", status, strerror(-r));
+		watch_retry_later(wa, "invalid list response, retrying", status, kobj_strerror(r));
 		return;
 	}
 	free(wa->list_continue);

@@ -107,7 +107,7 @@ void watch_stream_done(struct watch *wa, int err, long status, const char *errbu
 				LOG_INT("max_event_bytes", wa->ctx->cfg->max_event_bytes));
 		watch_retry_later(wa, "bad watch stream, resuming from the last resourceVersion",
 			wa->status,
-			wa->stream_error ? strerror(-wa->stream_error) : wa->errbody.data);
+			wa->stream_error ? kobj_strerror(wa->stream_error) : wa->errbody.data);
 		return;
 	case PENDING_NOT_QUEUED:
 		watch_retry_later(wa, "cannot queue a change, resuming the watch before it", 0,
