@@ -22,8 +22,9 @@
  * - KOBJ_CONTINUE_MAX: a list's metadata.continue token (-EOVERFLOW). The API
  *   server's tokens encode a resourceVersion and an etcd key, well under 2 KiB.
  * - KOBJ_LIST_VALUE_MAX: any one key or value outside the list's items, as in
- *   metadata or an unknown top-level field (-EMSGSIZE). Items are bounded by
- *   max_item instead (-E2BIG). */
+ *   metadata or an unknown top-level field (-EMSGSIZE), counted with its
+ *   quotes and escapes decoded. Items are bounded by max_item instead (-E2BIG),
+ *   counted raw. */
 #define KOBJ_MAX_DEPTH 128
 #define KOBJ_CONTINUE_MAX 8192
 #define KOBJ_LIST_VALUE_MAX 65536
