@@ -60,6 +60,8 @@ static const struct numeric_flag {
 		NUM_SECONDS_USEC },
 	{ "checkpoint-interval", 1, 3600, "seconds",
 		offsetof(struct config, checkpoint_interval_usec), NUM_SECONDS_USEC },
+	{ "request-timeout", 1, 3600, "seconds", offsetof(struct config, request_timeout_usec),
+		NUM_SECONDS_USEC },
 };
 
 static const struct option long_options[] = {
@@ -95,6 +97,7 @@ static const struct option long_options[] = {
 	{ "queue-max-bytes", required_argument, NULL, OPT_NUMERIC + 7 },
 	{ "drain-timeout", required_argument, NULL, OPT_NUMERIC + 8 },
 	{ "checkpoint-interval", required_argument, NULL, OPT_NUMERIC + 9 },
+	{ "request-timeout", required_argument, NULL, OPT_NUMERIC + 10 },
 	{ 0 },
 };
 
@@ -146,6 +149,8 @@ void config_usage(int fd) {
 		"  --object-state full|reference  keep each object's last state, or a reference\n"
 		"  --watch-timeout SECONDS     each watch asks the server to end it after this to\n"
 		"                              twice this (default 300), then resumes\n"
+		"  --request-timeout SECONDS   bound on each API request but watches (default 60); a\n"
+		"                              watch silent past its timeout plus this is restarted\n"
 		"  --log-level LEVEL           debug, info, warn or error (default info)\n"
 		"  --log-format json|text      log lines as JSON objects or as text (default: text on a\n"
 		"                              terminal, JSON otherwise; K_LOGGING_CONFIG's encoding)\n"

@@ -46,7 +46,7 @@ int config_parse_mode(const char *s, enum config_mode *ret);
 int config_parse_uint(const char *s, unsigned long long max, unsigned long long *ret);
 
 /* What the command line said, applied last by config_load(). */
-#define N_NUMERIC 10
+#define N_NUMERIC 11
 struct flag_values {
 	struct config_resource *resources;
 	size_t n_resources;
