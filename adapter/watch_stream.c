@@ -116,6 +116,11 @@ void watch_stream_done(struct watch *wa, int err, long status, const char *errbu
 	case PENDING_NONE:
 		break;
 	}
+	if (err == -ETIMEDOUT) {
+		watch_retry_timed_out(wa, "watch heard nothing, not even a bookmark, past its "
+					  "timeoutSeconds plus --request-timeout; restarting it", errbuf);
+		return;
+	}
 	if (err) {
 		watch_retry_later(wa, "watch connection failed, resuming", 0, errbuf);
 		return;
@@ -145,6 +150,7 @@ void watch_stream_start(struct watch *wa) {
 	const struct config *cfg = wa->ctx->cfg;
 	struct buf path;
 	char timeout[16];
+	unsigned timeout_sec;
 	int r;
 
 	if (wa->stopped)
@@ -153,8 +159,8 @@ void watch_stream_start(struct watch *wa) {
 	r = buf_append_str(&path, wa->base_path);
 	/* client-go's reflector asks for between one and two times its minimum,
 	 * so that many watches do not expire together. */
-	snprintf(timeout, sizeof(timeout), "%u",
-		cfg->watch_timeout_sec + (unsigned)(backoff_random() * cfg->watch_timeout_sec));
+	timeout_sec = cfg->watch_timeout_sec + (unsigned)(backoff_random() * cfg->watch_timeout_sec);
+	snprintf(timeout, sizeof(timeout), "%u", timeout_sec);
 	if (r == 0)
 		r = watch_append_query(&path, "watch", "1");
 	if (r == 0)
@@ -166,7 +172,10 @@ void watch_stream_start(struct watch *wa) {
 	if (r == 0 && wa->owner->label_selector)
 		r = watch_append_query(&path, "labelSelector", wa->owner->label_selector);
 	if (r == 0)
-		r = watch_send_request(wa, ST_WATCHING, path.data);
+		/* The server ends it after timeoutSeconds; silent past that (and a
+		 * margin), it is dead: a stuck proxy, a lost peer. */
+		r = watch_send_request(wa, ST_WATCHING, path.data,
+			timeout_sec * 1000000ull + watch_request_timeout(wa));
 	buf_finish(&path);
 	if (r < 0) {
 		watch_retry_later(wa, "cannot start a watch, retrying", 0, strerror(-r));
