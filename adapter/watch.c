@@ -239,6 +239,9 @@ static void list_done(struct watch *wa, int err, long status, const char *errbuf
 	if (r == 0 && *cont && !(next = strdup(cont)))
 		r = -ENOMEM;
 	if (r == 0 && next && (r = watch_check_continue(wa, next)) < 0 && r != -ENOMEM) {
+		char pages[32];
+
+		snprintf(pages, sizeof(pages), "after %u pages", wa->list_pages);
 		free(next);
 		kobj_list_destroy(wa->list);
 		wa->list = NULL;
@@ -247,7 +250,7 @@ static void list_done(struct watch *wa, int err, long status, const char *errbuf
 			r == -ELOOP ? "list failed: the server sent a continue token already seen in "
 				      "this list (it would page forever); listing again" :
 				      "list failed: more pages than WATCH_LIST_MAX_PAGES; listing again",
-			status, strerror(-r));
+			status, pages);
 		return;
 	}
 	if (r < 0) {
