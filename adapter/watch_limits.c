@@ -45,7 +45,9 @@ void watch_handle_deadline(struct loop_timer *t, void *userdata) {
 		return;
 	if (wa->paused || now < wa->deadline_usec) {
 		/* watch_resume() moves the deadline on and arms it again. */
-		loop_timer_arm(wa->ctx->loop, t, wa->paused ? now + wa->limit_usec : wa->deadline_usec);
+		uint64_t due = wa->paused ? now + wa->limit_usec : wa->deadline_usec;
+
+		loop_timer_arm(wa->ctx->loop, t, due);
 		return;
 	}
 	io->cancel(wa, io->userdata);
