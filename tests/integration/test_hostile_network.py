@@ -34,6 +34,7 @@ class Stub:
     def __init__(self, list_mode="ok", watch_mode="silent", pods=()):
         self.list_mode, self.watch_mode, self.pods = list_mode, watch_mode, list(pods)
         self.requests = []  # (path, headers) of every request
+        self.oidc_token = "oidc-token"
         self.lock = threading.Lock()
         self.stop = threading.Event()
         stub = self
@@ -97,6 +98,18 @@ class Stub:
                     meta["continue"] = "same-token"
                 return self.reply({"kind": "PodList", "apiVersion": "v1", "metadata": meta,
                                    "items": stub.pods})
+
+            def do_POST(self):
+                # TokenRequest, for OIDC: the token stub.oidc_token.
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with stub.lock:
+                    stub.requests.append((self.path, self.headers.get_all("Authorization") or []))
+                if not self.path.endswith("/token"):
+                    return self.reply({"kind": "Status", "code": 404}, 404)
+                return self.reply({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+                                   "status": {"token": stub.oidc_token,
+                                              "expirationTimestamp": "2099-01-01T00:00:00Z"}},
+                                  201)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -218,6 +231,25 @@ def test_namespace_with_line_break_is_not_injected_into_kn_namespace(
     assert "x-injected" not in headers, headers
     assert headers["kn-namespace"] == "default%0D%0AX-Injected:%20yes"
     assert a.stop() == 0
+
+
+def test_oidc_token_with_line_break_is_refused(workdir, stub_factory, sink, adapter_factory):
+    stub = stub_factory(pods=[pod("p1", 3)])
+    stub.oidc_token = "s3cret\r\nX-Injected: yes"
+    a = start(adapter_factory, workdir, stub, sink.url, "--initial-events",
+              env={"K_AUDIENCE": "aud", "K_OIDC_SERVICE_ACCOUNT": "sa", "NAMESPACE": "default"},
+              server=f"http://127.0.0.1:{stub.port}")
+    line = a.wait_log(lambda l: l.get("logger") == "oidc" and l.get("level") == "warn", 10,
+                      "the OIDC failure line")[0]
+    assert "status.token contains a control character" in line["error"], line
+    a.wait_watching()
+    # The token is fixed: the next TokenRequest takes it and the event goes out.
+    stub.oidc_token = "good-token"
+    ev = sink.wait_events(1, timeout=20)[0]
+    assert ev["headers"]["authorization"] == "Bearer good-token"
+    assert a.stop() == 0
+    assert all("x-injected" not in r["headers"] for r in sink.requests())
+    assert "s3cret" not in log_text(a)
 
 
 # ---------------- silent hangs ----------------
