@@ -14,11 +14,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -38,6 +40,10 @@ var (
 	idleWait   = flag.Duration("idle", 5*time.Second, "idle time before the idle RSS is read")
 	adapterCPU = flag.Int("adapter-cpu", 0, "CPU the adapter is pinned to (-1: no pinning)")
 	serverCPU  = flag.Int("server-cpu", 1, "CPU the servers are pinned to (-1: no pinning)")
+	latCluster = flag.String("latency-cluster", "", "scripts/local-cluster: also measure latency against the real control plane")
+	latPairs   = flag.Int("latency-pairs", 1, "interleaved pairs of latency runs")
+	latRate    = flag.Int("latency-rate", 1000, "objects created per second in a latency run")
+	latDur     = flag.Duration("latency-duration", 10*time.Second, "length of a latency run")
 	label      = flag.String("label", "", "extra line printed under the table (machine, command)")
 )
 
@@ -61,8 +67,40 @@ func logf(format string, a ...any) {
 	fmt.Fprintf(os.Stderr, "compare: "+format+"\n", a...)
 }
 
+// live: every child started, so that die and a signal stop them all
+// (the control plane with SIGTERM, so it takes etcd and kube-apiserver
+// down with it); signalling an already reaped child is a no-op in os/exec.
+var (
+	liveMu sync.Mutex
+	live   []*exec.Cmd
+)
+
+func track(cmd *exec.Cmd) {
+	liveMu.Lock()
+	live = append(live, cmd)
+	liveMu.Unlock()
+}
+
+func stopAll() {
+	liveMu.Lock()
+	defer liveMu.Unlock()
+	for i := len(live) - 1; i >= 0; i-- {
+		if live[i].Process != nil {
+			_ = live[i].Process.Signal(syscall.SIGTERM)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	for _, c := range live {
+		if c.Process != nil && c.Path != "" && !strings.HasSuffix(c.Path, "local-cluster") {
+			_ = c.Process.Kill()
+		}
+	}
+	live = nil
+}
+
 func die(format string, a ...any) {
 	logf("ERROR: "+format, a...)
+	stopAll()
 	os.Exit(1)
 }
 
@@ -72,7 +110,11 @@ func die(format string, a ...any) {
 // adapter's first instruction.
 func startPinned(cmd *exec.Cmd, cpu int) error {
 	if cpu < 0 {
-		return cmd.Start()
+		err := cmd.Start()
+		if err == nil {
+			track(cmd)
+		}
+		return err
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -85,6 +127,9 @@ func startPinned(cmd *exec.Cmd, cpu int) error {
 		return fmt.Errorf("sched_setaffinity to CPU %d: %v", cpu, e)
 	}
 	err := cmd.Start()
+	if err == nil {
+		track(cmd)
+	}
 	syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, 0, unsafe.Sizeof(old), uintptr(unsafe.Pointer(&old)))
 	return err
 }
@@ -278,7 +323,7 @@ current-context: fake
 		_ = fake.stats(&fs)
 		logf("%s %s run: %s; requests seen: %q; log %s ends:\n%s", ad.name, kind, what, fs.Requests, logPath, tail(logPath, 15))
 		stop()
-		os.Exit(1)
+		die("%s %s run failed", ad.name, kind)
 	}
 	poll := func(timeout time.Duration, done func() bool) {
 		deadline := time.Now().Add(timeout)
@@ -371,6 +416,9 @@ func loadavg() string {
 
 func main() {
 	flag.Parse()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() { die("got %v", <-sigs) }()
 	if *oursBin == "" || *knBin == "" || *toolDir == "" || *workDir == "" {
 		die("-ours, -knative, -tools and -work are required")
 	}
@@ -391,6 +439,21 @@ func main() {
 			}
 		}
 		run(ours, "reference")
+	}
+	if *latCluster != "" {
+		logf("latency: starting the real control plane (%s --real) on CPU %d ...", *latCluster, *serverCPU)
+		plane := startRealPlane(*latCluster)
+		plane.setup()
+		for p := 0; p < *latPairs; p++ {
+			order := []adapter{ours, kn}
+			if p%2 == 1 {
+				order = []adapter{kn, ours}
+			}
+			for _, ad := range order {
+				latencyRun(plane, ad, *latRate, *latDur)
+			}
+		}
+		plane.stop()
 	}
 	loadEnd := loadavg()
 
@@ -414,6 +477,9 @@ func main() {
 		{fmt.Sprintf("peak RSS, %s objects watched", nObj), "peak_rss", " MiB", 1, "≤ 0.5× Knative",
 			func(o, k float64) bool { return o/k <= 0.5 }},
 		{"same, `--object-state reference`", "peak_rss_ref", " MiB", 1, "", nil},
+		{fmt.Sprintf("latency p50, %d creates/s, real control plane", *latRate), "lat_p50", " ms", 1, "", nil},
+		{fmt.Sprintf("latency p99, %d creates/s, real control plane", *latRate), "lat_p99", " ms", 1, "", nil},
+		{"creates/s achieved in the latency runs", "lat_rate", "", 0, "", nil},
 	}
 	cell := func(v []float64, unit string, d int) string {
 		if len(v) == 0 {
@@ -435,6 +501,9 @@ func main() {
 	for _, r := range rows {
 		o := samples["ours"][r.metric]
 		k := samples["knative"][r.metric]
+		if len(o) == 0 && len(k) == 0 {
+			continue
+		}
 		if r.metric == "peak_rss_ref" {
 			k = nil
 		}
@@ -459,7 +528,7 @@ func main() {
 		}
 		fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", r.name, cell(o, r.unit, r.digits), cell(k, r.unit, r.digits), ratio, r.goal, met)
 	}
-	if p, i := samples["ours"]["peak_rss"], samples["ours"]["idle_rss"]; len(p) > 0 && len(i) > 0 && *nEvents > 0 {
+	if p, i := samples["ours"]["peak_rss"], samples["ours"]["idle_rss"]; len(p) > 0 && len(i) > 0 && len(samples["ours"]["peak_rss_ref"]) > 0 {
 		fmt.Printf("\nOurs per watched object: %.0f bytes by default, %.0f with --object-state reference ((peak − idle RSS) / %d; goal ≤ 250).\n",
 			(median(p)-median(i))*1048576/float64(*nEvents),
 			(median(samples["ours"]["peak_rss_ref"])-median(i))*1048576/float64(*nEvents), *nEvents)
@@ -470,6 +539,11 @@ func main() {
 		"Rates from the start of the watch stream to the last event at the sink; CPU is the adapter's whole user+system time "+
 		"(start-up included) over the instant run. Adapter pinned to CPU %d, fake API server, sink and runner to CPU %d.\n",
 		*pairs, len(samples["ours"]["start"]), *nEvents, *size, *slowDelay, *nSlowOurs, *nSlowKn, *adapterCPU, *serverCPU)
+	if *latCluster != "" {
+		fmt.Printf("Latency: %d interleaved pair(s) of %s runs against kube-apiserver + etcd (scripts/local-cluster --real, on CPU %d): "+
+			"objects of ~1.5 KB created by 32 client goroutines paced to %d/s, each timed from just before its create request to its event at the sink.\n",
+			*latPairs, *latDur, *serverCPU, *latRate)
+	}
 	fmt.Printf("Machine: %s, %d CPUs (%s), load average %s at start, %s at end; %s; %s.\n",
 		host, onlineCPUs(), cpuModel(), loadStart, loadEnd, time.Since(started).Round(time.Second), started.UTC().Format("2006-01-02 15:04 UTC"))
 	if *label != "" {
