@@ -346,7 +346,7 @@ current-context: fake
 	if kind == "idle" {
 		if !shown[ad.name] {
 			shown[ad.name] = true
-			logf("%s's requests to the API server: %q", ad.name, fs.Requests)
+			logf("requests of %s to the API server: %q", ad.name, fs.Requests)
 		}
 		time.Sleep(*idleWait)
 		rss := procKiB(pid, "VmRSS")
@@ -529,16 +529,19 @@ func main() {
 		fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", r.name, cell(o, r.unit, r.digits), cell(k, r.unit, r.digits), ratio, r.goal, met)
 	}
 	if p, i := samples["ours"]["peak_rss"], samples["ours"]["idle_rss"]; len(p) > 0 && len(i) > 0 && len(samples["ours"]["peak_rss_ref"]) > 0 {
-		fmt.Printf("\nOurs per watched object: %.0f bytes by default, %.0f with --object-state reference ((peak − idle RSS) / %d; goal ≤ 250).\n",
+		fmt.Printf("\nOurs per watched object: %.0f bytes by default, %.0f with --object-state reference ((peak − idle RSS) / %d, so the delivery queue at the peak is included; goal ≤ 250).\n",
 			(median(p)-median(i))*1048576/float64(*nEvents),
 			(median(samples["ours"]["peak_rss_ref"])-median(i))*1048576/float64(*nEvents), *nEvents)
 	}
 	host, _ := os.Hostname()
-	fmt.Printf("\nMedians (min–max) of %d interleaved pair(s); exec → first request over all %d runs of each adapter. "+
-		"Instant runs: %d ADDED watch events of %d bytes after an empty initial state; %s sink runs: %d events (ours), %d (Knative). "+
-		"Rates from the start of the watch stream to the last event at the sink; CPU is the adapter's whole user+system time "+
-		"(start-up included) over the instant run. Adapter pinned to CPU %d, fake API server, sink and runner to CPU %d.\n",
-		*pairs, len(samples["ours"]["start"]), *nEvents, *size, *slowDelay, *nSlowOurs, *nSlowKn, *adapterCPU, *serverCPU)
+	fmt.Println()
+	if *pairs > 0 {
+		fmt.Printf("Medians (min–max) of %d interleaved pair(s); exec → first request over all %d runs of each adapter. "+
+			"Instant runs: %d ADDED watch events of %d bytes after an empty initial state; %s sink runs: %d events (ours), %d (Knative). "+
+			"Rates from the start of the watch stream to the last event at the sink; CPU is the adapter's whole user+system time "+
+			"(start-up included) over the instant run. Adapter pinned to CPU %d, fake API server, sink and runner to CPU %d.\n",
+			*pairs, len(samples["ours"]["start"]), *nEvents, *size, *slowDelay, *nSlowOurs, *nSlowKn, *adapterCPU, *serverCPU)
+	}
 	if *latCluster != "" {
 		fmt.Printf("Latency: %d interleaved pair(s) of %s runs against kube-apiserver + etcd (scripts/local-cluster --real, on CPU %d): "+
 			"objects of ~1.5 KB created by 32 client goroutines paced to %d/s, each timed from just before its create request to its event at the sink.\n",
