@@ -536,11 +536,11 @@ func main() {
 	host, _ := os.Hostname()
 	fmt.Println()
 	if *pairs > 0 {
-		fmt.Printf("Medians (min–max) of %d interleaved pair(s); exec → first request over all %d runs of each adapter. "+
+		fmt.Printf("Medians (min–max) of %d interleaved pair(s); exec → first request over every run (ours %d, Knative %d). "+
 			"Instant runs: %d ADDED watch events of %d bytes after an empty initial state; %s sink runs: %d events (ours), %d (Knative). "+
 			"Rates from the start of the watch stream to the last event at the sink; CPU is the adapter's whole user+system time "+
 			"(start-up included) over the instant run. Adapter pinned to CPU %d, fake API server, sink and runner to CPU %d.\n",
-			*pairs, len(samples["ours"]["start"]), *nEvents, *size, *slowDelay, *nSlowOurs, *nSlowKn, *adapterCPU, *serverCPU)
+			*pairs, len(samples["ours"]["start"]), len(samples["knative"]["start"]), *nEvents, *size, *slowDelay, *nSlowOurs, *nSlowKn, *adapterCPU, *serverCPU)
 	}
 	if *latCluster != "" {
 		fmt.Printf("Latency: %d interleaved pair(s) of %s runs against kube-apiserver + etcd (scripts/local-cluster --real, on CPU %d): "+
