@@ -477,8 +477,8 @@ func main() {
 		{fmt.Sprintf("peak RSS, %s objects watched", nObj), "peak_rss", " MiB", 1, "≤ 0.5× Knative",
 			func(o, k float64) bool { return o/k <= 0.5 }},
 		{"same, `--object-state reference`", "peak_rss_ref", " MiB", 1, "", nil},
-		{fmt.Sprintf("latency p50, %d creates/s, real control plane", *latRate), "lat_p50", " ms", 1, "", nil},
-		{fmt.Sprintf("latency p99, %d creates/s, real control plane", *latRate), "lat_p99", " ms", 1, "", nil},
+		{fmt.Sprintf("latency p50, %d creates/s asked, real control plane", *latRate), "lat_p50", " ms", 1, "", nil},
+		{fmt.Sprintf("latency p99, %d creates/s asked, real control plane", *latRate), "lat_p99", " ms", 1, "", nil},
 		{"creates/s achieved in the latency runs", "lat_rate", "", 0, "", nil},
 	}
 	cell := func(v []float64, unit string, d int) string {
