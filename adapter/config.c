@@ -285,7 +285,7 @@ int config_split_api_version(const char *api_version, struct config_resource *re
 	}
 	if (!res->group || !res->version)
 		return -ENOMEM;
-	if (!*res->group)
+	if (slash && !*res->group)
 		return -EINVAL;
 	return config_valid_api_version(res->group, res->version) ? 0 : -EINVAL;
 }

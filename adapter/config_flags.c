@@ -360,7 +360,7 @@ static void set_metrics_addr(struct ctx *c, const char *origin, const char *valu
 static bool value_ok(struct ctx *c, const struct option_def *o, const char *origin, const char *value) {
 	long at;
 
-	if (!*value && !(o->rules & RULE_EMPTY_OK) && o->type != OPT_BOOL) {
+	if (!*value && o->arg && !(o->rules & RULE_EMPTY_OK)) {
 		config_report(c, origin, "empty value%s%s", o->if_empty ? "; " : "",
 			o->if_empty ? o->if_empty : "");
 		return false;
