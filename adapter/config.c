@@ -425,7 +425,9 @@ static void validate_sinks(struct ctx *c) {
 	int ok;
 
 	if (!cfg->sink || !*cfg->sink) {
-		if (c->sink_origin[0])
+		if (c->sink_rejected)
+			; /* said already */
+		else if (c->sink_origin[0])
 			config_report(c, c->sink_origin, "no sink URL");
 		else
 			config_report(c, "--sink", "missing: give --sink URL (or - for stdout), set K_SINK, or "
@@ -477,8 +479,11 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 		goto out;
 
 	/* Lowest precedence first: the manifest, then the environment, then flags. */
-	if (cfg->source_file)
+	if (cfg->source_file) {
 		config_load_source_file(&c, cfg->source_file);
+		if (c.errors)
+			c.bad_resources++; /* its resources may be what failed */
+	}
 	config_load_env(&c, getenv_fn, getenv_userdata);
 	config_flags_apply(&c, f);
 	if (c.nomem)

@@ -325,8 +325,12 @@ void config_load_env(struct ctx *c, config_getenv_fn get, void *ud) {
 	struct config *cfg = c->cfg;
 	const char *s;
 
-	if ((s = env_get(c, get, ud, "K_SOURCE_CONFIG", true)))
+	if ((s = env_get(c, get, ud, "K_SOURCE_CONFIG", true))) {
+		unsigned before = c->errors;
 		load_source_config(c, s);
+		if (c->errors != before)
+			c->bad_resources++; /* its resources may be what failed */
+	}
 	/* K_SINK, NAME, K_SINK_TIMEOUT, KUBECONFIG: as their flags. */
 	config_env_options_apply(c, get, ud);
 	if ((s = env_get(c, get, ud, "NAMESPACE", false))) {

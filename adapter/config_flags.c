@@ -378,8 +378,14 @@ static void apply_value(struct ctx *c, const struct option_def *o, const char *o
 	const char *value, bool first) {
 	unsigned long long u;
 
-	if (!value_ok(c, o, origin, value))
+	if (!value_ok(c, o, origin, value)) {
+		/* Reported: not also "nothing to watch" or "missing". */
+		if (o->set == set_resource)
+			c->bad_resources++;
+		else if (o->set == set_sink)
+			c->sink_rejected = true;
 		return;
+	}
 	if (o->type == OPT_UINT || o->type == OPT_SIZE || o->type == OPT_SECONDS) {
 		if (config_parse_uint(value, o->max, &u) < 0 || u < o->min) {
 			config_report(c, origin, "\"%s\" is not a number of %s (%llu-%llu)", value, o->unit,

@@ -24,11 +24,14 @@ struct ctx {
 	/* Where the sink and dead-letter sink came from, for messages about them. */
 	char sink_origin[256];
 	char dead_letter_origin[256];
+	bool sink_rejected; /* a sink value was reported as invalid */
 	bool mode_from_file;
 	/* What the command line said about resources and namespaces, for the
 	 * checks that involve several flags. */
 	size_t flag_resources;
-	unsigned bad_resources; /* --resource values reported as invalid */
+	/* Resources reported as invalid (a --resource, or a K_SOURCE_CONFIG or
+	 * manifest with problems): "nothing to watch" would only mislead. */
+	unsigned bad_resources;
 	bool flag_namespaces;
 };
 

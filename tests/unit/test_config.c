@@ -574,6 +574,19 @@ Test(config, empty_env_var_counts_as_unset) {
 	config_finish(&c);
 }
 
+/* A rejected value is one problem, not also what its absence causes. */
+Test(config, rejected_sink_or_resource_is_one_problem) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e = { 0 };
+
+	cr_assert_eq(LOAD(&c, &env, &e, "--resource", "", "--sink", "\001"), -EINVAL);
+	cr_assert(error_starts(&e, "--resource: empty value"), "%s", e.lines[0]);
+	cr_assert(error_starts(&e, "--sink: control character"), "%s", e.lines[1]);
+	cr_assert_eq(e.n, 2, "%s", e.lines[2]);
+	config_finish(&c);
+}
+
 Test(config, namespace_empty_is_refused) {
 	struct config c;
 	struct env env = { { { NULL } } };
@@ -746,8 +759,8 @@ Test(config, every_problem_is_reported_at_once) {
 	cr_assert(error_starts(&e, "--name: control character 0x09"));
 	cr_assert(error_starts(&e, "--filter: "));
 	cr_assert(error_starts(&e, "NAMESPACE: \"Not_A_Namespace\" is not a valid namespace name"));
-	cr_assert(error_starts(&e, "--sink: missing"));
+	cr_assert_not(has_error(&e, "--sink: missing")); /* "empty value" says it */
 	cr_assert_not(has_error(&e, "nothing to watch"));
-	cr_assert_eq(e.n, 8, "%d problems: the 9th is %s", e.n, e.lines[8]);
+	cr_assert_eq(e.n, 7, "%d problems: the 8th is %s", e.n, e.lines[7]);
 	config_finish(&c);
 }
