@@ -106,15 +106,18 @@ Test(config, stdout_sink_all_namespaces_reference) {
 	struct config c;
 	struct env env = { { { NULL } } };
 	struct errs e = { 0 };
+	char dir[] = "/tmp/test-config-state-XXXXXX";
 
+	cr_assert_not_null(mkdtemp(dir)); /* --state-dir must exist */
 	cr_assert_eq(LOAD(&c, &env, &e, "--resource", "v1/Namespace", "-A", "--sink", "-", "--mode",
 			     "reference", "--retry-max", "3", "--sink-timeout", "2", "--retry-timeout", "60",
-			     "--queue-max-bytes", "1048576", "--state-dir", "/tmp/x", "--object-state",
+			     "--queue-max-bytes", "1048576", "--state-dir", dir, "--object-state",
 			     "reference", "--drain-timeout", "0"),
 		0, "%s", e.lines[0]);
+	rmdir(dir);
 	cr_assert_eq(c.retry_timeout_usec, 60000000);
 	cr_assert_eq(c.queue_max_bytes, 1048576);
-	cr_assert_str_eq(c.state_dir, "/tmp/x");
+	cr_assert_str_eq(c.state_dir, dir);
 	cr_assert(c.object_state_refs);
 	cr_assert_eq(c.drain_timeout_usec, 0);
 	cr_assert(c.all_namespaces);
