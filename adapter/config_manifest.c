@@ -133,6 +133,11 @@ static char *selector_from_yaml(struct ctx *c, const char *file, struct yamldoc 
 		buf_finish(&b);
 		return NULL;
 	}
+	if (config_find_control(b.data, false) >= 0) {
+		file_error(c, file, sel, field, "control character in a key or value");
+		buf_finish(&b);
+		return NULL;
+	}
 	return buf_steal(&b, NULL);
 oom:
 	buf_finish(&b);
@@ -148,6 +153,7 @@ void  config_load_source_file(struct ctx *c, const char *file) {
 	struct yamldoc *d = NULL;
 	yaml_node_t *root = NULL, *spec, *resources, *n, *k, *v;
 	const char *s;
+	unsigned before;
 	int r;
 
 	r = file_read_all(file, MAX_FILE_BYTES, &text, &len);
@@ -220,12 +226,14 @@ void  config_load_source_file(struct ctx *c, const char *file) {
 		yaml_node_t *item = yamldoc_item(d, resources, i);
 		struct config_resource res = { 0 };
 		char field[64];
+		before = c->errors;
 		const char *av = file_str(c, file, d, item, "apiVersion");
 		const char *kind = file_str(c, file, d, item, "kind");
 
 		snprintf(field, sizeof(field), "spec.resources[%zu]", i);
 		if (!av || !kind || !*kind) {
-			file_error(c, file, item, field, "needs apiVersion and kind");
+			if (c->errors == before) /* else file_str() said what is wrong */
+				file_error(c, file, item, field, "needs apiVersion and kind");
 			continue;
 		}
 		r = config_split_api_version(av, &res);
@@ -255,7 +263,10 @@ void  config_load_source_file(struct ctx *c, const char *file) {
 		if (kind)
 			config_set_str(c, &cfg->owner_kind, kind);
 	}
-	if ((s = file_str(c, file, d, spec, "sink.uri"))) {
+	before = c->errors;
+	if (!(s = file_str(c, file, d, spec, "sink.uri")) && c->errors != before) {
+		c->sink_rejected = true; /* reported: not also "missing" */
+	} else if (s) {
 		config_set_str(c, &cfg->sink, s);
 		n = yamldoc_path(d, spec, "sink.uri");
 		size_t line, col;

@@ -728,6 +728,7 @@ Test(config, manifest_control_character_is_refused) {
 			       "  resources:\n"
 			       "  - apiVersion: v1\n"
 			       "    kind: Pod\n"
+			       "    selector: {matchLabels: {app: \"a\\nb\"}}\n"
 			       "  ceOverrides:\n"
 			       "    extensions:\n"
 			       "      team: \"x\\r\\nX-Injected: 1\"\n"
@@ -738,10 +739,13 @@ Test(config, manifest_control_character_is_refused) {
 	cr_assert_eq(LOAD(&c, &env, &e, "--source-file", path), -EINVAL);
 	snprintf(want, sizeof(want), "%s:4:9: metadata.name: control character", path);
 	cr_assert(has_error(&e, want), "%s", e.lines[0]);
-	snprintf(want, sizeof(want), "%s:11:13: spec.ceOverrides.extensions: control character", path);
+	snprintf(want, sizeof(want), "%s:9:15: spec.resources[0].selector: control character", path);
 	cr_assert(has_error(&e, want), "%s", e.lines[1]);
-	snprintf(want, sizeof(want), "%s:13:10: sink.uri: control character", path);
+	snprintf(want, sizeof(want), "%s:12:13: spec.ceOverrides.extensions: control character", path);
 	cr_assert(has_error(&e, want), "%s", e.lines[2]);
+	snprintf(want, sizeof(want), "%s:14:10: sink.uri: control character", path);
+	cr_assert(has_error(&e, want), "%s", e.lines[3]);
+	cr_assert_eq(e.n, 4, "%s", e.lines[4]);
 	config_finish(&c);
 	unlink(path);
 }
