@@ -464,6 +464,7 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 		.max_event_bytes = DEFAULT_MAX_EVENT_BYTES,
 		.max_inflight = DEFAULT_MAX_INFLIGHT,
 		.watch_timeout_sec = 300,
+		.request_timeout_usec = 60ull * 1000000ull,
 		.queue_max_events = DEFAULT_QUEUE_MAX_EVENTS,
 		.queue_max_bytes = DEFAULT_QUEUE_MAX_BYTES,
 		.drain_timeout_usec = DEFAULT_DRAIN_TIMEOUT_USEC,

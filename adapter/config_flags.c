@@ -146,6 +146,9 @@ static const struct option_def options[] = {
 	{ "watch-timeout", 0, UINT(watch_timeout_sec, 1, 3600, "seconds"), .arg = "SECONDS",
 		.help = "each watch asks the server to end it after this to\n"
 			"twice this (default 300), then resumes" },
+	{ "request-timeout", 0, SECONDS(request_timeout_usec, 1, 3600, "seconds"), .arg = "SECONDS",
+		.help = "bound on each list and discovery request (default 60);\n"
+			"a watch silent past its timeout plus this is restarted" },
 	{ "log-level", 0, CUSTOM(set_log_level), .arg = "LEVEL",
 		.help = "debug, info, warn or error (default info)" },
 	{ "log-format", 0, CUSTOM(set_log_format), .arg = "json|text",

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "adapter/http.h"
 #include "adapter/kube.h"
 #include "adapter/log.h"
 #include "adapter/loop.h"
@@ -23,6 +24,7 @@ struct blob {
 struct kube {
 	char *server;	  /* as configured */
 	char *server_base; /* without a trailing slash */
+	char *server_shown; /* without credentials: logs and ce-source */
 	struct blob ca;
 	bool insecure;
 	char *tls_server_name;
@@ -62,6 +64,7 @@ void kube_destroy(struct kube *k) {
 		return;
 	free(k->server);
 	free(k->server_base);
+	free(k->server_shown);
 	blob_free(&k->ca);
 	free(k->tls_server_name);
 	free(k->request_base);
@@ -75,7 +78,7 @@ void kube_destroy(struct kube *k) {
 }
 
 const char *kube_server(const struct kube *k) {
-	return k->server;
+	return k->server_shown;
 }
 
 const char *kube_default_namespace(const struct kube *k) {
@@ -130,7 +133,8 @@ static int set_server(struct kube *k, const char *server) {
 	while (n > 0 && server[n - 1] == '/')
 		n--;
 	k->server_base = strndup(server, n);
-	return k->server && k->server_base ? 0 : -ENOMEM;
+	k->server_shown = http_url_redact(server);
+	return k->server && k->server_base && k->server_shown ? 0 : -ENOMEM;
 }
 
 static int base64_decode(const char *in, struct blob *out) {
@@ -158,6 +162,13 @@ static int base64_decode(const char *in, struct blob *out) {
 	return 0;
 }
 
+/* Why a token file was not taken; never the token itself. */
+static const char *token_problem(int r) {
+	return r == -ENODATA ? "empty" :
+		r == -EBADMSG ? "the token contains a control character (a line break?)" :
+				strerror(-r);
+}
+
 static char *trim_token(char *t) {
 	size_t n = strlen(t);
 
@@ -175,9 +186,10 @@ static int read_token(struct kube *k) {
 	if (r < 0)
 		return r;
 	trim_token(text);
-	if (!*text) {
-		free(text);
-		return -ENODATA;
+	if (!*text || !http_header_value_valid(text)) {
+		r = *text ? -EBADMSG : -ENODATA;
+		free_secret(&text);
+		return r;
 	}
 	free_secret(&k->token);
 	k->token = text;
@@ -353,8 +365,11 @@ static int load_kubeconfig(struct kube *k, const struct config *cfg, const char 
 	}
 	if (user) {
 		if ((s = yamldoc_str(yamldoc_get(&docs[0], user, "token"))) && *s) {
-			k->token = strdup(s);
-			if (!k->token)
+			/* CR or LF would add headers to every API request. */
+			if (!http_header_value_valid(s))
+				kerr(&c, yamldoc_get(&docs[0], user, "token"), "user.token",
+					"contains a control character (a line break?); refused");
+			else if (!(k->token = strdup(s)))
 				goto oom;
 		} else if ((s = yamldoc_str(yamldoc_get(&docs[0], user, "tokenFile"))) && *s) {
 			k->token_file = resolve_path(path, s);
@@ -363,8 +378,7 @@ static int load_kubeconfig(struct kube *k, const struct config *cfg, const char 
 			r = read_token(k);
 			if (r < 0)
 				kerr(&c, yamldoc_get(&docs[0], user, "tokenFile"), "user.tokenFile",
-					"cannot read %s: %s", k->token_file,
-					r == -ENODATA ? "empty" : strerror(-r));
+					"cannot read %s: %s", k->token_file, token_problem(r));
 		}
 		r = load_file_or_data(&c, &docs[0], user, "client-certificate",
 			"client-certificate-data", "client certificate", &k->client_cert);
@@ -429,7 +443,7 @@ static int load_in_cluster(struct kube *k, const struct config *cfg, config_erro
 	if (r < 0) {
 		char msg[600];
 		snprintf(msg, sizeof(msg), "cannot read the service-account token %s: %s",
-			k->token_file, r == -ENODATA ? "empty" : strerror(-r));
+			k->token_file, token_problem(r));
 		on_error("in-cluster", msg, ud);
 		errors++;
 	}
@@ -514,7 +528,7 @@ int kube_setup_request(struct kube *k, CURL *easy, const char *path,
 		int rr = read_token(k);
 		if (rr < 0)
 			log_warn("kube", "cannot re-read the token file, keeping the previous token",
-				LOG_STR("file", k->token_file), LOG_STR("error", strerror(-rr)));
+				LOG_STR("file", k->token_file), LOG_STR("error", token_problem(rr)));
 		k->token_stale = false;
 		k->token_read_usec = loop_now_usec();
 	}

@@ -63,6 +63,7 @@ struct config {
 	size_t max_event_bytes;
 	size_t max_inflight;
 	unsigned watch_timeout_sec; /* each watch asks for this to twice this */
+	uint64_t request_timeout_usec; /* lists, discovery; and a watch's silence margin */
 	enum log_level log_level;
 	bool log_level_set; /* --log-level given: it overrides K_LOGGING_CONFIG */
 	char *source_file;

@@ -429,7 +429,8 @@ Test(config, every_flag_and_letter_is_in_the_table) {
 		"initial-events", "source-file", "sink", "mode", "filter", "sink-timeout", "retry-max",
 		"retry-timeout", "dead-letter", "queue-max-events", "queue-max-bytes", "max-inflight",
 		"kubeconfig", "context", "name", "fail-fast", "max-event-bytes", "state-dir",
-		"checkpoint-interval", "drain-timeout", "object-state", "watch-timeout", "log-level",
+		"checkpoint-interval", "drain-timeout", "object-state", "watch-timeout", "request-timeout",
+		"log-level",
 		"log-format", "probes-addr", "metrics-addr", "help:h", "version", NULL };
 	struct config_option_info o;
 	size_t n = 0;
