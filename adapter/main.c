@@ -471,6 +471,10 @@ int main(int argc, char **argv) {
 		return EXIT_RUNTIME;
 	}
 	r = config_load(&a.cfg, argc, argv, env_lookup, NULL, handle_config_error, &a);
+	if (r == -ENOMEM) {
+		log_error("main", "out of memory while reading configuration");
+		goto out;
+	}
 	if (a.cfg.help) {
 		config_usage(STDOUT_FILENO);
 		ret = 0;

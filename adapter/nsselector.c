@@ -8,8 +8,7 @@
 #include "adapter/nsselector.h"
 
 static int add_namespace_item(const struct kobj *obj, void *userdata) {
-	config_add_namespace(userdata, obj->name);
-	return 0;
+	return config_add_namespace(userdata, obj->name);
 }
 
 static size_t feed_list(char *data, size_t size, size_t nmemb, void *userdata) {
