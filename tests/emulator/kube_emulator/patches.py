@@ -20,9 +20,10 @@ def merge_patch(target, patch):
 
 
 # Strategic merge patch is a merge patch plus per-field list strategies; we know a few merge keys.
-SMP_MERGE_KEYS = MappingProxyType({"containers": "name", "initContainers": "name", "ephemeralContainers": "name",
-                  "volumes": "name", "env": "name", "imagePullSecrets": "name",
-                  "volumeMounts": "mountPath", "ports": "containerPort", "volumeDevices": "devicePath"})
+SMP_MERGE_KEYS = MappingProxyType({
+    "containers": "name", "initContainers": "name", "ephemeralContainers": "name",
+    "volumes": "name", "env": "name", "imagePullSecrets": "name",
+    "volumeMounts": "mountPath", "ports": "containerPort", "volumeDevices": "devicePath"})
 
 
 def strategic_merge_patch(target, patch):

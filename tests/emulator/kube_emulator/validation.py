@@ -11,23 +11,25 @@ from .common import ApiError, now_ts
 from .discovery import RBAC_GROUP
 
 # Light strict-validation for built-ins: allowed top-level fields (apiVersion/kind/metadata implied).
-BUILTIN_FIELDS = MappingProxyType({
+BUILTIN_FIELDS = MappingProxyType({kind: frozenset(fields) for kind, fields in {
     "Namespace": {"spec", "status"}, "ConfigMap": {"data", "binaryData", "immutable"},
     "Pod": {"spec", "status"}, "Secret": {"data", "stringData", "type", "immutable"},
     "ServiceAccount": {"secrets", "imagePullSecrets", "automountServiceAccountToken"},
     "Job": {"spec", "status"}, "Deployment": {"spec", "status"}, "Role": {"rules"},
     "RoleBinding": {"subjects", "roleRef"}, "ClusterRole": {"rules", "aggregationRule"},
     "ClusterRoleBinding": {"subjects", "roleRef"}, "CustomResourceDefinition": {"spec", "status"},
-})
-META_FIELDS = frozenset({"name", "generateName", "namespace", "selfLink", "uid", "resourceVersion",
-               "generation", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-               "labels", "annotations", "ownerReferences", "finalizers", "managedFields"})
+}.items()})
+META_FIELDS = frozenset({
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+    "annotations", "ownerReferences", "finalizers", "managedFields"})
 
 
-TYPE_OK = MappingProxyType({"string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
-           "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-           "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-           "object": lambda v: isinstance(v, dict), "array": lambda v: isinstance(v, list)})
+TYPE_OK = MappingProxyType({
+    "string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "object": lambda v: isinstance(v, dict), "array": lambda v: isinstance(v, list)})
 
 
 JSON_TYPE = MappingProxyType({str: "string", bool: "boolean", int: "integer", float: "number",
