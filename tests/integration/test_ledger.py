@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from conftest import free_port, wait_until
+from harness import free_port, wait_until
 from ledger import Ledger, anon_kib
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"
