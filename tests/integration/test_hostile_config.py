@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import ADAPTER
+from harness import ADAPTER
 
 KUBECONFIG = """apiVersion: v1
 kind: Config

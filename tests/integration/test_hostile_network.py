@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import wait_until
+from harness import wait_until
 
 SECRET = "hunter2"
 DISCOVERY = {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1",
