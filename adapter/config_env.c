@@ -47,31 +47,15 @@ static const char *jstr(struct ctx *c, yajl_val obj, const char *key, const char
 	return YAJL_GET_STRING(v);
 }
 
-/* yajl decodes \u0000 into the middle of a C string, which would end it
- * there: "v1\u0000/x" would read as "v1". Such a string is refused. */
-static bool has_nul_escape(const char *json) {
-	for (const char *p = json; *p; p++) {
-		if (*p != '\\')
-			continue;
-		if (p[1] == 'u' && strncmp(p + 2, "0000", 4) == 0)
-			return true;
-		if (p[1])
-			p++; /* the escaped character: "\\u0000" is text */
-	}
-	return false;
-}
-
 /* Parses a variable's JSON; NULL after reporting. */
 static yajl_val parse_env_json(struct ctx *c, const char *var, const char *json) {
 	char errbuf[512];
 	yajl_val root;
 
-	if (has_nul_escape(json)) {
-		config_report(c, var, "\\u0000 in a string: NUL characters are not accepted");
-		return NULL;
-	}
 	root = json_parse(json, errbuf, sizeof(errbuf));
-	if (!root) {
+	if (!root && errno == ENOMEM) {
+		config_oom(c);
+	} else if (!root) {
 		/* yajl's message spans lines; keep the first. */
 		errbuf[strcspn(errbuf, "\n")] = '\0';
 		config_report(c, var, "invalid JSON: %s", errbuf);
@@ -259,7 +243,10 @@ static void load_observability(struct ctx *c, const char *json, const char *prom
 	unsigned long long port = 9092;
 
 	root = json_parse(json, err, sizeof(err));
-	if (!root) {
+	if (!root && errno == ENOMEM) {
+		config_oom(c);
+		return;
+	} else if (!root) {
 		config_report(c, "K_OBSERVABILITY_CONFIG", "%s", err);
 		return;
 	}

@@ -172,9 +172,13 @@ void  config_load_source_file(struct ctx *c, const char *file) {
 		goto out;
 	}
 	if (r < 0) {
+		/* err is "line:column: problem" (a syntax error or a yamldoc limit). */
+		const char *problem = err ? strstr(err, ": ") : NULL;
 		char where[512];
-		snprintf(where, sizeof(where), "%s:%s", file, err ? err : "?");
-		config_report(c, where, "invalid YAML");
+
+		snprintf(where, sizeof(where), "%s:%.*s", file, problem ? (int)(problem - err) : 3,
+			problem ? err : "1:1");
+		config_report(c, where, "invalid YAML: %s", problem ? problem + 2 : strerror(-r));
 		goto out;
 	}
 	for (size_t i = 0; i < ndocs; i++) {

@@ -10,6 +10,7 @@
 #include "adapter/kube.h"
 #include "adapter/log.h"
 #include "adapter/loop.h"
+#include "adapter/util/base64.h"
 #include "adapter/util/fileio.h"
 #include "adapter/util/yamldoc.h"
 
@@ -137,31 +138,6 @@ static int set_server(struct kube *k, const char *server) {
 	return k->server && k->server_base && k->server_shown ? 0 : -ENOMEM;
 }
 
-static int base64_decode(const char *in, struct blob *out) {
-	size_t inlen = strlen(in), pad = 0;
-	int n;
-
-	out->data = malloc(inlen / 4 * 3 + 4);
-	if (!out->data)
-		return -ENOMEM;
-	if (inlen % 4) {
-		blob_free(out);
-		return -EINVAL;
-	}
-	n = EVP_DecodeBlock((unsigned char *)out->data, (const unsigned char *)in, (int)inlen);
-	if (n < 0) {
-		blob_free(out);
-		return -EINVAL;
-	}
-	if (inlen >= 1 && in[inlen - 1] == '=')
-		pad++;
-	if (inlen >= 2 && in[inlen - 2] == '=')
-		pad++;
-	out->len = (size_t)n - pad;
-	out->data[out->len] = '\0';
-	return 0;
-}
-
 /* Why a token file was not taken; never the token itself. */
 static const char *token_problem(int r) {
 	return r == -ENODATA ? "empty" :
@@ -264,8 +240,20 @@ static int load_file_or_data(struct kctx *c, struct yamldoc *d, yaml_node_t *map
 	int r;
 
 	if (data && *data) {
-		if (base64_decode(data, out) < 0) {
-			kerr(c, yamldoc_get(d, map, data_key), data_key, "not valid base64");
+		size_t pos = 0;
+
+		/* Strictly, as kubectl does: '====' must not pass as a CA. */
+		r = base64_decode(data, strlen(data), &out->data, &out->len, &pos);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0) {
+			/* Says where, never what: the field may hold a private key. */
+			if (pos < strlen(data))
+				kerr(c, yamldoc_get(d, map, data_key), data_key,
+					"not valid base64 (at character %zu)", pos + 1);
+			else
+				kerr(c, yamldoc_get(d, map, data_key), data_key,
+					"not valid base64 (its length is not a multiple of 4)");
 			return -EINVAL;
 		}
 		return 1;
@@ -294,16 +282,30 @@ static int load_kubeconfig(struct kube *k, const struct config *cfg, const char 
 	const char *ctx_name, *cluster_name, *user_name, *s;
 	int r;
 
-	r = file_read_all(path, MAX_KUBE_FILE, &text, &len);
+	r = file_read_all(path, YAMLDOC_MAX_BYTES, &text, &len);
 	if (r < 0) {
-		kerr(&c, NULL, "kubeconfig", "cannot read: %s", strerror(-r));
+		if (r == -E2BIG)
+			kerr(&c, NULL, "kubeconfig", "file too large (more than %u MiB)",
+				YAMLDOC_MAX_BYTES >> 20);
+		else
+			kerr(&c, NULL, "kubeconfig", "cannot read: %s", strerror(-r));
 		goto out;
 	}
 	r = yamldoc_load_all(text, len, &docs, &ndocs, &err);
+	if (r == -ENOMEM && !err) {
+		kerr(&c, NULL, "kubeconfig", "out of memory");
+		goto out;
+	}
 	if (r < 0 || ndocs == 0) {
-		char where[512];
-		snprintf(where, sizeof(where), "%s:%s", path, err ? err : "1:1: empty file");
-		on_error(where, "invalid kubeconfig YAML", ud);
+		/* err is "line:column: problem": "file:line:column" names the place. */
+		const char *problem = err ? strstr(err, ": ") : NULL;
+		char where[512], msg[512];
+
+		snprintf(where, sizeof(where), "%s:%.*s", path,
+			problem ? (int)(problem - err) : 3, problem ? err : "1:1");
+		snprintf(msg, sizeof(msg), "invalid kubeconfig YAML: %s",
+			problem ? problem + 2 : "empty file");
+		on_error(where, msg, ud);
 		c.errors++;
 		goto out;
 	}

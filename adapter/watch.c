@@ -7,6 +7,7 @@
 #include "adapter/log.h"
 #include "adapter/util/backoff.h"
 #include "adapter/util/buf.h"
+#include "adapter/util/json.h"
 #include "watch_internal.h"
 
 #define BACKOFF_INITIAL_USEC (500ull * 1000ull)
@@ -57,7 +58,8 @@ static void status_message(const struct buf *body, char *out, size_t len) {
 	out[0] = '\0';
 	if (!body->len)
 		return;
-	root = yajl_tree_parse(body->data, NULL, 0);
+	/* Bounded: the body is the server's, of any depth. */
+	root = json_parse_bounded(body->data, body->len, JSON_MAX_DEPTH, NULL, 0);
 	for (size_t i = 0; YAJL_IS_OBJECT(root) && i < root->u.object.len; i++)
 		if (strcmp(root->u.object.keys[i], "message") == 0 &&
 			YAJL_IS_STRING(root->u.object.values[i]))

@@ -165,7 +165,7 @@ def test_source_config_nul_escape_is_refused(adapter_factory, kubeconfig):
     env = {"K_SOURCE_CONFIG": '{"resources":[{"gvr":{"Version":"v1","Resource":"pods\\u0000x"}}]}',
            "K_SINK": "-"}
     a = adapter_factory(["--kubeconfig", kubeconfig], env=env)
-    one_error(a, "K_SOURCE_CONFIG: \\u0000 in a string")
+    one_error(a, "K_SOURCE_CONFIG: invalid JSON: a string contains \\u0000")
 
 
 def test_manifest_control_character_is_refused(adapter_factory, kubeconfig, workdir):

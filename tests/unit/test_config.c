@@ -689,7 +689,7 @@ Test(config, source_config_nul_escape_is_refused) {
 	struct errs e = { 0 };
 
 	cr_assert_eq(LOAD(&c, &env, &e), -EINVAL);
-	cr_assert(error_starts(&e, "K_SOURCE_CONFIG: \\u0000 in a string"), "%s", e.lines[0]);
+	cr_assert(error_starts(&e, "K_SOURCE_CONFIG: invalid JSON: a string contains \\u0000"), "%s", e.lines[0]);
 	config_finish(&c);
 	/* An escaped backslash before u0000 is text, not a NUL. */
 	env.kv[0][1] = "{\"resources\":[{\"gvr\":{\"Version\":\"v1\",\"Resource\":\"pods\"},"
