@@ -15,6 +15,7 @@
 
 #include "adapter/config.h"
 #include "adapter/config_internal.h"
+#include "adapter/http.h"
 #include "adapter/probes.h"
 #include "adapter/util/json.h"
 #include "adapter/util/buf.h"
@@ -420,9 +421,22 @@ void config_check_state_dir(struct ctx *c, const char *origin, const char *dir) 
 	unlink(probe);
 }
 
+/* The refused URL is shown without its user name and password. */
+static void bad_url(struct ctx *c, const char *origin, const char *url) {
+	char *shown = http_url_redact(url);
+
+	if (!shown) {
+		config_oom(c);
+		return;
+	}
+	config_report(c, origin, "\"%s\" is not an http:// or https:// URL", shown);
+	free(shown);
+}
+
 static void validate_sinks(struct ctx *c) {
 	struct config *cfg = c->cfg;
 	int ok;
+
 
 	if (!cfg->sink || !*cfg->sink) {
 		if (c->sink_rejected)
@@ -437,15 +451,14 @@ static void validate_sinks(struct ctx *c) {
 		if (ok < 0)
 			config_oom(c);
 		else if (!ok)
-			config_report(c, c->sink_origin, "\"%s\" is not an http:// or https:// URL", cfg->sink);
+			bad_url(c, c->sink_origin, cfg->sink);
 	}
 	if (cfg->dead_letter) {
 		ok = config_valid_http_url(cfg->dead_letter);
 		if (ok < 0)
 			config_oom(c);
 		else if (!ok)
-			config_report(c, c->dead_letter_origin, "\"%s\" is not an http:// or https:// URL",
-				cfg->dead_letter);
+			bad_url(c, c->dead_letter_origin, cfg->dead_letter);
 	}
 	if (cfg->dead_letter && cfg->sink && strcmp(cfg->sink, "-") == 0)
 		config_report(c, c->dead_letter_origin, "the stdout sink never fails; a dead-letter sink "

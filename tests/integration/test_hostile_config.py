@@ -168,6 +168,21 @@ def test_source_config_nul_escape_is_refused(adapter_factory, kubeconfig):
     one_error(a, "K_SOURCE_CONFIG: invalid JSON: a string contains \\u0000")
 
 
+@pytest.mark.parametrize("flag", ["--sink", "--dead-letter"])
+def test_refused_sink_url_credentials_not_logged(adapter_factory, kubeconfig, flag):
+    """The "not an http:// URL" error printed the URL whole, password included."""
+    args = ["--resource", "v1/Pod", "--kubeconfig", kubeconfig]
+    if flag == "--sink":
+        args += ["--sink", "ftp://bob:hunter2@sink.example/x"]
+    else:
+        args += ["--sink", "http://127.0.0.1:9", flag, "ftp://bob:hunter2@dls.example/x"]
+    a = adapter_factory(args)
+    line = one_error(a, f"{flag}: ")
+    assert "is not an http:// or https:// URL" in line, line
+    assert "hunter2" not in open(a.log_path).read()
+    assert "bob" not in line, line
+
+
 def test_manifest_control_character_is_refused(adapter_factory, kubeconfig, workdir):
     path = os.path.join(workdir, "source.yaml")
     with open(path, "w") as f:
