@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +29,10 @@ char *fuzz_cstr(const uint8_t *data, size_t size) {
 	return s;
 }
 
-static char dir[64];
+static char dir[PATH_MAX];
 
 static void remove_dir(void) {
-	char cmd[128];
+	char cmd[PATH_MAX + 16];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
@@ -41,8 +42,8 @@ static void remove_dir(void) {
 const char *fuzz_dir(void) {
 	if (!dir[0]) {
 		const char *tmp = getenv("TMPDIR");
-		snprintf(dir, sizeof(dir), "%s/adapter-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-		if (!mkdtemp(dir))
+		int n = snprintf(dir, sizeof(dir), "%s/adapter-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		if (n < 0 || (size_t)n >= sizeof(dir) - 64 || !mkdtemp(dir))
 			abort();
 		atexit(remove_dir);
 	}
@@ -50,7 +51,7 @@ const char *fuzz_dir(void) {
 }
 
 const char *fuzz_write_file(const char *name, const uint8_t *data, size_t size) {
-	static char path[128];
+	static char path[PATH_MAX];
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", fuzz_dir(), name);

@@ -56,6 +56,11 @@ def run_target(build, name, seconds):
     start = time.monotonic()
     if not os.access(exe, os.X_OK):
         return name, False, 0.0, f"{exe} was not built", ""
+    # A binary older than its sources (the last build failed) is not run.
+    dry = subprocess.run(["ninja", "-C", str(build), "-n", f"tests/fuzz/fuzz_{name}"],
+                         capture_output=True, text=True)
+    if dry.returncode != 0 or "no work to do" not in dry.stdout:
+        return name, False, 0.0, f"{exe} is out of date: the build failed (ninja -C {build})", ""
     work = build / "fuzz-run" / name
     shutil.rmtree(work, ignore_errors=True)
     corpus = work / "corpus"
