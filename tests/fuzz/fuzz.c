@@ -55,7 +55,10 @@ const char *fuzz_write_file(const char *name, const uint8_t *data, size_t size) 
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", fuzz_dir(), name);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* A new file each time, not O_TRUNC: ext4 (auto_da_alloc) flushes a
+	 * file truncated while dirty, which made runs 30 times slower. */
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		abort();
 	while (size) {

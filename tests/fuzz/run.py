@@ -50,7 +50,7 @@ RSS_LIMIT_MB = 1024
 REPORT_START = re.compile(r"^(==\d+==ERROR|ERROR: libFuzzer|.*runtime error:|==\d+== ERROR)")
 
 
-def run_target(build, name, seconds):
+def run_target(build, name, seconds, regressions_too=True):
     """Returns (name, ok, seconds taken, message, details)."""
     exe = build / "tests" / "fuzz" / f"fuzz_{name}"
     start = time.monotonic()
@@ -65,51 +65,69 @@ def run_target(build, name, seconds):
     shutil.rmtree(work, ignore_errors=True)
     corpus = work / "corpus"
     artifacts = work / "artifacts"
-    tmp = work / "tmp"
+    tmp = work / "tmp"  # the harnesses' files (fuzz.c)
     for d in (corpus, artifacts, tmp):
         d.mkdir(parents=True)
     committed = here / "corpus" / name
     if committed.is_dir():
         for f in committed.iterdir():
             shutil.copy(f, corpus / f.name)
-    dirs = [str(corpus)]
-    regressions = here / "regressions" / name
-    if regressions.is_dir():
-        dirs.append(str(regressions))
     dictionary, max_len = TARGETS[name]
+    env = dict(os.environ, TMPDIR=str(tmp),
+               ASAN_OPTIONS="abort_on_error=0:detect_leaks=1:allocator_may_return_null=1",
+               UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
+    log = work / "fuzz.log"
+    # The regressions first, each file run whole (named one by one: a corpus
+    # directory would cut them at max_len or 1 MiB), then fuzzing from the
+    # corpus.
+    regressions = here / "regressions" / name
+    phases = []
+    if regressions_too and regressions.is_dir() and any(regressions.iterdir()):
+        files = sorted(str(p) for p in regressions.iterdir() if p.is_file())
+        phases.append(([str(exe), f"-timeout={TIMEOUT_S}", f"-rss_limit_mb={RSS_LIMIT_MB}"]
+                       + files, 600))
     cmd = [str(exe), f"-max_total_time={seconds}", f"-timeout={TIMEOUT_S}",
            f"-rss_limit_mb={RSS_LIMIT_MB}", f"-max_len={max_len}",
            f"-artifact_prefix={artifacts}/", "-print_final_stats=1", "-detect_leaks=1"]
     if dictionary:
         cmd.append(f"-dict={here / 'dict' / dictionary}")
-    cmd += dirs
-    env = dict(os.environ, TMPDIR=str(tmp),
-               ASAN_OPTIONS="abort_on_error=0:detect_leaks=1:allocator_may_return_null=1",
-               UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
-    log = work / "fuzz.log"
+    cmd.append(str(corpus))
+    # The run stops itself after max_total_time; the margin covers loading
+    # the corpus and a last slow input.
+    phases.append((cmd, seconds + 4 * TIMEOUT_S + 60))
+    rc = 0
     with open(log, "wb") as out:
-        # The run stops itself after max_total_time; the margin covers
-        # loading the corpus and a last slow input.
-        try:
-            rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=tmp, env=env,
-                                timeout=seconds + 4 * TIMEOUT_S + 60).returncode
-        except subprocess.TimeoutExpired:
-            rc = None
+        for cmd, limit in phases:
+            out.write(f"run.py: {' '.join(cmd)}\n".encode())
+            out.flush()
+            try:
+                rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=tmp, env=env,
+                                    timeout=limit).returncode
+            except subprocess.TimeoutExpired:
+                rc = None
+            if rc != 0:
+                break
     took = time.monotonic() - start
     text = log.read_text(errors="replace")
     stats = " ".join(f"{k}={v}" for k, v in re.findall(
         r"stat::(number_of_executed_units|peak_rss_mb):\s*(\d+)", text))
-    found = sorted(p for p in artifacts.iterdir() if not p.name.startswith("slow-unit-"))
+    found = sorted(str(p) for p in artifacts.iterdir() if not p.name.startswith("slow-unit-"))
     if rc == 0 and not found:
         return name, True, took, stats, ""
     lines = text.splitlines()
+    # A regression that fails: its own file is the reproducer.
+    running = [l[len("Running: "):] for l in lines if l.startswith("Running: ")]
+    if len(phases) > 1 and cmd is phases[0][0] and running:
+        found.append(running[-1])
     first = next((i for i, l in enumerate(lines) if REPORT_START.match(l)), max(0, len(lines) - 30))
-    top = "\n".join(lines[first:first + 30])
+    # Stack frames inside libFuzzer itself say nothing about the bug.
+    report = [l for l in lines[first:] if "in fuzzer::" not in l]
+    top = "\n".join(report[:30])
     if rc is None:
         why = "did not stop in time"
     else:
         why = f"exit {rc}"
-    repro = ", ".join(str(p) for p in found) or "(no artifact written)"
+    repro = ", ".join(found) or "(no artifact written)"
     msg = f"{why}; reproducer: {repro}"
     details = f"{msg}\ncommand: {' '.join(cmd)}\nlog: {log}\n{top}"
     return name, False, took, msg, details
@@ -134,6 +152,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=int(os.environ.get("FUZZ_SECONDS", "30")))
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--junit", type=pathlib.Path)
+    ap.add_argument("--no-regressions", action="store_true",
+                    help="fuzz only (to look for new failures while known ones are open)")
     ap.add_argument("targets", nargs="*")
     args = ap.parse_intermixed_args()
     names = args.targets or list(TARGETS)
@@ -143,7 +163,7 @@ def main():
     build = args.build.resolve()
     results = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_target, build, n, args.seconds) for n in names]
+        futures = [pool.submit(run_target, build, n, args.seconds, not args.no_regressions) for n in names]
         for fut in concurrent.futures.as_completed(futures):
             r = fut.result()
             results.append(r)
