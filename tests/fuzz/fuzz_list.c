@@ -1,7 +1,11 @@
 /* A list response (a LIST page) fed in chunks: items, then resourceVersion,
- * continue and a Status. The first input byte picks the chunk size. */
+ * continue and a Status. The first input byte picks the chunk size. Oracle:
+ * an accepted page's resourceVersion and continue token are what yajl's tree
+ * parser reads from the same bytes (never cut short). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yajl/yajl_tree.h>
 
 #include "adapter/ndjson.h"
 #include "fuzz.h"
@@ -16,6 +20,35 @@ static int on_item(const struct kobj *obj, void *userdata) {
 	if (obj->json_len && !obj->json)
 		abort();
 	return 0;
+}
+
+static size_t count(const uint8_t *data, size_t size, const char *needle) {
+	size_t n = 0, len = strlen(needle);
+
+	for (size_t i = 0; i + len <= size; i++)
+		n += memcmp(data + i, needle, len) == 0;
+	return n;
+}
+
+/* Only for a plain document: one such key, shallow nesting (the tree parser
+ * recurses), no NUL (yajl_tree_parse takes a C string). */
+static void check_metadata(const uint8_t *data, size_t size, const char *key, const char *got) {
+	const char *path[] = { "metadata", key, NULL };
+	char quoted[32];
+	char *text;
+	yajl_val root, v;
+
+	snprintf(quoted, sizeof(quoted), "\"%s\"", key);
+	if (count(data, size, quoted) != 1 || count(data, size, "\"metadata\"") != 1 ||
+		count(data, size, "[") + count(data, size, "{") > 1000 || memchr(data, 0, size))
+		return;
+	text = fuzz_cstr(data, size);
+	root = yajl_tree_parse(text, NULL, 0);
+	v = root ? yajl_tree_get(root, path, yajl_t_string) : NULL;
+	if (v && strcmp(YAJL_GET_STRING(v), got) != 0)
+		abort(); /* accepted, but not what the page says */
+	yajl_tree_free(root);
+	free(text);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -36,8 +69,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	if (r == 0) {
 		const char *rv = NULL, *cont = NULL, *message = NULL;
 		long long code = 0;
-		if (ndjson_list_end(l, &rv, &cont, &code, &message) == 0 && (!rv || !cont))
-			abort();
+		if (ndjson_list_end(l, &rv, &cont, &code, &message) == 0) {
+			if (!rv || !cont)
+				abort();
+			check_metadata(data, size, "resourceVersion", rv);
+			check_metadata(data, size, "continue", cont);
+		}
 	}
 	ndjson_list_destroy(l);
 	return 0;
