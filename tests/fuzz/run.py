@@ -121,7 +121,14 @@ def run_target(build, name, seconds, regressions_too=True):
         found.append(running[-1])
     first = next((i for i, l in enumerate(lines) if REPORT_START.match(l)), max(0, len(lines) - 30))
     # Stack frames inside libFuzzer itself say nothing about the bug.
-    report = [l for l in lines[first:] if "in fuzzer::" not in l]
+    # A recursion prints one frame thousands of times: keep the first.
+    report, last = [], None
+    for l in lines[first:]:
+        frame = re.sub(r"^\s*#\d+ 0x[0-9a-f]+ ", "", l)
+        if "in fuzzer::" in l or (frame == last and frame != l):
+            continue
+        report.append(l)
+        last = frame
     top = "\n".join(report[:30])
     if rc is None:
         why = "did not stop in time"
@@ -129,7 +136,7 @@ def run_target(build, name, seconds, regressions_too=True):
         why = f"exit {rc}"
     repro = ", ".join(found) or "(no artifact written)"
     msg = f"{why}; reproducer: {repro}"
-    details = f"{msg}\ncommand: {' '.join(cmd)}\nlog: {log}\n{top}"
+    details = f"command: {' '.join(cmd)}\nlog: {log}\n{top}"
     return name, False, took, msg, details
 
 
