@@ -2,6 +2,7 @@
  * (ndjson_parse_event) -> CloudEvents in both modes. Oracles beyond the
  * sanitizers: every structured event is valid JSON, and no header value
  * carries CR or LF. The first input byte picks the chunk size. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
@@ -19,8 +20,12 @@ static void check_json(const char *text, size_t len) {
 		abort();
 	yajl_config(h, yajl_dont_validate_strings, 1);
 	if (yajl_parse(h, (const unsigned char *)text, len) != yajl_status_ok ||
-		yajl_complete_parse(h) != yajl_status_ok)
+		yajl_complete_parse(h) != yajl_status_ok) {
+		unsigned char *err = yajl_get_error(h, 1, (const unsigned char *)text, len);
+		fprintf(stderr, "fuzz_watch_stream: invalid JSON event (%s): %.*s\n", (char *)err,
+			(int)(len < 2048 ? len : 2048), text);
 		abort(); /* the adapter would send (or checkpoint) broken JSON */
+	}
 	yajl_free(h);
 }
 
