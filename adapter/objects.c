@@ -197,7 +197,7 @@ int objects_sweep(struct objects *o, bool with_events, const char *kind, const c
 
 	while (hashmap_next(&o->map, &it, &key, &v)) {
 		struct state_object *s = v;
-		char ref[3 * NDJSON_NAME_MAX + 600];
+		char ref[3 * KOBJ_NAME_MAX + 600];
 		struct kobj obj;
 
 		if (s->generation == o->generation)

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <yajl/yajl_gen.h>
 
+#include "adapter/kobj.h"
 #include "adapter/ndjson.h"
 #include "adapter/state.h"
 #include "adapter/util/buf.h"
@@ -314,7 +315,7 @@ static char *dup_or_null(const char *s) {
 
 static int load_object(struct loader *l, const struct kobj *obj, bool ref) {
 	struct state_object *o;
-	char key[2 * NDJSON_NAME_MAX + 2];
+	char key[2 * KOBJ_NAME_MAX + 2];
 
 	if (!l->cur)
 		return -EBADMSG;
@@ -348,7 +349,7 @@ oom:
 	return -ENOMEM;
 }
 
-static int load_event(struct loader *l, const struct ndjson_event *ev, enum cevent_op op) {
+static int load_event(struct loader *l, const struct kobj_event *ev, enum cevent_op op) {
 	struct cevent *ce = NULL, **n;
 	struct kobj obj = ev->obj;
 	int r;
@@ -377,11 +378,11 @@ static int load_event(struct loader *l, const struct ndjson_event *ev, enum ceve
 
 static int handle_checkpoint_line(const char *line, size_t len, void *userdata) {
 	struct loader *l = userdata;
-	struct ndjson_event ev;
+	struct kobj_event ev;
 	int r;
 
 	l->line++;
-	r = ndjson_parse_event(line, len, &ev);
+	r = kobj_parse_event(line, len, &ev);
 	if (r < 0)
 		return r;
 	if (!l->header) {

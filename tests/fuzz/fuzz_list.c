@@ -7,7 +7,7 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
-#include "adapter/ndjson.h"
+#include "adapter/kobj.h"
 #include "fuzz.h"
 
 #define MAX_ITEM (64 * 1024)
@@ -52,7 +52,7 @@ static void check_metadata(const uint8_t *data, size_t size, const char *key, co
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-	struct ndjson_list *l = NULL;
+	struct kobj_list *l = NULL;
 	size_t chunk, seen = 0;
 	int r = 0;
 
@@ -62,20 +62,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	chunk = 1 + data[0] % 64u * 61u;
 	data++;
 	size--;
-	if (ndjson_list_create(MAX_ITEM, on_item, &seen, &l) < 0)
+	if (kobj_list_create(MAX_ITEM, on_item, &seen, &l) < 0)
 		abort();
 	for (size_t off = 0; r == 0 && off < size; off += chunk)
-		r = ndjson_list_feed(l, (const char *)data + off, size - off < chunk ? size - off : chunk);
+		r = kobj_list_feed(l, (const char *)data + off, size - off < chunk ? size - off : chunk);
 	if (r == 0) {
 		const char *rv = NULL, *cont = NULL, *message = NULL;
 		long long code = 0;
-		if (ndjson_list_end(l, &rv, &cont, &code, &message) == 0) {
+		if (kobj_list_end(l, &rv, &cont, &code, &message) == 0) {
 			if (!rv || !cont)
 				abort();
 			check_metadata(data, size, "resourceVersion", rv);
 			check_metadata(data, size, "continue", cont);
 		}
 	}
-	ndjson_list_destroy(l);
+	kobj_list_destroy(l);
 	return 0;
 }

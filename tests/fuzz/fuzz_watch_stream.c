@@ -1,5 +1,5 @@
 /* The watch stream: bytes in chunks -> lines (ndjson_feed) -> events
- * (ndjson_parse_event) -> CloudEvents in both modes. Oracles beyond the
+ * (kobj_parse_event) -> CloudEvents in both modes. Oracles beyond the
  * sanitizers: every structured event is valid JSON, and no header value
  * carries CR or LF. The first input byte picks the chunk size. */
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "adapter/cevent.h"
+#include "adapter/kobj.h"
 #include "adapter/ndjson.h"
 #include "fuzz.h"
 
@@ -45,20 +46,20 @@ static void check_event(const struct cevent *ev) {
 }
 
 static int on_line(const char *line, size_t len, void *userdata) {
-	struct ndjson_event e;
+	struct kobj_event e;
 	static const struct config_extension overrides[] = { { "team", "guitars" } };
 
-	if (ndjson_parse_event(line, len, &e) < 0)
+	if (kobj_parse_event(line, len, &e) < 0)
 		return 0;
-	if (e.type != NDJSON_ADDED && e.type != NDJSON_MODIFIED && e.type != NDJSON_DELETED)
+	if (e.type != KOBJ_ADDED && e.type != KOBJ_MODIFIED && e.type != KOBJ_DELETED)
 		return 0;
 	for (int mode = CONFIG_MODE_RESOURCE; mode <= CONFIG_MODE_REFERENCE; mode++) {
 		struct cevent_params params = { .mode = mode, .source = "https://10.96.0.1:443",
 			.overrides = overrides, .n_overrides = 1, .default_kind = "Pod",
 			.default_api_version = "v1" };
 		struct cevent *ev = NULL;
-		enum cevent_op op = e.type == NDJSON_ADDED ? CEVENT_ADD :
-			e.type == NDJSON_MODIFIED ? CEVENT_UPDATE : CEVENT_DELETE;
+		enum cevent_op op = e.type == KOBJ_ADDED ? CEVENT_ADD :
+			e.type == KOBJ_MODIFIED ? CEVENT_UPDATE : CEVENT_DELETE;
 		if (cevent_create(&params, &e.obj, op, &ev) == 0)
 			check_event(ev);
 		cevent_destroy(ev);
