@@ -133,8 +133,15 @@ static int on_scalar(struct kparse *p, const unsigned char *s, size_t n, bool is
 	}
 	if (p->mode == MODE_LIST && is_string) {
 		if (d == 2 && key_is(p, 1, "metadata")) {
-			if (key_is(p, 2, "resourceVersion"))
+			if (key_is(p, 2, "resourceVersion")) {
+				/* A cut version would start the watch from one the
+				 * server never gave. */
+				if (n >= sizeof(p->list_rv)) {
+					p->cb_error = -ERANGE;
+					return 0;
+				}
 				copy_field(p, p->list_rv, sizeof(p->list_rv), s, n, false);
+			}
 			else if (key_is(p, 2, "continue")) {
 				/* A cut token would ask for a page the server never gave. */
 				if (n > KOBJ_CONTINUE_MAX) {
@@ -535,6 +542,8 @@ const char *kobj_strerror(int err) {
 		return "JSON nested deeper than " STR(KOBJ_MAX_DEPTH) " levels";
 	case -EOVERFLOW:
 		return "list metadata.continue token longer than " STR(KOBJ_CONTINUE_MAX) " bytes";
+	case -ERANGE:
+		return "list metadata.resourceVersion longer than 63 bytes";
 	case -EMSGSIZE:
 		return "a JSON key or value outside the list's items is longer than " STR(
 			KOBJ_LIST_VALUE_MAX) " bytes";

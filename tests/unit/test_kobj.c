@@ -227,6 +227,39 @@ Test(kobj, list_continue_token_of_8kib_is_kept_whole) {
 	free(body);
 }
 
+/* Found by fuzz_list's oracle: a list's metadata.resourceVersion over 63
+ * bytes was cut to 63, and the watch would start from a version the server
+ * never sent. It is refused; 63 bytes are kept whole. */
+Test(kobj, list_resource_version_over_63_bytes_is_refused_not_cut) {
+	char body[512], rv[101];
+
+	for (size_t n = 63; n <= 100; n += 37) {
+		struct items it = { 0 };
+		struct kobj_list *l;
+		const char *got = NULL, *cont, *msg;
+		long long code;
+		int r;
+
+		memset(rv, '7', n);
+		rv[n] = '\0';
+		snprintf(body, sizeof(body),
+			"{\"kind\":\"PodList\",\"metadata\":{\"resourceVersion\":\"%s\"},"
+			"\"items\":[{\"metadata\":{\"name\":\"a\"}}]}", rv);
+		cr_assert_eq(kobj_list_create(4096, collect_item, &it, &l), 0);
+		r = kobj_list_feed(l, body, strlen(body));
+		if (r == 0)
+			r = kobj_list_end(l, &got, &cont, &code, &msg);
+		if (n == 63) {
+			cr_assert_eq(r, 0);
+			cr_assert_str_eq(got, rv);
+		} else {
+			cr_assert_eq(r, -ERANGE, "%d", r);
+			cr_assert(strstr(kobj_strerror(r), "resourceVersion longer than 63"));
+		}
+		kobj_list_destroy(l);
+	}
+}
+
 /* {"kind":"List",<before>"<16 MiB of x>"<after>,"items":[...]} */
 static char *list_with_big_string(const char *before, const char *after, size_t n,
 	size_t *ret_len) {
