@@ -33,7 +33,7 @@ struct checkpoint_snapshot {
 	struct buf keys; /* every object's key, NUL-terminated, back to back */
 	struct state_writer *events; /* EVENT lines, in memory, until sealed */
 	char *event_lines;
-	size_t event_len;
+	size_t event_len, n_events;
 };
 
 int checkpoint_snapshot_create(const char *dir, struct checkpoint_snapshot **ret_snapshot) {
@@ -126,7 +126,8 @@ int checkpoint_snapshot_write(struct checkpoint_snapshot *s) {
 	int r = 0;
 
 	if (s->events) {
-		r = state_writer_take_memory(s->events, &s->event_lines, &s->event_len);
+		r = state_writer_take_memory(s->events, &s->event_lines, &s->event_len,
+			&s->n_events);
 		s->events = NULL;
 	}
 	if (r == 0)
@@ -139,7 +140,7 @@ int checkpoint_snapshot_write(struct checkpoint_snapshot *s) {
 			r = state_writer_object(w, s->keys.data + s->objs[j].key_off, s->objs[j].o);
 	}
 	if (r == 0)
-		r = state_writer_raw(w, s->event_lines, s->event_len);
+		r = state_writer_raw(w, s->event_lines, s->event_len, s->n_events);
 	if (r == 0)
 		return state_writer_commit(w);
 	state_writer_abort(w);

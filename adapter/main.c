@@ -25,6 +25,7 @@
 #define EXIT_CONFIG 2
 #define EXIT_RUNTIME 1
 #define DRAIN_POLL_USEC (50ull * 1000ull)
+#define CHECKPOINT_POLL_USEC (50ull * 1000ull)
 
 struct adapter {
 	struct config cfg;
@@ -46,6 +47,8 @@ struct adapter {
 	struct checkpoint_writer *checkpoint_writer; /* with --state-dir */
 	uint64_t checkpoint_signature;		     /* what the one in flight reflects */
 	uint64_t checkpoint_started_usec;
+	uint64_t checkpoint_next_usec; /* the next interval's turn */
+	bool first_checkpoint_due;     /* once every watch has listed */
 	struct metrics *metrics;
 	struct probes *probes;
 	struct oidc *oidc;
@@ -183,14 +186,35 @@ static int write_checkpoint(struct adapter *a) {
 	return r;
 }
 
+static bool all_listed(struct adapter *a) {
+	for (size_t i = 0; i < a->n_watchers; i++)
+		if (!watcher_synced(a->watchers[i]))
+			return false;
+	return true;
+}
+
+/* Every interval, if something changed; and once as soon as every watch has
+ * listed (polled until then): without it a SIGKILL before the first interval
+ * loses every change since the start, as the restart lists afresh. */
 static void handle_checkpoint_timer(struct loop_timer *t, void *userdata) {
 	struct adapter *a = userdata;
+	uint64_t now = loop_now_usec();
+	bool first = a->first_checkpoint_due && all_listed(a);
+	bool turn = now >= a->checkpoint_next_usec;
 
-	/* One at a time: a write still in flight takes this interval's turn. */
+	/* One at a time: a write still in flight takes this turn. */
 	if (!checkpoint_writer_busy(a->checkpoint_writer) &&
-		state_signature(a) != a->checkpointed_signature)
+		(first || (turn && state_signature(a) != a->checkpointed_signature))) {
 		start_checkpoint(a);
-	loop_timer_arm_in(a->loop, t, a->cfg.checkpoint_interval_usec);
+		if (first)
+			a->first_checkpoint_due = false;
+	}
+	if (turn)
+		a->checkpoint_next_usec = now + a->cfg.checkpoint_interval_usec;
+	loop_timer_arm_in(a->loop, t,
+		a->first_checkpoint_due && a->checkpoint_next_usec - now > CHECKPOINT_POLL_USEC ?
+			CHECKPOINT_POLL_USEC :
+			a->checkpoint_next_usec - now);
 }
 
 static void finish_drain(struct adapter *a) {
@@ -263,21 +287,16 @@ static int load_checkpoint(struct adapter *a) {
 		.overrides = a->cfg.extensions,
 		.n_overrides = a->cfg.n_extensions,
 	};
-	size_t line = 0;
+	struct state_load_error err;
 	int r;
 
-	r = state_load(a->cfg.state_dir, &params, a->cfg.max_event_bytes + 4096, &a->checkpoint, &line);
+	r = state_load(a->cfg.state_dir, &params, a->cfg.max_event_bytes + 4096, &a->checkpoint, &err);
 	if (r == -ENOENT) {
 		log_info("main", "no checkpoint yet, starting afresh", LOG_STR("dir", a->cfg.state_dir));
 		return 0;
 	}
 	if (r < 0) {
-		char where[1200];
-		snprintf(where, sizeof(where), "%s/checkpoint.ndjson:%zu: %s", a->cfg.state_dir, line,
-			r == -EBADMSG ? "damaged checkpoint; move it away to start afresh (changes made "
-					"while the adapter was down are then not reported)" :
-					strerror(-r));
-		log_error("main", where, LOG_STR("field", "--state-dir"));
+		log_error("main", err.message, LOG_STR("field", "--state-dir"));
 		return r;
 	}
 	for (size_t i = 0; i < a->checkpoint->n_events; i++) {
@@ -562,8 +581,11 @@ int main(int argc, char **argv) {
 		goto out;
 	for (size_t i = 0; i < a.n_watchers; i++)
 		watcher_start(a.watchers[i]);
-	if (a.cfg.state_dir)
-		loop_timer_arm_in(a.loop, &a.checkpoint_timer, a.cfg.checkpoint_interval_usec);
+	if (a.cfg.state_dir) {
+		a.first_checkpoint_due = true;
+		a.checkpoint_next_usec = loop_now_usec() + a.cfg.checkpoint_interval_usec;
+		loop_timer_arm_in(a.loop, &a.checkpoint_timer, CHECKPOINT_POLL_USEC);
+	}
 	ret = loop_run(a.loop);
 	if (ret > 0 && a.cfg.state_dir)
 		write_checkpoint(&a); /* leaving on an error: keep what is known */

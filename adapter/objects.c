@@ -159,9 +159,7 @@ int objects_delete(struct objects *o, const struct kobj *obj, objects_emit_fn fn
 /* The object a delete found by a sweep carries: its last state, or (when
  * only references are kept) a reference written into ref. */
 static void stale_object(const char *key, const struct state_object *s, const char *kind,
-	const char *api_version, char *ref, size_t ref_len, struct kobj *ret) {
-	int n;
-
+	const char *api_version, struct buf *ref, struct kobj *ret) {
 	memset(ret, 0, sizeof(*ret));
 	if (s->json) {
 		ret->json = s->json;
@@ -172,12 +170,12 @@ static void stale_object(const char *key, const struct state_object *s, const ch
 			snprintf(ret->api_version, sizeof(ret->api_version), "%s", api_version);
 		}
 	} else {
-		n = snprintf(ref, ref_len,
-			"{\"kind\":\"%s\",%s%s%s\"name\":\"%s\",\"apiVersion\":\"%s\"}", kind,
-			*s->ns ? "\"namespace\":\"" : "", s->ns, *s->ns ? "\"," : "", s->name,
-			api_version);
-		ret->json = ref;
-		ret->json_len = n > 0 && (size_t)n < ref_len ? (size_t)n : 0;
+		/* From yajl's generator: a quote in a kind cannot end the string. */
+		buf_reset(ref);
+		if (cevent_reference_json(kind, s->ns, s->name, api_version, ref) == 0) {
+			ret->json = ref->data;
+			ret->json_len = ref->len;
+		}
 		snprintf(ret->kind, sizeof(ret->kind), "%s", kind);
 		snprintf(ret->api_version, sizeof(ret->api_version), "%s", api_version);
 	}
@@ -191,28 +189,32 @@ static void stale_object(const char *key, const struct state_object *s, const ch
 int objects_sweep(struct objects *o, bool with_events, const char *kind, const char *api_version,
 	objects_emit_fn fn, void *userdata) {
 	struct hashmap_iter it = { 0 };
+	struct buf ref;
 	const char *key;
 	void *v;
 	int n = 0, r;
 
+	buf_init(&ref, 0);
 	while (hashmap_next(&o->map, &it, &key, &v)) {
 		struct state_object *s = v;
-		char ref[3 * NDJSON_NAME_MAX + 600];
 		struct kobj obj;
 
 		if (s->generation == o->generation)
 			continue;
 		if (with_events) {
-			stale_object(key, s, kind ? kind : "", api_version ? api_version : "", ref,
-				sizeof(ref), &obj);
+			stale_object(key, s, kind ? kind : "", api_version ? api_version : "", &ref,
+				&obj);
 			r = fn(CEVENT_DELETE, &obj, userdata);
-			if (r < 0)
+			if (r < 0) {
+				buf_finish(&ref);
 				return r;
+			}
 		}
 		hashmap_remove(&o->map, key);
 		state_object_free(s);
 		changed(o);
 		n++;
 	}
+	buf_finish(&ref);
 	return n;
 }

@@ -1,5 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,13 +9,13 @@
 #include <unistd.h>
 #include <openssl/evp.h>
 #include <yajl/yajl_gen.h>
+#include <yajl/yajl_parse.h>
 
-#include "adapter/ndjson.h"
 #include "adapter/state.h"
-#include "adapter/util/buf.h"
 
 #define CHECKPOINT_FILE "checkpoint.ndjson"
-#define CHECKPOINT_VERSION "1"
+#define CHECKPOINT_VERSION 2
+#define HEADER_MAX 16384 /* a record's header line: names, ids and counts */
 
 void state_object_free(struct state_object *o) {
 	if (!o)
@@ -43,62 +45,71 @@ void state_objects_clear(struct hashmap *objects) {
 /* ---------------- writing ---------------- */
 
 struct state_writer {
-	char *mem; /* a memory writer's lines */
+	char *mem; /* a memory writer's records */
 	size_t mem_len;
 	char *path;
 	char *tmp;
 	char *dir;
 	FILE *f;
 	yajl_gen g;
+	EVP_MD_CTX *md; /* a file writer's: SHA-256 of every byte before the end record */
+	size_t records;
 	int error;
 };
+
+static void put(struct state_writer *w, const void *p, size_t len) {
+	if (w->error || !len)
+		return;
+	if (fwrite(p, 1, len, w->f) != len) {
+		w->error = errno ? -errno : -EIO;
+		return;
+	}
+	if (w->md && !EVP_DigestUpdate(w->md, p, len))
+		w->error = -EIO;
+}
 
 static void put_str(yajl_gen g, const char *s) {
 	yajl_gen_string(g, (const unsigned char *)s, strlen(s));
 }
 
-/* Writes the generator's buffer as one line and resets it for the next. */
-static void end_line(struct state_writer *w) {
-	const unsigned char *out;
-	size_t len;
+static void put_kv(yajl_gen g, const char *key, const char *value) {
+	if (!value)
+		return;
+	put_str(g, key);
+	put_str(g, value);
+}
 
-	if (yajl_gen_get_buf(w->g, &out, &len) != yajl_gen_status_ok) {
+static void begin(struct state_writer *w, const char *type) {
+	yajl_gen_map_open(w->g);
+	put_kv(w->g, "type", type);
+}
+
+/* Closes the header and writes it as one line (yajl escapes every control
+ * character: a header never holds a raw newline), then the payload, if any:
+ * its length is in the header, so nothing in it can split the record. */
+static int end_record(struct state_writer *w, const char *payload, size_t len) {
+	const unsigned char *out;
+	size_t n;
+
+	if (payload) {
+		put_str(w->g, "bytes");
+		yajl_gen_integer(w->g, (long long)len);
+	}
+	yajl_gen_map_close(w->g);
+	if (yajl_gen_get_buf(w->g, &out, &n) != yajl_gen_status_ok) {
 		w->error = w->error ?: -EINVAL;
-	} else if (fwrite(out, 1, len, w->f) != len || fputc('\n', w->f) == EOF) {
-		w->error = w->error ?: -errno;
+	} else {
+		put(w, out, n);
+		put(w, "\n", 1);
+	}
+	if (payload) {
+		put(w, payload, len);
+		put(w, "\n", 1);
 	}
 	yajl_gen_clear(w->g);
 	yajl_gen_reset(w->g, NULL);
-}
-
-/* {"kind":K,"metadata":{"name":N,"resourceVersion":RV}} with extra fields. */
-static void stub(yajl_gen g, const char *api_version, const char *kind, const char *name,
-	const char *ns, const char *uid, const char *rv) {
-	yajl_gen_map_open(g);
-	if (api_version) {
-		put_str(g, "apiVersion");
-		put_str(g, api_version);
-	}
-	put_str(g, "kind");
-	put_str(g, kind);
-	put_str(g, "metadata");
-	yajl_gen_map_open(g);
-	put_str(g, "name");
-	put_str(g, name);
-	if (ns && *ns) {
-		put_str(g, "namespace");
-		put_str(g, ns);
-	}
-	if (uid) {
-		put_str(g, "uid");
-		put_str(g, uid);
-	}
-	if (rv) {
-		put_str(g, "resourceVersion");
-		put_str(g, rv);
-	}
-	yajl_gen_map_close(g);
-	yajl_gen_map_close(g);
+	w->records++;
+	return w->error;
 }
 
 void state_writer_abort(struct state_writer *w) {
@@ -112,14 +123,29 @@ void state_writer_abort(struct state_writer *w) {
 	free(w->mem);
 	if (w->g)
 		yajl_gen_free(w->g);
+	EVP_MD_CTX_free(w->md);
 	free(w->path);
 	free(w->tmp);
 	free(w->dir);
 	free(w);
 }
 
-int state_writer_open(const char *dir, struct state_writer **ret_writer) {
+static struct state_writer *writer_new(void) {
 	struct state_writer *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->g = yajl_gen_alloc(NULL);
+	if (!w->g) {
+		free(w);
+		return NULL;
+	}
+	yajl_gen_config(w->g, yajl_gen_validate_utf8, 0);
+	return w;
+}
+
+int state_writer_open(const char *dir, struct state_writer **ret_writer) {
+	struct state_writer *w = writer_new();
 	int r = -ENOMEM, fd;
 
 	if (!w)
@@ -129,12 +155,22 @@ int state_writer_open(const char *dir, struct state_writer **ret_writer) {
 		goto fail;
 	}
 	w->dir = strdup(dir);
-	if (!w->dir || asprintf(&w->path, "%s/" CHECKPOINT_FILE, dir) < 0 ||
-		asprintf(&w->tmp, "%s/." CHECKPOINT_FILE ".tmp", dir) < 0) {
-		w->path = w->tmp = NULL;
+	if (!w->dir || asprintf(&w->path, "%s/" CHECKPOINT_FILE, dir) < 0) {
+		w->path = NULL;
 		goto fail;
 	}
-	fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (asprintf(&w->tmp, "%s/." CHECKPOINT_FILE ".tmp", dir) < 0) {
+		w->tmp = NULL;
+		goto fail;
+	}
+	/* Whatever is at the temporary path (a file a crash left, a symbolic
+	 * link or a FIFO someone planted) goes: the file is created anew, and
+	 * never through a link. */
+	if (unlink(w->tmp) < 0 && errno != ENOENT) {
+		r = -errno;
+		goto fail;
+	}
+	fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = -errno;
 		goto fail;
@@ -146,17 +182,17 @@ int state_writer_open(const char *dir, struct state_writer **ret_writer) {
 		unlink(w->tmp);
 		goto fail;
 	}
-	w->g = yajl_gen_alloc(NULL);
-	if (!w->g)
+	w->md = EVP_MD_CTX_new();
+	if (!w->md || !EVP_DigestInit_ex(w->md, EVP_sha256(), NULL)) {
+		r = -ENOMEM;
 		goto fail;
-	yajl_gen_config(w->g, yajl_gen_validate_utf8, 0);
-	yajl_gen_map_open(w->g);
-	put_str(w->g, "type");
-	put_str(w->g, "CHECKPOINT");
-	put_str(w->g, "object");
-	stub(w->g, NULL, "Checkpoint", CHECKPOINT_VERSION, NULL, NULL, NULL);
-	yajl_gen_map_close(w->g);
-	end_line(w);
+	}
+	begin(w, "CHECKPOINT");
+	put_str(w->g, "version");
+	yajl_gen_integer(w->g, CHECKPOINT_VERSION);
+	r = end_record(w, NULL, 0);
+	if (r < 0)
+		goto fail;
 	*ret_writer = w;
 	return 0;
 fail:
@@ -165,7 +201,7 @@ fail:
 }
 
 int state_writer_open_memory(struct state_writer **ret_writer) {
-	struct state_writer *w = calloc(1, sizeof(*w));
+	struct state_writer *w = writer_new();
 	int r = -ENOMEM;
 
 	if (!w)
@@ -175,10 +211,6 @@ int state_writer_open_memory(struct state_writer **ret_writer) {
 		r = -errno;
 		goto fail;
 	}
-	w->g = yajl_gen_alloc(NULL);
-	if (!w->g)
-		goto fail;
-	yajl_gen_config(w->g, yajl_gen_validate_utf8, 0);
 	*ret_writer = w;
 	return 0;
 fail:
@@ -186,29 +218,31 @@ fail:
 	return r;
 }
 
-int state_writer_take_memory(struct state_writer *w, char **ret_lines, size_t *ret_len) {
+int state_writer_take_memory(struct state_writer *w, char **ret_records, size_t *ret_len,
+	size_t *ret_count) {
 	int r = w->error;
 
 	if (fclose(w->f) != 0 && r == 0)
 		r = -errno;
 	w->f = NULL;
 	if (r == 0) {
-		*ret_lines = w->mem;
+		*ret_records = w->mem;
 		*ret_len = w->mem_len;
+		*ret_count = w->records;
 		w->mem = NULL;
 	}
 	state_writer_abort(w);
 	return r;
 }
 
-int state_writer_raw(struct state_writer *w, const char *lines, size_t len) {
-	if (len && fwrite(lines, 1, len, w->f) != len)
-		w->error = w->error ?: -errno;
+int state_writer_raw(struct state_writer *w, const char *records, size_t len, size_t count) {
+	put(w, records, len);
+	w->records += count;
 	return w->error;
 }
 
 /* Keys name what a watch watches and can be long (a label selector); the
- * line stores at most a Kubernetes name's length, else the key's SHA-256. */
+ * record stores at most a Kubernetes name's length, else the key's SHA-256. */
 static const char *stored_key(const char *key, char out[80]) {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
@@ -225,57 +259,77 @@ static const char *stored_key(const char *key, char out[80]) {
 int state_writer_watch(struct state_writer *w, const char *key, const char *rv, bool relist) {
 	char hashed[80];
 
-	yajl_gen_map_open(w->g);
-	put_str(w->g, "type");
-	put_str(w->g, "WATCH");
-	put_str(w->g, "object");
-	stub(w->g, NULL, relist ? "WatchRelist" : "Watch", stored_key(key, hashed), NULL, NULL, rv);
-	yajl_gen_map_close(w->g);
-	end_line(w);
-	return w->error;
+	begin(w, "WATCH");
+	put_kv(w->g, "key", stored_key(key, hashed));
+	put_kv(w->g, "rv", rv);
+	put_str(w->g, "relist");
+	yajl_gen_bool(w->g, relist);
+	return end_record(w, NULL, 0);
 }
 
-int state_writer_object(struct state_writer *w, const char *uid, const struct state_object *o) {
-	yajl_gen_map_open(w->g);
-	put_str(w->g, "type");
-	put_str(w->g, o->json ? "OBJECT" : "OBJECT_REF");
-	put_str(w->g, "object");
-	if (o->json)
-		/* The object's bytes, as the API server sent them. */
-		yajl_gen_number(w->g, o->json, o->json_len);
-	else
-		stub(w->g, o->api_version, o->kind ? o->kind : "", o->name, o->ns,
-			strchr(uid, '/') ? NULL : uid, o->rv);
-	yajl_gen_map_close(w->g);
-	end_line(w);
-	return w->error;
+int state_writer_object(struct state_writer *w, const char *key, const struct state_object *o) {
+	begin(w, o->json ? "OBJECT" : "OBJECT_REF");
+	put_kv(w->g, "key", key);
+	put_kv(w->g, "name", o->name);
+	put_kv(w->g, "namespace", o->ns);
+	put_kv(w->g, "rv", o->rv);
+	put_kv(w->g, "kind", o->kind);
+	put_kv(w->g, "apiVersion", o->api_version);
+	if (o->json) {
+		put_str(w->g, "typed");
+		yajl_gen_bool(w->g, o->typed);
+	}
+	/* The object's bytes, as the API server sent them. */
+	return end_record(w, o->json, o->json_len);
 }
 
 int state_writer_event(struct state_writer *w, const struct cevent *ev) {
-	static const char *const types[] = { "EVENT_ADD", "EVENT_UPDATE", "EVENT_DELETE" };
+	static const char *const ops[] = { "add", "update", "delete" };
 
-	yajl_gen_map_open(w->g);
-	put_str(w->g, "type");
-	put_str(w->g, types[ev->op]);
-	put_str(w->g, "id");
-	put_str(w->g, ev->id);
-	put_str(w->g, "time");
-	put_str(w->g, ev->time);
+	begin(w, "EVENT");
+	put_kv(w->g, "op", ops[ev->op]);
+	put_kv(w->g, "id", ev->id);
+	put_kv(w->g, "time", ev->time);
 	/* Who it is about, then the data as it will be sent (which in Resource
 	 * mode may be a reference, after a relist with --object-state reference). */
-	put_str(w->g, "object");
-	stub(w->g, ev->api_version, ev->kind, ev->name, ev->namespace,
-		strchr(ev->key, '/') ? NULL : ev->key, NULL);
-	put_str(w->g, "data");
-	yajl_gen_number(w->g, ev->data, ev->data_len);
-	yajl_gen_map_close(w->g);
-	end_line(w);
-	return w->error;
+	put_kv(w->g, "apiVersion", ev->api_version);
+	put_kv(w->g, "kind", ev->kind);
+	put_kv(w->g, "name", ev->name);
+	put_kv(w->g, "namespace", ev->namespace);
+	if (!strchr(ev->key, '/'))
+		put_kv(w->g, "uid", ev->key);
+	return end_record(w, ev->data ? ev->data : "", ev->data_len);
+}
+
+/* The end record: how many records came before it, and their bytes' SHA-256. */
+static void write_end(struct state_writer *w) {
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+
+	if (w->error)
+		return;
+	if (!EVP_DigestFinal_ex(w->md, md, &n)) {
+		w->error = -EIO;
+		return;
+	}
+	for (unsigned int i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	hex[2 * n] = '\0';
+	EVP_MD_CTX_free(w->md);
+	w->md = NULL;
+	begin(w, "END");
+	put_str(w->g, "records");
+	yajl_gen_integer(w->g, (long long)w->records);
+	put_kv(w->g, "sha256", hex);
+	end_record(w, NULL, 0);
 }
 
 int state_writer_commit(struct state_writer *w) {
-	int r = w->error, dfd;
+	int r, dfd;
 
+	write_end(w);
+	r = w->error;
 	if (r == 0 && fflush(w->f) != 0)
 		r = -errno;
 	if (r == 0 && fsync(fileno(w->f)) < 0)
@@ -299,72 +353,325 @@ int state_writer_commit(struct state_writer *w) {
 
 /* ---------------- loading ---------------- */
 
+/* One record's header: a flat JSON object of strings, integers and booleans. */
+struct header {
+	char type[16];
+	char key[2 * NDJSON_NAME_MAX + 2];
+	char rv[128];
+	char name[NDJSON_NAME_MAX];
+	char ns[NDJSON_NAME_MAX];
+	char kind[256];
+	char api_version[NDJSON_NAME_MAX];
+	char uid[64];
+	char op[8];
+	char id[40];
+	char time[64];
+	char sha256[72];
+	long long version, bytes, records;
+	bool relist, typed;
+	bool has_bytes;
+	unsigned depth;
+	const struct field *cur; /* the key just read; NULL: ignored */
+	bool bad;
+};
+
+enum field_type { FIELD_STR, FIELD_INT, FIELD_BOOL };
+
+struct field {
+	const char *name;
+	enum field_type type;
+	size_t off, size;
+};
+
+#define STR(n, m) { n, FIELD_STR, offsetof(struct header, m), sizeof(((struct header *)0)->m) }
+#define NUM(n, m) { n, FIELD_INT, offsetof(struct header, m), 0 }
+#define FLAG(n, m) { n, FIELD_BOOL, offsetof(struct header, m), 0 }
+
+static const struct field fields[] = {
+	STR("type", type), STR("key", key), STR("rv", rv), STR("name", name),
+	STR("namespace", ns), STR("kind", kind), STR("apiVersion", api_version), STR("uid", uid),
+	STR("op", op), STR("id", id), STR("time", time), STR("sha256", sha256),
+	NUM("version", version), NUM("bytes", bytes), NUM("records", records),
+	FLAG("relist", relist), FLAG("typed", typed),
+};
+
+static int on_bad(void *ctx) {
+	((struct header *)ctx)->bad = true;
+	return 0;
+}
+
+static int on_bool(void *ctx, int value) {
+	struct header *h = ctx;
+
+	if (!h->cur || h->cur->type != FIELD_BOOL)
+		return on_bad(ctx);
+	*(bool *)((char *)h + h->cur->off) = value;
+	return 1;
+}
+
+static int on_integer(void *ctx, long long value) {
+	struct header *h = ctx;
+
+	if (!h->cur || h->cur->type != FIELD_INT || value < 0)
+		return on_bad(ctx);
+	*(long long *)((char *)h + h->cur->off) = value;
+	if (h->cur->off == offsetof(struct header, bytes))
+		h->has_bytes = true;
+	return 1;
+}
+
+static int on_string(void *ctx, const unsigned char *s, size_t len) {
+	struct header *h = ctx;
+	char *to;
+
+	if (!h->cur || h->cur->type != FIELD_STR || len >= h->cur->size || memchr(s, 0, len))
+		return on_bad(ctx);
+	to = (char *)h + h->cur->off;
+	memcpy(to, s, len);
+	to[len] = '\0';
+	return 1;
+}
+
+static int on_double(void *ctx, double value) {
+	(void)value;
+	return on_bad(ctx);
+}
+
+static int on_start_map(void *ctx) {
+	struct header *h = ctx;
+
+	/* Only the outer object: no nesting, whatever the line holds. */
+	return h->depth++ ? on_bad(ctx) : 1;
+}
+
+static int on_key(void *ctx, const unsigned char *s, size_t len) {
+	struct header *h = ctx;
+
+	h->cur = NULL;
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (strlen(fields[i].name) == len && memcmp(fields[i].name, s, len) == 0)
+			h->cur = &fields[i];
+	/* An unknown key is refused too: a later format says so in its version. */
+	return h->cur ? 1 : on_bad(ctx);
+}
+
+static int on_end_map(void *ctx) {
+	(void)ctx;
+	return 1;
+}
+
+static const yajl_callbacks header_callbacks = {
+	.yajl_null = on_bad,
+	.yajl_boolean = on_bool,
+	.yajl_integer = on_integer,
+	.yajl_double = on_double,
+	.yajl_string = on_string,
+	.yajl_start_map = on_start_map,
+	.yajl_map_key = on_key,
+	.yajl_end_map = on_end_map,
+	.yajl_start_array = on_bad,
+	.yajl_end_array = on_bad,
+};
+
 struct loader {
+	FILE *f;
+	EVP_MD_CTX *md; /* over every byte before the end record */
+	size_t max_record;
+	size_t newlines; /* lines read so far */
+	size_t records;
+	char line[HEADER_MAX + 1];
+	size_t len;
+	struct header h;
 	struct state_checkpoint *cp;
 	const struct cevent_params *params;
 	struct state_watch *cur;
-	size_t line;
-	bool header;
-	int error;
+	struct state_load_error *err;
 };
 
-static char *dup_or_null(const char *s) {
-	return s && *s ? strdup(s) : NULL;
+/* Records what is wrong and where (the record's line); returns -EBADMSG. */
+static int damaged(struct loader *l, size_t line, const char *fmt, ...) {
+	va_list ap;
+	int n;
+
+	l->err->line = line;
+	n = snprintf(l->err->reason, sizeof(l->err->reason), "damaged checkpoint: ");
+	va_start(ap, fmt);
+	vsnprintf(l->err->reason + n, sizeof(l->err->reason) - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -EBADMSG;
 }
 
-static int load_object(struct loader *l, const struct kobj *obj, bool ref) {
-	struct state_object *o;
-	char key[2 * NDJSON_NAME_MAX + 2];
+static void digest(struct loader *l, const void *p, size_t len) {
+	EVP_DigestUpdate(l->md, p, len);
+}
+
+/* Reads one header line into l->line. Returns 0, 1 at the end of the file,
+ * or -EBADMSG. */
+static int read_header(struct loader *l) {
+	size_t n = 0;
+	int c;
+
+	while ((c = getc_unlocked(l->f)) != EOF && c != '\n') {
+		if (n == HEADER_MAX)
+			return damaged(l, l->newlines + 1, "a record header over %d bytes", HEADER_MAX);
+		l->line[n++] = (char)c;
+	}
+	if (c == EOF && ferror(l->f))
+		return damaged(l, l->newlines + 1, "read error: %s", strerror(errno));
+	if (c == EOF && n == 0)
+		return 1;
+	if (c == EOF)
+		return damaged(l, l->newlines + 1, "the last line is cut short (no newline)");
+	l->line[n] = '\0';
+	l->len = n;
+	l->newlines++;
+	return 0;
+}
+
+static int parse_header(struct loader *l) {
+	yajl_handle y;
+	yajl_status st;
+
+	memset(&l->h, 0, sizeof(l->h));
+	y = yajl_alloc(&header_callbacks, NULL, &l->h);
+	if (!y)
+		return -ENOMEM;
+	yajl_config(y, yajl_dont_validate_strings, 1);
+	st = yajl_parse(y, (const unsigned char *)l->line, l->len);
+	if (st == yajl_status_ok)
+		st = yajl_complete_parse(y);
+	yajl_free(y);
+	if (st != yajl_status_ok || l->h.bad || !l->h.type[0])
+		return damaged(l, l->newlines, "not a record header");
+	return 0;
+}
+
+/* Reads the payload the header announces: exactly that many bytes, then a
+ * newline. Returns it (malloc'd, NUL-terminated) in *ret. */
+static int read_payload(struct loader *l, char **ret) {
+	size_t line = l->newlines, len;
+	char *p;
+
+	if (!l->h.has_bytes)
+		return damaged(l, line, "a %s record without its bytes", l->h.type);
+	if ((unsigned long long)l->h.bytes > l->max_record)
+		return damaged(l, line, "a record of %lld bytes, over the limit of %zu", l->h.bytes,
+			l->max_record);
+	len = (size_t)l->h.bytes;
+	p = malloc(len + 1);
+	if (!p)
+		return -ENOMEM;
+	if (fread(p, 1, len, l->f) != len || getc_unlocked(l->f) != '\n') {
+		free(p);
+		return damaged(l, line, "a record's %zu bytes are cut short", len);
+	}
+	p[len] = '\0';
+	digest(l, p, len);
+	digest(l, "\n", 1);
+	l->newlines++;
+	for (const char *q = p; (q = memchr(q, '\n', (size_t)(p + len - q))); q++)
+		l->newlines++;
+	*ret = p;
+	return 0;
+}
+
+static char *dup_or_null(const char *s) {
+	return *s ? strdup(s) : NULL;
+}
+
+static int load_watch(struct loader *l) {
+	struct state_watch *n;
+
+	if (!l->h.key[0] || !l->h.rv[0])
+		return damaged(l, l->newlines, "a WATCH record without its key or rv");
+	n = realloc(l->cp->watches, (l->cp->n_watches + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	l->cp->watches = n;
+	l->cur = &n[l->cp->n_watches++];
+	*l->cur = (struct state_watch){ .key = strdup(l->h.key), .rv = strdup(l->h.rv),
+		.relist = l->h.relist };
+	hashmap_init(&l->cur->objects);
+	return l->cur->key && l->cur->rv ? 0 : -ENOMEM;
+}
+
+static int load_object(struct loader *l, bool ref) {
+	struct state_object *o, *old;
+	size_t line = l->newlines;
+	int r;
 
 	if (!l->cur)
-		return -EBADMSG;
+		return damaged(l, line, "an object before any WATCH record");
+	if (!l->h.key[0] || !l->h.name[0] || !l->h.rv[0])
+		return damaged(l, line, "an object without its key, name or rv");
+	if (ref && l->h.has_bytes)
+		return damaged(l, line, "an OBJECT_REF record with bytes");
 	o = calloc(1, sizeof(*o));
 	if (!o)
 		return -ENOMEM;
-	o->rv = strdup(obj->resource_version);
-	o->name = strdup(obj->name);
-	o->ns = strdup(obj->namespace);
-	o->kind = dup_or_null(obj->kind);
-	o->api_version = dup_or_null(obj->api_version);
 	if (!ref) {
-		o->typed = obj->kind[0] && obj->api_version[0];
-		o->json = strndup(obj->json, obj->json_len);
-		o->json_len = obj->json_len;
-		if (!o->json)
-			goto oom;
+		r = read_payload(l, &o->json);
+		if (r < 0) {
+			free(o);
+			return r;
+		}
+		o->json_len = (size_t)l->h.bytes;
+		o->typed = l->h.typed;
 	}
-	if (!o->rv || !o->name || !o->ns)
-		goto oom;
-	if (obj->uid[0])
-		snprintf(key, sizeof(key), "%s", obj->uid);
+	r = -ENOMEM;
+	o->rv = strdup(l->h.rv);
+	o->name = strdup(l->h.name);
+	o->ns = strdup(l->h.ns);
+	o->kind = dup_or_null(l->h.kind);
+	o->api_version = dup_or_null(l->h.api_version);
+	if (!o->rv || !o->name || !o->ns || (l->h.kind[0] && !o->kind) ||
+		(l->h.api_version[0] && !o->api_version))
+		goto fail;
+	/* A key twice (a file written by hand, or damaged): the last one wins. */
+	old = hashmap_get(&l->cur->objects, l->h.key);
+	if (hashmap_put(&l->cur->objects, l->h.key, o) < 0)
+		goto fail;
+	if (old)
+		state_object_free(old);
 	else
-		snprintf(key, sizeof(key), "%s/%s", obj->namespace, obj->name);
-	if (hashmap_put(&l->cur->objects, key, o) < 0)
-		goto oom;
-	l->cp->n_objects++;
+		l->cp->n_objects++;
 	return 0;
-oom:
+fail:
 	state_object_free(o);
-	return -ENOMEM;
+	return r;
 }
 
-static int load_event(struct loader *l, const struct ndjson_event *ev, enum cevent_op op) {
+static int load_event(struct loader *l) {
+	static const char *const ops[] = { "add", "update", "delete" };
 	struct cevent *ce = NULL, **n;
-	struct kobj obj = ev->obj;
-	int r;
+	struct kobj obj;
+	size_t line = l->newlines;
+	char *data = NULL;
+	int r, op = -1;
 
-	if (!ev->data)
-		return -EBADMSG;
-	/* The data is sent as written; the stub says whom it is about. */
-	obj.json = ev->data;
-	obj.json_len = ev->data_len;
-	r = cevent_create(l->params, &obj, op, &ce);
+	for (int i = 0; i < 3; i++)
+		if (strcmp(l->h.op, ops[i]) == 0)
+			op = i;
+	if (op < 0 || !l->h.id[0] || !l->h.time[0] || !l->h.name[0])
+		return damaged(l, line, "an EVENT record without its op, id, time or name");
+	r = read_payload(l, &data);
 	if (r < 0)
 		return r;
-	if (ev->id[0])
-		snprintf(ce->id, sizeof(ce->id), "%s", ev->id);
-	if (ev->time[0])
-		snprintf(ce->time, sizeof(ce->time), "%s", ev->time);
+	/* The data is sent as written; the header says whom it is about. */
+	memset(&obj, 0, sizeof(obj));
+	obj.json = data;
+	obj.json_len = (size_t)l->h.bytes;
+	snprintf(obj.kind, sizeof(obj.kind), "%s", l->h.kind);
+	snprintf(obj.api_version, sizeof(obj.api_version), "%s", l->h.api_version);
+	snprintf(obj.name, sizeof(obj.name), "%s", l->h.name);
+	snprintf(obj.namespace, sizeof(obj.namespace), "%s", l->h.ns);
+	snprintf(obj.uid, sizeof(obj.uid), "%s", l->h.uid);
+	r = cevent_create(l->params, &obj, (enum cevent_op)op, &ce);
+	free(data);
+	if (r < 0)
+		return r == -ENOMEM ? r : damaged(l, line, "an event that cannot be rebuilt");
+	snprintf(ce->id, sizeof(ce->id), "%s", l->h.id);
+	snprintf(ce->time, sizeof(ce->time), "%s", l->h.time);
 	n = realloc(l->cp->events, (l->cp->n_events + 1) * sizeof(*n));
 	if (!n) {
 		cevent_destroy(ce);
@@ -375,87 +682,158 @@ static int load_event(struct loader *l, const struct ndjson_event *ev, enum ceve
 	return 0;
 }
 
-static int handle_checkpoint_line(const char *line, size_t len, void *userdata) {
-	struct loader *l = userdata;
-	struct ndjson_event ev;
-	int r;
+/* The end record must match what came before it, and be the last. */
+static int load_end(struct loader *l) {
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	size_t line = l->newlines;
 
-	l->line++;
-	r = ndjson_parse_event(line, len, &ev);
-	if (r < 0)
-		return r;
-	if (!l->header) {
-		if (strcmp(ev.type_name, "CHECKPOINT") != 0 || strcmp(ev.obj.name, CHECKPOINT_VERSION))
-			return -EBADMSG;
-		l->header = true;
-		return 0;
-	}
-	if (strcmp(ev.type_name, "WATCH") == 0) {
-		struct state_watch *n = realloc(l->cp->watches, (l->cp->n_watches + 1) * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		l->cp->watches = n;
-		l->cur = &n[l->cp->n_watches++];
-		*l->cur = (struct state_watch){ .key = strdup(ev.obj.name),
-			.rv = strdup(ev.obj.resource_version),
-			.relist = strcmp(ev.obj.kind, "WatchRelist") == 0 };
-		hashmap_init(&l->cur->objects);
-		return l->cur->key && l->cur->rv ? 0 : -ENOMEM;
-	}
-	if (strcmp(ev.type_name, "OBJECT") == 0)
-		return load_object(l, &ev.obj, false);
-	if (strcmp(ev.type_name, "OBJECT_REF") == 0)
-		return load_object(l, &ev.obj, true);
-	if (strcmp(ev.type_name, "EVENT_ADD") == 0)
-		return load_event(l, &ev, CEVENT_ADD);
-	if (strcmp(ev.type_name, "EVENT_UPDATE") == 0)
-		return load_event(l, &ev, CEVENT_UPDATE);
-	if (strcmp(ev.type_name, "EVENT_DELETE") == 0)
-		return load_event(l, &ev, CEVENT_DELETE);
-	return -EBADMSG;
+	if ((unsigned long long)l->h.records != l->records)
+		return damaged(l, line, "the end record counts %lld records, the file holds %zu",
+			l->h.records, l->records);
+	if (!EVP_DigestFinal_ex(l->md, md, &n))
+		return -EIO;
+	for (unsigned int i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	hex[2 * n] = '\0';
+	if (strcmp(hex, l->h.sha256) != 0)
+		return damaged(l, line, "the SHA-256 in the end record does not match the file");
+	if (getc_unlocked(l->f) != EOF)
+		return damaged(l, line + 1, "data after the end record");
+	return 0;
 }
 
-int state_load(const char *dir, const struct cevent_params *params, size_t max_line,
-	struct state_checkpoint **ret_checkpoint, size_t *ret_line) {
-	struct loader l = { .params = params };
-	struct ndjson lines;
-	char *path = NULL, chunk[65536];
-	FILE *f = NULL;
-	size_t n;
-	bool cut;
+static int load_record(struct loader *l) {
+	const char *t = l->h.type;
+
+	if (strcmp(t, "WATCH") == 0)
+		return load_watch(l);
+	if (strcmp(t, "OBJECT") == 0)
+		return load_object(l, false);
+	if (strcmp(t, "OBJECT_REF") == 0)
+		return load_object(l, true);
+	if (strcmp(t, "EVENT") == 0)
+		return load_event(l);
+	return damaged(l, l->newlines, "an unknown record type \"%s\"", t);
+}
+
+static int load_records(struct loader *l) {
 	int r;
 
-	*ret_line = 0;
+	for (;;) {
+		r = read_header(l);
+		if (r == 1)
+			return damaged(l, l->newlines, "no end record (the file is cut short)");
+		if (r < 0)
+			return r;
+		if (l->records == 0 && strncmp(l->line, "{\"type\":\"CHECKPOINT\",\"object\"", 29) == 0)
+			return damaged(l, 1, "written in format 1 by an older adapter, which this "
+					     "one does not read");
+		r = parse_header(l);
+		if (r < 0)
+			return r;
+		if (strcmp(l->h.type, "END") == 0)
+			return load_end(l);
+		digest(l, l->line, l->len);
+		digest(l, "\n", 1);
+		if (l->records == 0) {
+			if (strcmp(l->h.type, "CHECKPOINT") != 0)
+				return damaged(l, 1, "no CHECKPOINT header");
+			if (l->h.version != CHECKPOINT_VERSION)
+				return damaged(l, 1, "format %lld, this adapter reads format %d",
+					l->h.version, CHECKPOINT_VERSION);
+		} else {
+			r = load_record(l);
+			if (r < 0)
+				return r;
+		}
+		l->records++;
+	}
+}
+
+/* Opens DIR/checkpoint.ndjson without following a link, and only a regular
+ * file: a FIFO planted there must not block the start. */
+static int open_checkpoint(const char *dir, struct loader *l) {
+	struct stat st;
+	char *path = NULL;
+	int fd, r;
+
 	if (asprintf(&path, "%s/" CHECKPOINT_FILE, dir) < 0)
 		return -ENOMEM;
-	f = fopen(path, "re");
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	free(path);
-	if (!f)
-		return -errno;
-	l.cp = calloc(1, sizeof(*l.cp));
-	if (!l.cp) {
-		fclose(f);
-		return -ENOMEM;
+	if (fd < 0 && errno == ENOENT)
+		return -ENOENT;
+	if (fd < 0 && errno == ELOOP)
+		return damaged(l, 0, "a symbolic link, not a regular file; not followed");
+	if (fd < 0) {
+		r = -errno;
+		snprintf(l->err->reason, sizeof(l->err->reason), "cannot open the checkpoint: %s",
+			strerror(-r));
+		return r;
 	}
-	ndjson_init(&lines, max_line);
-	r = 0;
-	while (r >= 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		r = ndjson_feed(&lines, chunk, n, handle_checkpoint_line, &l);
-	if (r >= 0 && ferror(f))
-		r = -EIO;
-	/* A line without its newline means the file was cut short. */
-	cut = ndjson_pending(&lines) > 0;
-	if (r >= 0 && (cut || !l.header))
-		r = -EBADMSG;
-	ndjson_finish(&lines);
-	fclose(f);
-	if (r < 0) {
-		*ret_line = l.line + (cut ? 1 : 0);
-		state_checkpoint_free(l.cp);
-		return r == -E2BIG ? -EBADMSG : r;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return damaged(l, 0, "not a regular file");
 	}
-	*ret_checkpoint = l.cp;
+	if (fcntl(fd, F_SETFL, 0) < 0 || !(l->f = fdopen(fd, "r"))) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
 	return 0;
+}
+
+static void describe(const char *dir, int r, struct state_load_error *e) {
+	char line[32] = "";
+
+	if (!e->reason[0])
+		snprintf(e->reason, sizeof(e->reason), "cannot read the checkpoint: %s", strerror(-r));
+	if (e->line)
+		snprintf(line, sizeof(line), ":%zu", e->line);
+	snprintf(e->message, sizeof(e->message), "%.1000s/" CHECKPOINT_FILE "%s: %s%s", dir, line,
+		e->reason,
+		r == -EBADMSG ? "; move it away to start afresh (changes made while the adapter "
+				"was down are then not reported)" :
+				"");
+}
+
+int state_load(const char *dir, const struct cevent_params *params, size_t max_record,
+	struct state_checkpoint **ret_checkpoint, struct state_load_error *ret_error) {
+	struct loader *l = calloc(1, sizeof(*l));
+	int r = -ENOMEM;
+
+	memset(ret_error, 0, sizeof(*ret_error));
+	if (!l)
+		goto out;
+	l->params = params;
+	l->max_record = max_record;
+	l->err = ret_error;
+	r = open_checkpoint(dir, l);
+	if (r < 0)
+		goto out;
+	r = -ENOMEM;
+	l->cp = calloc(1, sizeof(*l->cp));
+	l->md = EVP_MD_CTX_new();
+	if (!l->cp || !l->md || !EVP_DigestInit_ex(l->md, EVP_sha256(), NULL))
+		goto out;
+	r = load_records(l);
+	if (r < 0)
+		goto out;
+	*ret_checkpoint = l->cp;
+	l->cp = NULL;
+out:
+	if (r < 0 && r != -ENOENT)
+		describe(dir, r, ret_error);
+	if (l) {
+		if (l->f)
+			fclose(l->f);
+		EVP_MD_CTX_free(l->md);
+		state_checkpoint_free(l->cp);
+		free(l);
+	}
+	return r;
 }
 
 struct state_watch *state_find_watch(struct state_checkpoint *cp, const char *key) {

@@ -3,9 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "adapter/checkpoint.h"
+#include "adapter/objects.h"
 
 static char dir[64];
 
@@ -75,7 +77,7 @@ Test(checkpoint, snapshot_outlives_the_owner, .init = make_dir, .fini = drop_dir
 	struct cevent *ev = event("c", "u-3");
 	struct state_watch *sw;
 	struct state_object *o;
-	size_t line = 0;
+	struct state_load_error err;
 
 	cr_assert_eq(checkpoint_snapshot_create(dir, &cs), 0);
 	cr_assert_eq(checkpoint_snapshot_watch(cs, "v1/ConfigMap|guitar-eventing|", "7", true), 0);
@@ -89,7 +91,7 @@ Test(checkpoint, snapshot_outlives_the_owner, .init = make_dir, .fini = drop_dir
 	cr_assert_eq(checkpoint_snapshot_write(cs), 0);
 	checkpoint_snapshot_free(cs); /* the last references: ASan checks */
 
-	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &line), 0, "line %zu", line);
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), 0, "%s", err.reason);
 	sw = state_find_watch(cp, "v1/ConfigMap|guitar-eventing|");
 	cr_assert_not_null(sw);
 	cr_assert(sw->relist);
@@ -149,7 +151,7 @@ Test(checkpoint, written_while_the_loop_runs, .init = make_dir, .fini = drop_dir
 	const char *key;
 	void *v;
 	char name[32];
-	size_t line = 0;
+	struct state_load_error err;
 
 	hashmap_init(&objects);
 	r.objects = &objects;
@@ -179,7 +181,7 @@ Test(checkpoint, written_while_the_loop_runs, .init = make_dir, .fini = drop_dir
 	loop_timer_disarm(r.loop, &r.tick);
 
 	/* The file holds the state as it was at the snapshot. */
-	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &line), 0, "line %zu", line);
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), 0, "%s", err.reason);
 	cr_assert_eq(cp->n_objects, 4000);
 	cr_assert_str_eq(((struct state_object *)hashmap_get(
 				  &state_find_watch(cp, "w")->objects, "u-0"))->rv, "1");
@@ -199,4 +201,226 @@ Test(checkpoint, written_while_the_loop_runs, .init = make_dir, .fini = drop_dir
 	cr_assert_not(r.done);
 	loop_destroy(r.loop);
 	state_objects_clear(&objects);
+}
+
+/* ---------------- hostile checkpoints (issue 9) ---------------- */
+
+static char path[128];
+
+static char *slurp(size_t *ret_len) {
+	FILE *f = fopen(path, "rb");
+	char *d = NULL;
+	size_t cap = 0;
+
+	cr_assert_not_null(f);
+	cr_assert_eq(getdelim(&d, &cap, '\0', f) >= 0, true);
+	*ret_len = (size_t)ftell(f);
+	fclose(f);
+	return d;
+}
+
+static void spit(const char *d, size_t len) {
+	FILE *f = fopen(path, "wb");
+
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(d, 1, len, f), len);
+	fclose(f);
+}
+
+/* A watch with a pretty-printed object, a reference and an event. */
+static void write_sample(void) {
+	static const char pretty[] = "{\n  \"metadata\": {\n    \"name\": \"p\",\n    \"uid\": \"u-1\"\n  }\n}\n";
+	struct state_writer *w = NULL;
+	struct state_object *a = obj("p", "5", 0), *b = obj("r", "6", 0);
+	struct cevent *ev = event("c", "u-3");
+
+	a->json = strdup(pretty);
+	a->json_len = strlen(pretty);
+	snprintf(path, sizeof(path), "%s/checkpoint.ndjson", dir);
+	cr_assert_eq(state_writer_open(dir, &w), 0);
+	cr_assert_eq(state_writer_watch(w, "v1/ConfigMap|guitar-eventing|", "7", false), 0);
+	cr_assert_eq(state_writer_object(w, "u-1", a), 0);
+	cr_assert_eq(state_writer_object(w, "u-2", b), 0);
+	cr_assert_eq(state_writer_event(w, ev), 0);
+	cr_assert_eq(state_writer_commit(w), 0);
+	state_object_free(a);
+	state_object_free(b);
+	cevent_destroy(ev);
+}
+
+Test(checkpoint, pretty_printed_object_survives_restart, .init = make_dir, .fini = drop_dir) {
+	struct state_checkpoint *cp = NULL;
+	struct state_load_error err;
+	struct state_object *o;
+
+	write_sample();
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), 0, "%s", err.message);
+	o = hashmap_get(&state_find_watch(cp, "v1/ConfigMap|guitar-eventing|")->objects, "u-1");
+	cr_assert_not_null(o);
+	cr_assert_str_eq(o->json, "{\n  \"metadata\": {\n    \"name\": \"p\",\n    \"uid\": \"u-1\"\n  }\n}\n");
+	cr_assert_eq(cp->n_objects, 2);
+	cr_assert_eq(cp->n_events, 1);
+	state_checkpoint_free(cp);
+}
+
+Test(checkpoint, checkpoint_truncated_at_line_end_is_refused, .init = make_dir, .fini = drop_dir) {
+	struct state_checkpoint *cp = NULL;
+	struct state_load_error err;
+	size_t len;
+	char *d;
+
+	write_sample();
+	d = slurp(&len);
+	/* Cut after each line end in turn: every cut is refused. */
+	for (size_t cut = 0; cut + 1 < len; cut++) {
+		if (d[cut] != '\n')
+			continue;
+		spit(d, cut + 1);
+		cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), -EBADMSG, "cut at %zu", cut);
+	}
+	spit(d, len - 1); /* the end record's newline */
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), -EBADMSG);
+	/* Without the end record: */
+	spit(d, (size_t)(strstr(d, "{\"type\":\"END\"") - d));
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), -EBADMSG);
+	cr_assert_not_null(strstr(err.message, "checkpoint.ndjson:"), "%s", err.message);
+	cr_assert_not_null(strstr(err.message, "no end record"), "%s", err.message);
+	cr_assert_null(strchr(err.message, '\n'));
+	free(d);
+}
+
+Test(checkpoint, checkpoint_with_a_changed_byte_is_refused, .init = make_dir, .fini = drop_dir) {
+	struct state_checkpoint *cp = NULL;
+	struct state_load_error err;
+	size_t len;
+	char *d, *p;
+
+	write_sample();
+	d = slurp(&len);
+	p = strstr(d, "\"name\": \"p\"");
+	p[9] = 'q'; /* inside the object's bytes: only the checksum can tell */
+	spit(d, len);
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), -EBADMSG);
+	cr_assert_not_null(strstr(err.reason, "SHA-256"), "%s", err.reason);
+	free(d);
+}
+
+Test(checkpoint, checkpoint_format_1_is_refused_with_a_message, .init = make_dir,
+	.fini = drop_dir) {
+	struct state_checkpoint *cp = NULL;
+	struct state_load_error err;
+	const char old[] = "{\"type\":\"CHECKPOINT\",\"object\":{\"kind\":\"Checkpoint\",\"metadata\":"
+			   "{\"name\":\"1\"}}}\n";
+
+	snprintf(path, sizeof(path), "%s/checkpoint.ndjson", dir);
+	spit(old, strlen(old));
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), -EBADMSG);
+	cr_assert_not_null(strstr(err.message, "format 1"), "%s", err.message);
+	cr_assert_not_null(strstr(err.message, "move it away"), "%s", err.message);
+}
+
+Test(checkpoint, checkpoint_nested_header_is_refused, .init = make_dir, .fini = drop_dir) {
+	struct state_checkpoint *cp = NULL;
+	struct state_load_error err;
+	char deep[12000];
+
+	snprintf(path, sizeof(path), "%s/checkpoint.ndjson", dir);
+	memset(deep, '[', sizeof(deep) - 1);
+	deep[sizeof(deep) - 2] = '\n';
+	deep[sizeof(deep) - 1] = '\0';
+	spit(deep, strlen(deep));
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), -EBADMSG);
+	cr_assert_eq(err.line, 1);
+}
+
+/* A uid twice: the last wins, and the first is freed (ASan checks). */
+Test(checkpoint, checkpoint_duplicate_uid_does_not_leak, .init = make_dir, .fini = drop_dir) {
+	struct state_writer *w = NULL;
+	struct state_checkpoint *cp = NULL;
+	struct state_load_error err;
+	struct state_object *a = obj("a", "1", 8), *b = obj("b", "2", 8);
+
+	cr_assert_eq(state_writer_open(dir, &w), 0);
+	cr_assert_eq(state_writer_watch(w, "w", "3", false), 0);
+	cr_assert_eq(state_writer_object(w, "u-1", a), 0);
+	cr_assert_eq(state_writer_object(w, "u-1", b), 0);
+	cr_assert_eq(state_writer_commit(w), 0);
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), 0, "%s", err.message);
+	cr_assert_eq(cp->n_objects, 1);
+	cr_assert_str_eq(((struct state_object *)hashmap_get(&state_find_watch(cp, "w")->objects,
+				  "u-1"))->name, "b");
+	state_checkpoint_free(cp);
+	state_object_free(a);
+	state_object_free(b);
+}
+
+Test(checkpoint, checkpoint_symlink_is_not_followed, .init = make_dir, .fini = drop_dir) {
+	struct state_checkpoint *cp = NULL;
+	struct state_writer *w = NULL;
+	struct state_load_error err;
+	char target[160], tmp[160], buf[16] = "";
+	FILE *f;
+
+	snprintf(target, sizeof(target), "%s/target", dir);
+	f = fopen(target, "w");
+	fputs("precious", f);
+	fclose(f);
+	/* At the checkpoint's path: refused, not read through. */
+	snprintf(path, sizeof(path), "%s/checkpoint.ndjson", dir);
+	cr_assert_eq(symlink(target, path), 0);
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), -EBADMSG);
+	cr_assert_not_null(strstr(err.message, "symbolic link"), "%s", err.message);
+	/* At the temporary file's path: replaced, not written through. */
+	snprintf(tmp, sizeof(tmp), "%s/.checkpoint.ndjson.tmp", dir);
+	cr_assert_eq(symlink(target, tmp), 0);
+	cr_assert_eq(state_writer_open(dir, &w), 0);
+	cr_assert_eq(state_writer_watch(w, "w", "1", false), 0);
+	cr_assert_eq(state_writer_commit(w), 0);
+	f = fopen(target, "r");
+	cr_assert_not_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	cr_assert_str_eq(buf, "precious");
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), 0, "%s", err.message);
+	state_checkpoint_free(cp);
+}
+
+Test(checkpoint, checkpoint_fifo_is_refused_promptly, .init = make_dir, .fini = drop_dir,
+	.timeout = 5) {
+	struct state_checkpoint *cp = NULL;
+	struct state_load_error err;
+
+	snprintf(path, sizeof(path), "%s/checkpoint.ndjson", dir);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), -EBADMSG);
+	cr_assert_not_null(strstr(err.message, "not a regular file"), "%s", err.message);
+}
+
+/* A delete a relist finds, with only references kept: the reference is
+ * generated, so a quote in the kind stays inside its string. */
+static int capture(enum cevent_op op, const struct kobj *k, void *userdata) {
+	(void)op;
+	snprintf(userdata, 512, "%.*s", (int)k->json_len, k->json);
+	return 0;
+}
+
+Test(checkpoint, sweep_reference_kind_with_quote_is_escaped) {
+	struct objects o;
+	struct kobj k;
+	char got[512] = "";
+
+	objects_init(&o, false, NULL);
+	memset(&k, 0, sizeof(k));
+	k.json = "{}";
+	k.json_len = 2;
+	strcpy(k.name, "n");
+	strcpy(k.namespace, "ns");
+	strcpy(k.uid, "u-1");
+	strcpy(k.resource_version, "1");
+	objects_list_begin(&o);
+	cr_assert_eq(objects_list_item(&o, &k, OBJECTS_QUIET, capture, got), 0);
+	objects_list_begin(&o);
+	cr_assert_eq(objects_sweep(&o, true, "K\",\"x\":\"y", "v1", capture, got), 1);
+	cr_assert_str_eq(got, "{\"kind\":\"K\\\",\\\"x\\\":\\\"y\",\"namespace\":\"ns\",\"name\":\"n\","
+			      "\"apiVersion\":\"v1\"}");
+	objects_finish(&o);
 }

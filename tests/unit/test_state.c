@@ -71,7 +71,7 @@ Test(state, round_trip, .init = make_dir, .fini = drop_dir) {
 	struct cevent *ev = event("d15", "u-1", "44");
 	struct state_watch *sw;
 	struct state_object *o;
-	size_t line;
+	struct state_load_error err;
 
 	cr_assert_eq(state_writer_open(dir, &w), 0);
 	cr_assert_eq(state_writer_watch(w, "kool.karmalabs.local/v1/Guitar|guitar-eventing|", "44", false), 0);
@@ -80,7 +80,7 @@ Test(state, round_trip, .init = make_dir, .fini = drop_dir) {
 	cr_assert_eq(state_writer_event(w, ev), 0);
 	cr_assert_eq(state_writer_commit(w), 0);
 
-	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &line), 0);
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), 0);
 	cr_assert_eq(cp->n_watches, 1);
 	cr_assert_eq(cp->n_objects, 2);
 	sw = state_find_watch(cp, "kool.karmalabs.local/v1/Guitar|guitar-eventing|");
@@ -112,28 +112,28 @@ Test(state, missing_and_damaged, .init = make_dir, .fini = drop_dir) {
 	struct state_checkpoint *cp = NULL;
 	struct state_writer *w = NULL;
 	char path[128], cmd[256];
-	size_t line = 0;
+	struct state_load_error err;
 
-	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &line), -ENOENT);
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), -ENOENT);
 	cr_assert_eq(state_writer_open(dir, &w), 0);
 	cr_assert_eq(state_writer_watch(w, "k", "1", false), 0);
 	cr_assert_eq(state_writer_commit(w), 0);
 	snprintf(path, sizeof(path), "%s/checkpoint.ndjson", dir);
-	/* A line cut short (no newline) is damage, not a smaller state. */
-	snprintf(cmd, sizeof(cmd), "printf '{\"type\":\"OBJECT\",\"object\":{\"metadata\"' >> %s", path);
+	/* Bytes after the end record are damage, not more state. */
+	snprintf(cmd, sizeof(cmd), "printf '{\"type\":\"OBJECT\",\"key\"' >> %s", path);
 	cr_assert_eq(system(cmd), 0);
-	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &line), -EBADMSG);
-	cr_assert_eq(line, 3);
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), -EBADMSG);
+	cr_assert_eq(err.line, 4, "%zu %s", err.line, err.reason);
 	snprintf(cmd, sizeof(cmd), "printf 'garbage\\n' > %s", path);
 	cr_assert_eq(system(cmd), 0);
-	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &line), -EBADMSG);
-	cr_assert_eq(line, 1);
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), -EBADMSG);
+	cr_assert_eq(err.line, 1);
 }
 
 Test(state, abort_leaves_the_old_checkpoint, .init = make_dir, .fini = drop_dir) {
 	struct state_checkpoint *cp = NULL;
 	struct state_writer *w = NULL;
-	size_t line;
+	struct state_load_error err;
 
 	cr_assert_eq(state_writer_open(dir, &w), 0);
 	cr_assert_eq(state_writer_watch(w, "old", "7", false), 0);
@@ -141,7 +141,7 @@ Test(state, abort_leaves_the_old_checkpoint, .init = make_dir, .fini = drop_dir)
 	cr_assert_eq(state_writer_open(dir, &w), 0);
 	cr_assert_eq(state_writer_watch(w, "new", "8", true), 0);
 	state_writer_abort(w);
-	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &line), 0);
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), 0);
 	cr_assert_not_null(state_find_watch(cp, "old"));
 	cr_assert_null(state_find_watch(cp, "new"));
 	state_checkpoint_free(cp);
@@ -155,7 +155,7 @@ Test(state, relist_flag_long_keys_and_reference_data, .init = make_dir, .fini = 
 	struct cevent *ev = NULL;
 	struct kobj k;
 	char key[600];
-	size_t line;
+	struct state_load_error err;
 	const char *ref = "{\"kind\":\"Guitar\",\"namespace\":\"guitar-eventing\",\"name\":\"d15\","
 			  "\"apiVersion\":\"kool.karmalabs.local/v1\"}";
 
@@ -177,7 +177,7 @@ Test(state, relist_flag_long_keys_and_reference_data, .init = make_dir, .fini = 
 	cr_assert_eq(state_writer_watch(w, key, "51", true), 0);
 	cr_assert_eq(state_writer_event(w, ev), 0);
 	cr_assert_eq(state_writer_commit(w), 0);
-	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &line), 0, "line %zu", line);
+	cr_assert_eq(state_load(dir, &params, 1 << 20, &cp, &err), 0, "%s", err.reason);
 	sw = state_find_watch(cp, key);
 	cr_assert_not_null(sw);
 	cr_assert(sw->relist);
