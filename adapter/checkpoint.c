@@ -10,6 +10,31 @@
 #include "adapter/checkpoint.h"
 #include "adapter/util/buf.h"
 
+void checkpoint_object_free(struct checkpoint_object *o) {
+	if (!o)
+		return;
+	if (o->refs) {
+		o->refs--; /* a checkpoint snapshot still holds it */
+		return;
+	}
+	free(o->rv);
+	free(o->name);
+	free(o->ns);
+	free(o->json);
+	free(o->kind);
+	free(o->api_version);
+	free(o);
+}
+
+void checkpoint_objects_clear(struct hashmap *objects) {
+	struct hashmap_iter it = { 0 };
+	void *v;
+
+	while (hashmap_next(objects, &it, NULL, &v))
+		checkpoint_object_free(v);
+	hashmap_finish(objects);
+}
+
 /* ---------------- snapshots ---------------- */
 
 struct snap_watch {
@@ -21,7 +46,7 @@ struct snap_watch {
 
 struct snap_object {
 	size_t key_off; /* in keys */
-	struct state_object *o;
+	struct checkpoint_object *o;
 };
 
 struct checkpoint_snapshot {
@@ -31,7 +56,7 @@ struct checkpoint_snapshot {
 	struct snap_object *objs;
 	size_t n_objs, cap_objs;
 	struct buf keys; /* every object's key, NUL-terminated, back to back */
-	struct state_writer *events; /* EVENT lines, in memory, until sealed */
+	struct checkpoint_file *events; /* EVENT lines, in memory, until sealed */
 	char *event_lines;
 	size_t event_len, n_events;
 };
@@ -46,7 +71,7 @@ int checkpoint_snapshot_create(const char *dir, struct checkpoint_snapshot **ret
 	s->dir = strdup(dir);
 	if (!s->dir)
 		goto fail;
-	r = state_writer_open_memory(&s->events);
+	r = checkpoint_file_open_memory(&s->events);
 	if (r < 0)
 		goto fail;
 	*ret_snapshot = s;
@@ -60,7 +85,7 @@ void checkpoint_snapshot_free(struct checkpoint_snapshot *s) {
 	if (!s)
 		return;
 	for (size_t i = 0; i < s->n_objs; i++)
-		state_object_free(s->objs[i].o); /* drops the snapshot's reference */
+		checkpoint_object_free(s->objs[i].o); /* drops the snapshot's reference */
 	free(s->objs);
 	for (size_t i = 0; i < s->n_watches; i++) {
 		free(s->watches[i].key);
@@ -68,7 +93,7 @@ void checkpoint_snapshot_free(struct checkpoint_snapshot *s) {
 	}
 	free(s->watches);
 	buf_finish(&s->keys);
-	state_writer_abort(s->events);
+	checkpoint_file_abort(s->events);
 	free(s->event_lines);
 	free(s->dir);
 	free(s);
@@ -89,7 +114,7 @@ int checkpoint_snapshot_watch(struct checkpoint_snapshot *s, const char *key, co
 }
 
 int checkpoint_snapshot_object(struct checkpoint_snapshot *s, const char *key,
-	struct state_object *o) {
+	struct checkpoint_object *o) {
 	size_t off = s->keys.len;
 	int r;
 
@@ -114,7 +139,7 @@ int checkpoint_snapshot_object(struct checkpoint_snapshot *s, const char *key,
 }
 
 int checkpoint_snapshot_event(struct checkpoint_snapshot *s, const struct cevent *ev) {
-	return state_writer_event(s->events, ev);
+	return checkpoint_file_event(s->events, ev);
 }
 
 size_t checkpoint_snapshot_objects(const struct checkpoint_snapshot *s) {
@@ -122,28 +147,28 @@ size_t checkpoint_snapshot_objects(const struct checkpoint_snapshot *s) {
 }
 
 int checkpoint_snapshot_write(struct checkpoint_snapshot *s) {
-	struct state_writer *w = NULL;
+	struct checkpoint_file *w = NULL;
 	int r = 0;
 
 	if (s->events) {
-		r = state_writer_take_memory(s->events, &s->event_lines, &s->event_len,
+		r = checkpoint_file_take_memory(s->events, &s->event_lines, &s->event_len,
 			&s->n_events);
 		s->events = NULL;
 	}
 	if (r == 0)
-		r = state_writer_open(s->dir, &w);
+		r = checkpoint_file_open(s->dir, &w);
 	for (size_t i = 0; r == 0 && i < s->n_watches; i++) {
 		const struct snap_watch *sw = &s->watches[i];
 
-		r = state_writer_watch(w, sw->key, sw->rv, sw->relist);
+		r = checkpoint_file_watch(w, sw->key, sw->rv, sw->relist);
 		for (size_t j = sw->first; r == 0 && j < sw->first + sw->n; j++)
-			r = state_writer_object(w, s->keys.data + s->objs[j].key_off, s->objs[j].o);
+			r = checkpoint_file_object(w, s->keys.data + s->objs[j].key_off, s->objs[j].o);
 	}
 	if (r == 0)
-		r = state_writer_raw(w, s->event_lines, s->event_len, s->n_events);
+		r = checkpoint_file_raw(w, s->event_lines, s->event_len, s->n_events);
 	if (r == 0)
-		return state_writer_commit(w);
-	state_writer_abort(w);
+		return checkpoint_file_commit(w);
+	checkpoint_file_abort(w);
 	return r;
 }
 

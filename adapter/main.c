@@ -18,7 +18,7 @@
 #include "adapter/oidc.h"
 #include "adapter/probes.h"
 #include "adapter/sink.h"
-#include "adapter/state.h"
+#include "adapter/checkpoint.h"
 #include "adapter/util/buf.h"
 #include "adapter/watcher.h"
 
@@ -41,7 +41,7 @@ struct adapter {
 	bool draining;
 	unsigned config_errors;
 	bool kube_input_bad; /* a reported problem is in what kube_load() reads */
-	struct state_checkpoint *checkpoint;
+	struct checkpoint_state *checkpoint;
 	struct loop_timer checkpoint_timer;
 	uint64_t checkpointed_signature; /* what the last checkpoint reflected */
 	struct checkpoint_writer *checkpoint_writer; /* with --state-dir */
@@ -108,7 +108,7 @@ static int take_snapshot(struct adapter *a, struct checkpoint_snapshot **ret_sna
 	for (size_t i = 0; r == 0 && i < a->n_watchers; i++)
 		r = watcher_checkpoint(a->watchers[i], cs);
 	for (size_t i = 0; r == 0 && a->checkpoint && i < a->checkpoint->n_watches; i++) {
-		struct state_watch *w = &a->checkpoint->watches[i];
+		struct checkpoint_watch *w = &a->checkpoint->watches[i];
 		struct hashmap_iter it = { 0 };
 		const char *key;
 		void *v;
@@ -287,10 +287,10 @@ static int load_checkpoint(struct adapter *a) {
 		.overrides = a->cfg.extensions,
 		.n_overrides = a->cfg.n_extensions,
 	};
-	struct state_load_error err;
+	struct checkpoint_load_error err;
 	int r;
 
-	r = state_load(a->cfg.state_dir, &params, a->cfg.max_event_bytes + 4096, &a->checkpoint, &err);
+	r = checkpoint_load(a->cfg.state_dir, &params, a->cfg.max_event_bytes + 4096, &a->checkpoint, &err);
 	if (r == -ENOENT) {
 		log_info("main", "no checkpoint yet, starting afresh", LOG_STR("dir", a->cfg.state_dir));
 		return 0;
@@ -454,7 +454,7 @@ static void adapter_finish(struct adapter *a) {
 		loop_timer_disarm(a->loop, &a->drain_timer);
 		loop_timer_disarm(a->loop, &a->checkpoint_timer);
 	}
-	state_checkpoint_free(a->checkpoint);
+	checkpoint_state_free(a->checkpoint);
 	metrics_destroy(a->metrics);
 	loop_destroy(a->loop);
 	kube_destroy(a->kube);

@@ -27,11 +27,11 @@ void objects_init(struct objects *o, bool keep_json, uint64_t *changes) {
 void objects_finish(struct objects *o) {
 	if (!o)
 		return;
-	state_objects_clear(&o->map);
+	checkpoint_objects_clear(&o->map);
 }
 
 void objects_adopt(struct objects *o, struct hashmap *map) {
-	state_objects_clear(&o->map);
+	checkpoint_objects_clear(&o->map);
 	o->map = *map;
 	hashmap_init(map);
 }
@@ -40,12 +40,12 @@ size_t objects_count(const struct objects *o) {
 	return o->map.count;
 }
 
-const struct state_object *objects_get(const struct objects *o, const char *key) {
+const struct checkpoint_object *objects_get(const struct objects *o, const char *key) {
 	return hashmap_get(&o->map, key);
 }
 
 bool objects_next(struct objects *o, struct hashmap_iter *it, const char **ret_key,
-	const struct state_object **ret_object) {
+	const struct checkpoint_object **ret_object) {
 	void *v;
 
 	if (!hashmap_next(&o->map, it, ret_key, &v))
@@ -61,7 +61,7 @@ void objects_list_begin(struct objects *o) {
 /* Records the object's latest state, seen by the current list. Returns 0 or
  * -ENOMEM (then the table is as it was). */
 static int record(struct objects *o, const char *key, const struct kobj *obj) {
-	struct state_object *old = hashmap_get(&o->map, key), *n = NULL;
+	struct checkpoint_object *old = hashmap_get(&o->map, key), *n = NULL;
 	int r = -ENOMEM;
 
 	n = calloc(1, sizeof(*n));
@@ -86,17 +86,17 @@ static int record(struct objects *o, const char *key, const struct kobj *obj) {
 	if (r < 0)
 		goto out;
 	n = NULL; /* the table's now */
-	state_object_free(old);
+	checkpoint_object_free(old);
 	changed(o);
 out:
-	state_object_free(n);
+	checkpoint_object_free(n);
 	return r;
 }
 
 /* Marks an object known at this resourceVersion as seen by the current list.
  * Returns the stored object, or NULL when it is new or changed. */
-static struct state_object *unchanged(struct objects *o, const char *key, const struct kobj *obj) {
-	struct state_object *s = hashmap_get(&o->map, key);
+static struct checkpoint_object *unchanged(struct objects *o, const char *key, const struct kobj *obj) {
+	struct checkpoint_object *s = hashmap_get(&o->map, key);
 
 	if (!s || strcmp(s->rv, obj->resource_version) != 0)
 		return NULL;
@@ -142,7 +142,7 @@ int objects_update(struct objects *o, const struct kobj *obj, bool added, object
 int objects_delete(struct objects *o, const struct kobj *obj, objects_emit_fn fn, void *userdata) {
 	char kbuf[OBJECTS_KEY_MAX];
 	const char *key = key_of(obj, kbuf, sizeof(kbuf));
-	struct state_object *s = hashmap_get(&o->map, key);
+	struct checkpoint_object *s = hashmap_get(&o->map, key);
 	struct kobj last = *obj;
 	int r;
 
@@ -151,14 +151,14 @@ int objects_delete(struct objects *o, const struct kobj *obj, objects_emit_fn fn
 	r = fn(CEVENT_DELETE, &last, userdata);
 	if (r < 0)
 		return r;
-	state_object_free(hashmap_remove(&o->map, key));
+	checkpoint_object_free(hashmap_remove(&o->map, key));
 	changed(o);
 	return 0;
 }
 
 /* The object a delete found by a sweep carries: its last state, or (when
  * only references are kept) a reference written into ref. */
-static void stale_object(const char *key, const struct state_object *s, const char *kind,
+static void stale_object(const char *key, const struct checkpoint_object *s, const char *kind,
 	const char *api_version, struct buf *ref, struct kobj *ret) {
 	memset(ret, 0, sizeof(*ret));
 	if (s->json) {
@@ -196,7 +196,7 @@ int objects_sweep(struct objects *o, bool with_events, const char *kind, const c
 
 	buf_init(&ref, 0);
 	while (hashmap_next(&o->map, &it, &key, &v)) {
-		struct state_object *s = v;
+		struct checkpoint_object *s = v;
 		struct kobj obj;
 
 		if (s->generation == o->generation)
@@ -211,7 +211,7 @@ int objects_sweep(struct objects *o, bool with_events, const char *kind, const c
 			}
 		}
 		hashmap_remove(&o->map, key);
-		state_object_free(s);
+		checkpoint_object_free(s);
 		changed(o);
 		n++;
 	}

@@ -8,348 +8,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/evp.h>
-#include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
 
-#include "adapter/state.h"
+#include "adapter/checkpoint.h"
+#include "checkpoint_internal.h"
 
-#define CHECKPOINT_FILE "checkpoint.ndjson"
-#define CHECKPOINT_VERSION 2
+/* The checkpoint file's loader: its own reader of header lines and payloads
+ * (the format is in checkpoint.h), with a flat yajl callback parser. */
+
 #define HEADER_MAX 16384 /* a record's header line: names, ids and counts */
-
-void state_object_free(struct state_object *o) {
-	if (!o)
-		return;
-	if (o->refs) {
-		o->refs--; /* a checkpoint snapshot still holds it */
-		return;
-	}
-	free(o->rv);
-	free(o->name);
-	free(o->ns);
-	free(o->json);
-	free(o->kind);
-	free(o->api_version);
-	free(o);
-}
-
-void state_objects_clear(struct hashmap *objects) {
-	struct hashmap_iter it = { 0 };
-	void *v;
-
-	while (hashmap_next(objects, &it, NULL, &v))
-		state_object_free(v);
-	hashmap_finish(objects);
-}
-
-/* ---------------- writing ---------------- */
-
-struct state_writer {
-	char *mem; /* a memory writer's records */
-	size_t mem_len;
-	char *path;
-	char *tmp;
-	char *dir;
-	FILE *f;
-	yajl_gen g;
-	EVP_MD_CTX *md; /* a file writer's: SHA-256 of every byte before the end record */
-	size_t records;
-	int error;
-};
-
-static void put(struct state_writer *w, const void *p, size_t len) {
-	if (w->error || !len)
-		return;
-	if (fwrite(p, 1, len, w->f) != len) {
-		w->error = errno ? -errno : -EIO;
-		return;
-	}
-	if (w->md && !EVP_DigestUpdate(w->md, p, len))
-		w->error = -EIO;
-}
-
-static void put_str(yajl_gen g, const char *s) {
-	yajl_gen_string(g, (const unsigned char *)s, strlen(s));
-}
-
-static void put_kv(yajl_gen g, const char *key, const char *value) {
-	if (!value)
-		return;
-	put_str(g, key);
-	put_str(g, value);
-}
-
-static void begin(struct state_writer *w, const char *type) {
-	yajl_gen_map_open(w->g);
-	put_kv(w->g, "type", type);
-}
-
-/* Closes the header and writes it as one line (yajl escapes every control
- * character: a header never holds a raw newline), then the payload, if any:
- * its length is in the header, so nothing in it can split the record. */
-static int end_record(struct state_writer *w, const char *payload, size_t len) {
-	const unsigned char *out;
-	size_t n;
-
-	if (payload) {
-		put_str(w->g, "bytes");
-		yajl_gen_integer(w->g, (long long)len);
-	}
-	yajl_gen_map_close(w->g);
-	if (yajl_gen_get_buf(w->g, &out, &n) != yajl_gen_status_ok) {
-		w->error = w->error ?: -EINVAL;
-	} else {
-		put(w, out, n);
-		put(w, "\n", 1);
-	}
-	if (payload) {
-		put(w, payload, len);
-		put(w, "\n", 1);
-	}
-	yajl_gen_clear(w->g);
-	yajl_gen_reset(w->g, NULL);
-	w->records++;
-	return w->error;
-}
-
-void state_writer_abort(struct state_writer *w) {
-	if (!w)
-		return;
-	if (w->f) {
-		fclose(w->f);
-		if (w->tmp)
-			unlink(w->tmp);
-	}
-	free(w->mem);
-	if (w->g)
-		yajl_gen_free(w->g);
-	EVP_MD_CTX_free(w->md);
-	free(w->path);
-	free(w->tmp);
-	free(w->dir);
-	free(w);
-}
-
-static struct state_writer *writer_new(void) {
-	struct state_writer *w = calloc(1, sizeof(*w));
-
-	if (!w)
-		return NULL;
-	w->g = yajl_gen_alloc(NULL);
-	if (!w->g) {
-		free(w);
-		return NULL;
-	}
-	yajl_gen_config(w->g, yajl_gen_validate_utf8, 0);
-	return w;
-}
-
-int state_writer_open(const char *dir, struct state_writer **ret_writer) {
-	struct state_writer *w = writer_new();
-	int r = -ENOMEM, fd;
-
-	if (!w)
-		return r;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		r = -errno;
-		goto fail;
-	}
-	w->dir = strdup(dir);
-	if (!w->dir || asprintf(&w->path, "%s/" CHECKPOINT_FILE, dir) < 0) {
-		w->path = NULL;
-		goto fail;
-	}
-	if (asprintf(&w->tmp, "%s/." CHECKPOINT_FILE ".tmp", dir) < 0) {
-		w->tmp = NULL;
-		goto fail;
-	}
-	/* Whatever is at the temporary path (a file a crash left, a symbolic
-	 * link or a FIFO someone planted) goes: the file is created anew, and
-	 * never through a link. */
-	if (unlink(w->tmp) < 0 && errno != ENOENT) {
-		r = -errno;
-		goto fail;
-	}
-	fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = -errno;
-		goto fail;
-	}
-	w->f = fdopen(fd, "w");
-	if (!w->f) {
-		r = -errno;
-		close(fd);
-		unlink(w->tmp);
-		goto fail;
-	}
-	w->md = EVP_MD_CTX_new();
-	if (!w->md || !EVP_DigestInit_ex(w->md, EVP_sha256(), NULL)) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	begin(w, "CHECKPOINT");
-	put_str(w->g, "version");
-	yajl_gen_integer(w->g, CHECKPOINT_VERSION);
-	r = end_record(w, NULL, 0);
-	if (r < 0)
-		goto fail;
-	*ret_writer = w;
-	return 0;
-fail:
-	state_writer_abort(w);
-	return r;
-}
-
-int state_writer_open_memory(struct state_writer **ret_writer) {
-	struct state_writer *w = writer_new();
-	int r = -ENOMEM;
-
-	if (!w)
-		return r;
-	w->f = open_memstream(&w->mem, &w->mem_len);
-	if (!w->f) {
-		r = -errno;
-		goto fail;
-	}
-	*ret_writer = w;
-	return 0;
-fail:
-	state_writer_abort(w);
-	return r;
-}
-
-int state_writer_take_memory(struct state_writer *w, char **ret_records, size_t *ret_len,
-	size_t *ret_count) {
-	int r = w->error;
-
-	if (fclose(w->f) != 0 && r == 0)
-		r = -errno;
-	w->f = NULL;
-	if (r == 0) {
-		*ret_records = w->mem;
-		*ret_len = w->mem_len;
-		*ret_count = w->records;
-		w->mem = NULL;
-	}
-	state_writer_abort(w);
-	return r;
-}
-
-int state_writer_raw(struct state_writer *w, const char *records, size_t len, size_t count) {
-	put(w, records, len);
-	w->records += count;
-	return w->error;
-}
-
-/* Keys name what a watch watches and can be long (a label selector); the
- * record stores at most a Kubernetes name's length, else the key's SHA-256. */
-static const char *stored_key(const char *key, char out[80]) {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-
-	if (strlen(key) < 200)
-		return key;
-	EVP_Digest(key, strlen(key), md, &n, EVP_sha256(), NULL);
-	strcpy(out, "sha256:");
-	for (unsigned int i = 0; i < n && i < 32; i++)
-		snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
-	return out;
-}
-
-int state_writer_watch(struct state_writer *w, const char *key, const char *rv, bool relist) {
-	char hashed[80];
-
-	begin(w, "WATCH");
-	put_kv(w->g, "key", stored_key(key, hashed));
-	put_kv(w->g, "rv", rv);
-	put_str(w->g, "relist");
-	yajl_gen_bool(w->g, relist);
-	return end_record(w, NULL, 0);
-}
-
-int state_writer_object(struct state_writer *w, const char *key, const struct state_object *o) {
-	begin(w, o->json ? "OBJECT" : "OBJECT_REF");
-	put_kv(w->g, "key", key);
-	put_kv(w->g, "name", o->name);
-	put_kv(w->g, "namespace", o->ns);
-	put_kv(w->g, "rv", o->rv);
-	put_kv(w->g, "kind", o->kind);
-	put_kv(w->g, "apiVersion", o->api_version);
-	if (o->json) {
-		put_str(w->g, "typed");
-		yajl_gen_bool(w->g, o->typed);
-	}
-	/* The object's bytes, as the API server sent them. */
-	return end_record(w, o->json, o->json_len);
-}
-
-int state_writer_event(struct state_writer *w, const struct cevent *ev) {
-	static const char *const ops[] = { "add", "update", "delete" };
-
-	begin(w, "EVENT");
-	put_kv(w->g, "op", ops[ev->op]);
-	put_kv(w->g, "id", ev->id);
-	put_kv(w->g, "time", ev->time);
-	/* Who it is about, then the data as it will be sent (which in Resource
-	 * mode may be a reference, after a relist with --object-state reference). */
-	put_kv(w->g, "apiVersion", ev->api_version);
-	put_kv(w->g, "kind", ev->kind);
-	put_kv(w->g, "name", ev->name);
-	put_kv(w->g, "namespace", ev->namespace);
-	if (!strchr(ev->key, '/'))
-		put_kv(w->g, "uid", ev->key);
-	return end_record(w, ev->data ? ev->data : "", ev->data_len);
-}
-
-/* The end record: how many records came before it, and their bytes' SHA-256. */
-static void write_end(struct state_writer *w) {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-	char hex[2 * EVP_MAX_MD_SIZE + 1];
-
-	if (w->error)
-		return;
-	if (!EVP_DigestFinal_ex(w->md, md, &n)) {
-		w->error = -EIO;
-		return;
-	}
-	for (unsigned int i = 0; i < n; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	hex[2 * n] = '\0';
-	EVP_MD_CTX_free(w->md);
-	w->md = NULL;
-	begin(w, "END");
-	put_str(w->g, "records");
-	yajl_gen_integer(w->g, (long long)w->records);
-	put_kv(w->g, "sha256", hex);
-	end_record(w, NULL, 0);
-}
-
-int state_writer_commit(struct state_writer *w) {
-	int r, dfd;
-
-	write_end(w);
-	r = w->error;
-	if (r == 0 && fflush(w->f) != 0)
-		r = -errno;
-	if (r == 0 && fsync(fileno(w->f)) < 0)
-		r = -errno;
-	if (fclose(w->f) != 0 && r == 0)
-		r = -errno;
-	w->f = NULL;
-	if (r == 0 && rename(w->tmp, w->path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(w->tmp);
-	/* The rename itself must reach the disk. */
-	if (r == 0 && (dfd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		if (fsync(dfd) < 0)
-			r = -errno;
-		close(dfd);
-	}
-	state_writer_abort(w);
-	return r;
-}
 
 /* ---------------- loading ---------------- */
 
@@ -482,10 +149,10 @@ struct loader {
 	char line[HEADER_MAX + 1];
 	size_t len;
 	struct header h;
-	struct state_checkpoint *cp;
+	struct checkpoint_state *cp;
 	const struct cevent_params *params;
-	struct state_watch *cur;
-	struct state_load_error *err;
+	struct checkpoint_watch *cur;
+	struct checkpoint_load_error *err;
 };
 
 /* Records what is wrong and where (the record's line); returns -EBADMSG. */
@@ -580,7 +247,7 @@ static char *dup_or_null(const char *s) {
 }
 
 static int load_watch(struct loader *l) {
-	struct state_watch *n;
+	struct checkpoint_watch *n;
 
 	if (!l->h.key[0] || !l->h.rv[0])
 		return damaged(l, l->newlines, "a WATCH record without its key or rv");
@@ -589,14 +256,14 @@ static int load_watch(struct loader *l) {
 		return -ENOMEM;
 	l->cp->watches = n;
 	l->cur = &n[l->cp->n_watches++];
-	*l->cur = (struct state_watch){ .key = strdup(l->h.key), .rv = strdup(l->h.rv),
+	*l->cur = (struct checkpoint_watch){ .key = strdup(l->h.key), .rv = strdup(l->h.rv),
 		.relist = l->h.relist };
 	hashmap_init(&l->cur->objects);
 	return l->cur->key && l->cur->rv ? 0 : -ENOMEM;
 }
 
 static int load_object(struct loader *l, bool ref) {
-	struct state_object *o, *old;
+	struct checkpoint_object *o, *old;
 	size_t line = l->newlines;
 	int r;
 
@@ -632,12 +299,12 @@ static int load_object(struct loader *l, bool ref) {
 	if (hashmap_put(&l->cur->objects, l->h.key, o) < 0)
 		goto fail;
 	if (old)
-		state_object_free(old);
+		checkpoint_object_free(old);
 	else
 		l->cp->n_objects++;
 	return 0;
 fail:
-	state_object_free(o);
+	checkpoint_object_free(o);
 	return r;
 }
 
@@ -785,7 +452,7 @@ static int open_checkpoint(const char *dir, struct loader *l) {
 	return 0;
 }
 
-static void describe(const char *dir, int r, struct state_load_error *e) {
+static void describe(const char *dir, int r, struct checkpoint_load_error *e) {
 	char line[32] = "";
 
 	if (!e->reason[0])
@@ -799,8 +466,8 @@ static void describe(const char *dir, int r, struct state_load_error *e) {
 				"");
 }
 
-int state_load(const char *dir, const struct cevent_params *params, size_t max_record,
-	struct state_checkpoint **ret_checkpoint, struct state_load_error *ret_error) {
+int checkpoint_load(const char *dir, const struct cevent_params *params, size_t max_record,
+	struct checkpoint_state **ret_checkpoint, struct checkpoint_load_error *ret_error) {
 	struct loader *l = calloc(1, sizeof(*l));
 	int r = -ENOMEM;
 
@@ -830,28 +497,28 @@ out:
 		if (l->f)
 			fclose(l->f);
 		EVP_MD_CTX_free(l->md);
-		state_checkpoint_free(l->cp);
+		checkpoint_state_free(l->cp);
 		free(l);
 	}
 	return r;
 }
 
-struct state_watch *state_find_watch(struct state_checkpoint *cp, const char *key) {
+struct checkpoint_watch *checkpoint_find_watch(struct checkpoint_state *cp, const char *key) {
 	char hashed[80];
 
-	key = stored_key(key, hashed);
+	key = checkpoint_stored_key(key, hashed);
 	for (size_t i = 0; cp && i < cp->n_watches; i++)
 		if (strcmp(cp->watches[i].key, key) == 0)
 			return &cp->watches[i];
 	return NULL;
 }
 
-void state_checkpoint_free(struct state_checkpoint *cp) {
+void checkpoint_state_free(struct checkpoint_state *cp) {
 	if (!cp)
 		return;
 	for (size_t i = 0; i < cp->n_watches; i++) {
 		if (!cp->watches[i].adopted)
-			state_objects_clear(&cp->watches[i].objects);
+			checkpoint_objects_clear(&cp->watches[i].objects);
 		free(cp->watches[i].key);
 		free(cp->watches[i].rv);
 	}
