@@ -109,15 +109,12 @@ static int take_snapshot(struct adapter *a, struct checkpoint_snapshot **ret_sna
 		r = watcher_checkpoint(a->watchers[i], cs);
 	for (size_t i = 0; r == 0 && a->checkpoint && i < a->checkpoint->n_watches; i++) {
 		struct checkpoint_watch *w = &a->checkpoint->watches[i];
-		struct hashmap_iter it = { 0 };
-		const char *key;
-		void *v;
 
 		if (w->adopted)
 			continue;
 		r = checkpoint_snapshot_watch(cs, w->key, w->rv, w->relist);
-		while (r == 0 && hashmap_next(&w->objects, &it, &key, &v))
-			r = checkpoint_snapshot_object(cs, key, v);
+		if (r == 0)
+			r = checkpoint_snapshot_table(cs, &w->objects);
 	}
 	if (r == 0)
 		sink_foreach_pending(a->sink, snapshot_pending_event, cs);

@@ -53,12 +53,12 @@ struct checkpoint_object {
 	char *api_version;
 	bool typed; /* json has its own apiVersion and kind (watch events and CR lists do) */
 	unsigned generation;
-	/* References beyond the owner's: checkpoint snapshots (checkpoint.c)
-	 * that write it from another thread. Only the loop thread counts. */
-	unsigned refs;
+	/* While a snapshot is alive, freed objects wait here (checkpoint.c). */
+	struct checkpoint_object *next_freed;
 };
 
-/* Drops a reference; frees the object when it was the last one. */
+/* Frees the object; while any snapshot is alive (one may point at it), only
+ * once the last one is freed. Loop thread only. */
 void checkpoint_object_free(struct checkpoint_object *o);
 /* Frees every checkpoint_object in the map and the map's entries. */
 void checkpoint_objects_clear(struct hashmap *objects);
@@ -143,12 +143,16 @@ void checkpoint_snapshot_free(struct checkpoint_snapshot *s);
 /* Starts a watch: the objects added next are its. */
 int checkpoint_snapshot_watch(struct checkpoint_snapshot *s, const char *key, const char *rv,
 	bool relist);
-/* Takes a reference to o. What the file holds of it (rv, name, ns, json, kind,
- * api_version, typed) must not change until the snapshot is freed: objects.c
- * replaces an object that changes; only its generation, which the writer does
- * not read, is updated in place. */
+/* Points at o, which stays allocated until the snapshot is freed (objects
+ * freed meanwhile wait for it). What the file holds of it (rv, name, ns, json,
+ * kind, api_version, typed) must not change meanwhile: objects.c replaces an
+ * object that changes; only its generation, which the writer does not read,
+ * is updated in place. */
 int checkpoint_snapshot_object(struct checkpoint_snapshot *s, const char *key,
 	struct checkpoint_object *o);
+/* checkpoint_snapshot_object() for every object of a table (key ->
+ * struct checkpoint_object), faster than one by one through hashmap_next(). */
+int checkpoint_snapshot_table(struct checkpoint_snapshot *s, const struct hashmap *objects);
 /* Serialises ev now (the queue keeps it). */
 int checkpoint_snapshot_event(struct checkpoint_snapshot *s, const struct cevent *ev);
 /* Writes DIR/checkpoint.ndjson from the snapshot: temporary file, fsync,
