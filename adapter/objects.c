@@ -19,6 +19,7 @@ static void changed(struct objects *o) {
 
 void objects_init(struct objects *o, bool keep_json, uint64_t *changes) {
 	hashmap_init(&o->map);
+	checkpoint_mirror_init(&o->mirror);
 	o->generation = 0;
 	o->keep_json = keep_json;
 	o->changes = changes;
@@ -28,12 +29,14 @@ void objects_finish(struct objects *o) {
 	if (!o)
 		return;
 	checkpoint_objects_clear(&o->map);
+	checkpoint_mirror_finish(&o->mirror);
 }
 
 void objects_adopt(struct objects *o, struct hashmap *map) {
 	checkpoint_objects_clear(&o->map);
 	o->map = *map;
 	hashmap_init(map);
+	checkpoint_mirror_reset(&o->mirror);
 }
 
 size_t objects_count(const struct objects *o) {
@@ -85,6 +88,7 @@ static int record(struct objects *o, const char *key, const struct kobj *obj) {
 	r = hashmap_put(&o->map, key, n);
 	if (r < 0)
 		goto out;
+	checkpoint_mirror_touch(&o->mirror, key);
 	n = NULL; /* the table's now */
 	checkpoint_object_free(old);
 	changed(o);
@@ -152,6 +156,7 @@ int objects_delete(struct objects *o, const struct kobj *obj, objects_emit_fn fn
 	if (r < 0)
 		return r;
 	checkpoint_object_free(hashmap_remove(&o->map, key));
+	checkpoint_mirror_touch(&o->mirror, key);
 	changed(o);
 	return 0;
 }
@@ -210,6 +215,7 @@ int objects_sweep(struct objects *o, bool with_events, const char *kind, const c
 				return r;
 			}
 		}
+		checkpoint_mirror_touch(&o->mirror, key); /* before the key goes with its entry */
 		hashmap_remove(&o->map, key);
 		checkpoint_object_free(s);
 		changed(o);

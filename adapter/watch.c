@@ -458,7 +458,7 @@ int watch_checkpoint(struct watch *wa, struct checkpoint_snapshot *cs) {
 	 * must relist too, not resume from the old version. */
 	r = checkpoint_snapshot_watch(cs, wa->key, wa->rv, wa->relisting || wa->relist_on_resume);
 	/* References, not copies: the table replaces an object that changes. */
-	return r < 0 ? r : checkpoint_snapshot_table(cs, &wa->objects.map);
+	return r < 0 ? r : checkpoint_snapshot_mirror(cs, &wa->objects.mirror, &wa->objects.map);
 }
 
 bool watch_synced(const struct watch *wa) {

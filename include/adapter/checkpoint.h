@@ -150,6 +150,29 @@ int checkpoint_snapshot_watch(struct checkpoint_snapshot *s, const char *key, co
  * is updated in place. */
 int checkpoint_snapshot_object(struct checkpoint_snapshot *s, const char *key,
 	struct checkpoint_object *o);
+/* A table's view for checkpoints, kept up to date at each snapshot from the
+ * keys changed since the last one, so that taking a snapshot costs O(changes)
+ * on the loop thread, not a walk of every object: the writer thread walks the
+ * mirror itself. The mirror changes only when a snapshot is taken from it,
+ * which happens only once the previous one from it is freed (one write at a
+ * time). Embedded in struct objects; loop thread only. */
+struct checkpoint_mirror {
+	struct hashmap map;   /* key -> struct checkpoint_object, as of the last snapshot */
+	struct hashmap dirty; /* keys changed since (values unused) */
+	bool stale;	      /* rebuild from the whole table at the next snapshot */
+};
+
+void checkpoint_mirror_init(struct checkpoint_mirror *m);
+void checkpoint_mirror_finish(struct checkpoint_mirror *m);
+/* The table's entry for key was added, replaced or removed. */
+void checkpoint_mirror_touch(struct checkpoint_mirror *m, const char *key);
+/* The table was replaced whole. */
+void checkpoint_mirror_reset(struct checkpoint_mirror *m);
+/* Brings m up to date with table (key -> struct checkpoint_object) and adds
+ * it to the snapshot's current watch by reference; the mirror must stay put
+ * (and unchanged) until the snapshot is freed. */
+int checkpoint_snapshot_mirror(struct checkpoint_snapshot *s, struct checkpoint_mirror *m,
+	const struct hashmap *table);
 /* checkpoint_snapshot_object() for every object of a table (key ->
  * struct checkpoint_object), faster than one by one through hashmap_next(). */
 int checkpoint_snapshot_table(struct checkpoint_snapshot *s, const struct hashmap *objects);

@@ -31,6 +31,7 @@ struct objects {
 	unsigned generation; /* of the list in progress, or the last one */
 	bool keep_json;      /* keep last states (for the deletes a relist finds) */
 	uint64_t *changes;   /* bumped on every change recorded; may be NULL */
+	struct checkpoint_mirror mirror; /* what checkpoints see of map (checkpoint.h) */
 };
 
 /* keep_json: keep each object's last state, not only its reference. changes is
