@@ -1,12 +1,12 @@
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "adapter/checkpoint.h"
@@ -73,7 +73,6 @@ struct snap_watch {
 	size_t first, n; /* its objects in objs[] */
 	struct hashmap *mirror; /* and those of a mirror, walked by the writer */
 };
-
 
 struct checkpoint_snapshot {
 	bool counted; /* in snapshots_alive */

@@ -126,13 +126,16 @@ void checkpoint_file_abort(struct checkpoint_file *w);
 /* Checkpoints written off the loop thread (STYLE.md, "The event loop").
  *
  * The loop takes a snapshot: for each watch its key, resourceVersion and
- * relist flag, and a reference to each of its objects (struct checkpoint_object is
- * never changed once recorded: a change records a new one, so a reference
- * costs a pointer copy, not a copy of the object). Undelivered events are few
- * (the queue is bounded) and owned by the queue, so they are serialised at
- * once. A worker thread then writes the file in the format above,
- * fsyncs and renames it, and reports through an eventfd; the loop joins the
- * thread and drops the snapshot's references. One checkpoint at a time. */
+ * relist flag, and its objects, by pointer (struct checkpoint_object is never
+ * changed once recorded: a change records a new one). A watch's objects come
+ * as its table's mirror (below), brought up to date from the keys changed
+ * since the last snapshot: the loop's cost is O(changes), and the writer
+ * thread walks the mirror. Objects freed while a snapshot is alive are freed
+ * with it. Undelivered events are few (the queue is bounded) and owned by the
+ * queue, so they are serialised at once. A worker thread (at SCHED_IDLE) then
+ * writes the file in the format above, fsyncs and renames it, and reports
+ * through an eventfd; the loop joins the thread and frees the snapshot. One
+ * checkpoint at a time. */
 
 struct checkpoint_snapshot;
 
