@@ -242,7 +242,7 @@ int cevent_create(const struct cevent_params *params, const struct kobj *obj, en
 		cevent_make_id(obj->uid, obj->resource_version, op, ev->id);
 	else {
 		/* No uid (not from a real API server): name the change instead. */
-		char key[2 * NDJSON_NAME_MAX + 2];
+		char key[2 * KOBJ_NAME_MAX + 2];
 		snprintf(key, sizeof(key), "%s/%s", obj->namespace, obj->name);
 		cevent_make_id(key, obj->resource_version, op, ev->id);
 	}

@@ -23,12 +23,12 @@
 /* One record's header: a flat JSON object of strings, integers and booleans. */
 struct header {
 	char type[16];
-	char key[2 * NDJSON_NAME_MAX + 2];
+	char key[2 * KOBJ_NAME_MAX + 2];
 	char rv[128];
-	char name[NDJSON_NAME_MAX];
-	char ns[NDJSON_NAME_MAX];
+	char name[KOBJ_NAME_MAX];
+	char ns[KOBJ_NAME_MAX];
 	char kind[256];
-	char api_version[NDJSON_NAME_MAX];
+	char api_version[KOBJ_NAME_MAX];
 	char uid[64];
 	char op[8];
 	char id[40];

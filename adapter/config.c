@@ -8,11 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
 #include "adapter/config.h"
 #include "adapter/config_internal.h"
+#include "adapter/http.h"
 #include "adapter/probes.h"
 #include "adapter/util/json.h"
 #include "adapter/util/buf.h"
@@ -29,31 +32,40 @@
 #define DEFAULT_MAX_INFLIGHT 64
 
 
-void config_report(struct ctx *c, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
 void config_report(struct ctx *c, const char *field, const char *fmt, ...) {
 	char msg[1024];
 	va_list ap;
 
+	c->errors++;
+	if (c->nomem)
+		return; /* what follows running out of memory is no finding */
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	c->errors++;
 	c->on_error(field, msg, c->error_userdata);
 }
 
-char * config_xstrdup(const char *s) {
+int config_oom(struct ctx *c) {
+	c->nomem = true;
+	return -ENOMEM;
+}
+
+char *config_strdup(struct ctx *c, const char *s) {
 	char *d = strdup(s ? s : "");
 
 	if (!d)
-		abort(); /* configuration is tiny; out of memory here is not recoverable */
+		config_oom(c);
 	return d;
 }
 
-void config_set_str(char **dst, const char *s) {
+int config_set_str(struct ctx *c, char **dst, const char *s) {
+	char *d = config_strdup(c, s);
+
+	if (!d)
+		return -ENOMEM;
 	free(*dst);
-	*dst = config_xstrdup(s);
+	*dst = d;
+	return 0;
 }
 
 void config_resource_finish(struct config_resource *res) {
@@ -94,6 +106,8 @@ void config_free_extensions(struct config *cfg) {
 }
 
 void config_finish(struct config *cfg) {
+	if (!cfg)
+		return;
 	filter_free(cfg->filter);
 	free(cfg->filter_warnings);
 	free(cfg->probes_addr);
@@ -102,8 +116,6 @@ void config_finish(struct config *cfg) {
 	free(cfg->logging_config);
 	free(cfg->oidc_audience);
 	free(cfg->oidc_service_account);
-	if (!cfg)
-		return;
 	config_free_resources(cfg);
 	config_free_namespaces(cfg);
 	config_free_extensions(cfg);
@@ -126,27 +138,35 @@ void config_finish(struct config *cfg) {
 	*cfg = (struct config){ 0 };
 }
 
-void config_add_resource(struct config *cfg, struct config_resource *res) {
+int config_add_resource(struct ctx *c, struct config_resource *res) {
+	struct config *cfg = c->cfg;
 	struct config_resource *n = realloc(cfg->resources, (cfg->n_resources + 1) * sizeof(*n));
 
-	if (!n)
-		abort();
+	if (!n) {
+		config_resource_finish(res);
+		return config_oom(c);
+	}
 	cfg->resources = n;
 	cfg->resources[cfg->n_resources++] = *res;
 	*res = (struct config_resource){ 0 };
+	return 0;
 }
 
-void config_add_namespace(struct config *cfg, const char *ns) {
-	char **n;
+int config_add_namespace(struct config *cfg, const char *ns) {
+	char **n, *copy;
 
 	for (size_t i = 0; i < cfg->n_namespaces; i++)
 		if (strcmp(cfg->namespaces[i], ns) == 0)
-			return;
+			return 0;
 	n = realloc(cfg->namespaces, (cfg->n_namespaces + 1) * sizeof(*n));
 	if (!n)
-		abort();
+		return -ENOMEM;
 	cfg->namespaces = n;
-	cfg->namespaces[cfg->n_namespaces++] = config_xstrdup(ns);
+	copy = strdup(ns);
+	if (!copy)
+		return -ENOMEM;
+	cfg->namespaces[cfg->n_namespaces++] = copy;
+	return 0;
 }
 
 void config_add_filter(struct ctx *c, const char *field, const char *text, size_t len, bool one) {
@@ -156,8 +176,10 @@ void config_add_filter(struct ctx *c, const char *field, const char *text, size_
 
 	r = one ? filter_parse_one(text, &f, &warnings, err, sizeof(err)) :
 		  filter_parse_json(text, len, &f, &warnings, err, sizeof(err));
-	if (r == -ENOMEM)
-		abort(); /* configuration is tiny; out of memory here is not recoverable */
+	if (r == -ENOMEM) {
+		config_oom(c);
+		return;
+	}
 	if (r < 0) {
 		config_report(c, field, "%s", err);
 		return;
@@ -168,12 +190,19 @@ void config_add_filter(struct ctx *c, const char *field, const char *text, size_
 void config_take_filter(struct ctx *c, struct filter *f, char *warnings) {
 	struct config *cfg = c->cfg;
 
-	if (filter_append(&cfg->filter, f) < 0)
-		abort();
+	if (filter_append(&cfg->filter, f) < 0) {
+		filter_free(f);
+		free(warnings);
+		config_oom(c);
+		return;
+	}
 	if (warnings && cfg->filter_warnings) {
 		char *joined = NULL;
-		if (asprintf(&joined, "%s\n%s", cfg->filter_warnings, warnings) < 0)
-			abort();
+		if (asprintf(&joined, "%s\n%s", cfg->filter_warnings, warnings) < 0) {
+			free(warnings);
+			config_oom(c);
+			return;
+		}
 		free(cfg->filter_warnings);
 		free(warnings);
 		cfg->filter_warnings = joined;
@@ -182,20 +211,25 @@ void config_take_filter(struct ctx *c, struct filter *f, char *warnings) {
 	}
 }
 
-void config_add_extension(struct config *cfg, const char *name, const char *value) {
-	struct config_extension *n;
+int config_add_extension(struct ctx *c, const char *name, const char *value) {
+	struct config *cfg = c->cfg;
+	struct config_extension *n, ext;
 
 	for (size_t i = 0; i < cfg->n_extensions; i++)
-		if (strcmp(cfg->extensions[i].name, name) == 0) {
-			config_set_str(&cfg->extensions[i].value, value);
-			return;
-		}
+		if (strcmp(cfg->extensions[i].name, name) == 0)
+			return config_set_str(c, &cfg->extensions[i].value, value);
 	n = realloc(cfg->extensions, (cfg->n_extensions + 1) * sizeof(*n));
 	if (!n)
-		abort();
+		return config_oom(c);
 	cfg->extensions = n;
-	cfg->extensions[cfg->n_extensions++] =
-		(struct config_extension){ .name = config_xstrdup(name), .value = config_xstrdup(value) };
+	ext = (struct config_extension){ .name = config_strdup(c, name), .value = config_strdup(c, value) };
+	if (!ext.name || !ext.value) {
+		free(ext.name);
+		free(ext.value);
+		return -ENOMEM;
+	}
+	cfg->extensions[cfg->n_extensions++] = ext;
+	return 0;
 }
 
 /* Kubernetes names: DNS-1123 labels for namespaces. */
@@ -242,18 +276,18 @@ int config_split_api_version(const char *api_version, struct config_resource *re
 	const char *slash = strchr(api_version, '/');
 
 	if (!slash) {
-		res->group = config_xstrdup("");
-		res->version = config_xstrdup(api_version);
+		res->group = strdup("");
+		res->version = strdup(api_version);
 	} else {
 		if (strchr(slash + 1, '/'))
 			return -EINVAL;
 		res->group = strndup(api_version, (size_t)(slash - api_version));
-		res->version = config_xstrdup(slash + 1);
-		if (!res->group)
-			abort();
-		if (!*res->group)
-			return -EINVAL;
+		res->version = strdup(slash + 1);
 	}
+	if (!res->group || !res->version)
+		return -ENOMEM;
+	if (slash && !*res->group)
+		return -EINVAL;
 	return config_valid_api_version(res->group, res->version) ? 0 : -EINVAL;
 }
 
@@ -268,17 +302,22 @@ int config_parse_resource(const char *s, struct config_resource *ret_res) {
 	for (const char *p = slash + 1; *p; p++)
 		if (!isalnum((unsigned char)*p))
 			goto out;
+	r = -ENOMEM;
 	api_version = strndup(s, (size_t)(slash - s));
 	if (!api_version)
-		abort();
-	if (config_split_api_version(api_version, &res) < 0)
+		goto out;
+	r = config_split_api_version(api_version, &res);
+	if (r < 0)
 		goto out;
 	/* A lower-case last part is a resource name ("v1/pods"); a capitalised
 	 * one is a Kind ("v1/Pod"). Discovery resolves either. */
+	r = -ENOMEM;
 	if (isupper((unsigned char)slash[1]))
-		res.kind = config_xstrdup(slash + 1);
+		res.kind = strdup(slash + 1);
 	else
-		res.resource = config_xstrdup(slash + 1);
+		res.resource = strdup(slash + 1);
+	if (!res.kind && !res.resource)
+		goto out;
 	*ret_res = res;
 	res = (struct config_resource){ 0 };
 	r = 0;
@@ -312,7 +351,18 @@ int config_parse_uint(const char *s, unsigned long long max, unsigned long long 
 	return 0;
 }
 
-static void check_addr(struct ctx *c, const char *addr, const char *field) {
+long config_find_control(const char *s, bool multiline) {
+	for (const char *p = s; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (multiline && (ch == '\t' || ch == '\n' || ch == '\r'))
+			continue;
+		if (ch < 0x20 || ch == 0x7f)
+			return (long)(p - s);
+	}
+	return -1;
+}
+
+void config_check_addr(struct ctx *c, const char *addr, const char *field) {
 	char host[256];
 	unsigned port;
 
@@ -321,51 +371,95 @@ static void check_addr(struct ctx *c, const char *addr, const char *field) {
 				 "or off", addr);
 }
 
-/* A listening address from a flag: "off" or "" turns the endpoint off. */
-static void set_addr(struct ctx *c, char **dst, const char *value, const char *flag) {
-	if (!value)
-		return;
-	if (!*value || strcmp(value, "off") == 0) {
-		free(*dst);
-		*dst = NULL;
-		return;
-	}
-	check_addr(c, value, flag);
-	config_set_str(dst, value);
-}
-
-static bool valid_http_url(const char *url) {
+int config_valid_http_url(const char *url) {
 	CURLU *u = curl_url();
 	char *scheme = NULL, *host = NULL;
-	bool ok;
+	CURLUcode uc;
+	int r = -ENOMEM;
 
 	if (!u)
-		abort();
-	ok = curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-		curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-		(strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) && *host;
+		return -ENOMEM;
+	uc = curl_url_set(u, CURLUPART_URL, url, 0);
+	if (uc == CURLUE_OK)
+		uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+	if (uc == CURLUE_OK)
+		uc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+	if (uc != CURLUE_OUT_OF_MEMORY)
+		r = uc == CURLUE_OK && (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) &&
+			*host;
 	curl_free(scheme);
 	curl_free(host);
 	curl_url_cleanup(u);
-	return ok;
+	return r;
+}
+
+void config_check_state_dir(struct ctx *c, const char *origin, const char *dir) {
+	char probe[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	if (stat(dir, &st) < 0) {
+		config_report(c, origin, "%s: %s%s", dir, strerror(errno),
+			errno == ENOENT ? " (the adapter does not create it)" : "");
+		return;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		config_report(c, origin, "%s: not a directory", dir);
+		return;
+	}
+	/* Checkpoints are written every interval: find out now, not then. */
+	if (snprintf(probe, sizeof(probe), "%s/.write-probe-XXXXXX", dir) >= (int)sizeof(probe)) {
+		config_report(c, origin, "path too long");
+		return;
+	}
+	fd = mkstemp(probe);
+	if (fd < 0) {
+		config_report(c, origin, "%s: cannot write there (%s)", dir, strerror(errno));
+		return;
+	}
+	close(fd);
+	unlink(probe);
+}
+
+/* The refused URL is shown without its user name and password. */
+static void bad_url(struct ctx *c, const char *origin, const char *url) {
+	char *shown = http_url_redact(url);
+
+	if (!shown) {
+		config_oom(c);
+		return;
+	}
+	config_report(c, origin, "\"%s\" is not an http:// or https:// URL", shown);
+	free(shown);
 }
 
 static void validate_sinks(struct ctx *c) {
 	struct config *cfg = c->cfg;
+	int ok;
+
 
 	if (!cfg->sink || !*cfg->sink) {
-		if (c->sink_origin[0])
+		if (c->sink_rejected)
+			; /* said already */
+		else if (c->sink_origin[0])
 			config_report(c, c->sink_origin, "no sink URL");
 		else
 			config_report(c, "--sink", "missing: give --sink URL (or - for stdout), set K_SINK, or "
 					    "spec.sink.uri in --source-file");
-	} else if (strcmp(cfg->sink, "-") != 0 && !valid_http_url(cfg->sink)) {
-		config_report(c, c->sink_origin, "\"%s\" is not an http:// or https:// URL", cfg->sink);
+	} else if (strcmp(cfg->sink, "-") != 0) {
+		ok = config_valid_http_url(cfg->sink);
+		if (ok < 0)
+			config_oom(c);
+		else if (!ok)
+			bad_url(c, c->sink_origin, cfg->sink);
 	}
-	if (cfg->dead_letter && !valid_http_url(cfg->dead_letter))
-		config_report(c, c->dead_letter_origin, "\"%s\" is not an http:// or https:// URL",
-			cfg->dead_letter);
+	if (cfg->dead_letter) {
+		ok = config_valid_http_url(cfg->dead_letter);
+		if (ok < 0)
+			config_oom(c);
+		else if (!ok)
+			bad_url(c, c->dead_letter_origin, cfg->dead_letter);
+	}
 	if (cfg->dead_letter && cfg->sink && strcmp(cfg->sink, "-") == 0)
 		config_report(c, c->dead_letter_origin, "the stdout sink never fails; a dead-letter sink "
 						 "needs --sink URL");
@@ -374,7 +468,7 @@ static void validate_sinks(struct ctx *c) {
 int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn getenv_fn,
 	void *getenv_userdata, config_error_fn on_error, void *error_userdata) {
 	struct ctx c = { .cfg = cfg, .on_error = on_error, .error_userdata = error_userdata };
-	struct flag_values f = { 0 };
+	struct config_flags *f = NULL;
 
 	*cfg = (struct config){
 		.mode = CONFIG_MODE_RESOURCE,
@@ -383,6 +477,7 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 		.max_event_bytes = DEFAULT_MAX_EVENT_BYTES,
 		.max_inflight = DEFAULT_MAX_INFLIGHT,
 		.watch_timeout_sec = 300,
+		.request_timeout_usec = 60ull * 1000000ull,
 		.queue_max_events = DEFAULT_QUEUE_MAX_EVENTS,
 		.queue_max_bytes = DEFAULT_QUEUE_MAX_BYTES,
 		.drain_timeout_usec = DEFAULT_DRAIN_TIMEOUT_USEC,
@@ -390,100 +485,28 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 		.log_level = LOG_INFO,
 		.log_format = -1,
 	};
-	config_parse_flags(&c, argc, argv, &f);
-	if (cfg->help || cfg->version)
+	/* --help, --version and --source-file are set while parsing. */
+	if (config_flags_parse(&c, argc, argv, &f) < 0 || cfg->help || cfg->version)
+		goto out;
+	if (config_set_str(&c, &cfg->probes_addr, ":8080") < 0 ||
+		config_set_str(&c, &cfg->metrics_addr, ":9092") < 0)
 		goto out;
 
-	config_set_str(&cfg->probes_addr, ":8080");
-	config_set_str(&cfg->metrics_addr, ":9092");
-
 	/* Lowest precedence first: the manifest, then the environment, then flags. */
-	if (f.source_file) {
-		config_set_str(&cfg->source_file, f.source_file);
-		config_load_source_file(&c, f.source_file);
+	if (cfg->source_file) {
+		config_load_source_file(&c, cfg->source_file);
+		if (c.errors)
+			c.bad_resources++; /* its resources may be what failed */
 	}
 	config_load_env(&c, getenv_fn, getenv_userdata);
+	config_flags_apply(&c, f);
+	if (c.nomem)
+		goto out;
 
-	if (f.n_resources) {
-		config_free_resources(cfg);
-		for (size_t i = 0; i < f.n_resources; i++) {
-			/* kubectl's -l "": no selector, everything. */
-			if (f.selector && *f.selector)
-				f.resources[i].label_selector = config_xstrdup(f.selector);
-			config_add_resource(cfg, &f.resources[i]);
-		}
-		f.n_resources = 0;
-	} else if (f.selector) {
-		config_report(&c, "-l", "applies to --resource; give the selector with each resource in "
-				 "K_SOURCE_CONFIG or the manifest instead");
-	}
-	if (f.n_namespaces || f.all_namespaces) {
-		/* The command line decides where to watch as a whole. */
-		config_free_namespaces(cfg);
-		cfg->all_namespaces = false;
-		free(cfg->namespace_selector);
-		cfg->namespace_selector = NULL;
-	}
-	for (size_t i = 0; i < f.n_namespaces; i++)
-		config_add_namespace(cfg, f.namespaces[i]);
-	if (f.all_namespaces)
-		cfg->all_namespaces = true;
-	if (f.n_namespaces && f.all_namespaces)
-		config_report(&c, "-A", "cannot be combined with -n");
-	if (f.mode && config_parse_mode(f.mode, &cfg->mode) < 0)
-		config_report(&c, "--mode", "must be Resource or Reference, not \"%s\"", f.mode);
-	if (f.sink) {
-		config_set_str(&cfg->sink, f.sink);
-		snprintf(c.sink_origin, sizeof(c.sink_origin), "--sink");
-	}
-	if (f.kubeconfig)
-		config_set_str(&cfg->kubeconfig, f.kubeconfig);
-	if (f.context)
-		config_set_str(&cfg->context, f.context);
-	if (f.name)
-		config_set_str(&cfg->name, f.name);
-	if (f.initial_events)
-		cfg->initial_events = true;
-	if (f.fail_fast)
-		cfg->fail_fast = true;
-	config_apply_numeric_flags(&c, &f);
-	if (f.n_filters) {
-		/* The command line's filters replace the configured ones. */
-		filter_free(cfg->filter);
-		cfg->filter = NULL;
-		for (size_t i = 0; i < f.n_filters; i++)
-			config_add_filter(&c, "--filter", f.filters[i], strlen(f.filters[i]), true);
-	}
-	if (f.dead_letter) {
-		config_set_str(&cfg->dead_letter, f.dead_letter);
-		snprintf(c.dead_letter_origin, sizeof(c.dead_letter_origin), "--dead-letter");
-	}
-	if (f.state_dir)
-		config_set_str(&cfg->state_dir, f.state_dir);
-	if (f.object_state) {
-		if (strcmp(f.object_state, "full") == 0)
-			cfg->object_state_refs = false;
-		else if (strcmp(f.object_state, "reference") == 0)
-			cfg->object_state_refs = true;
-		else
-			config_report(&c, "--object-state", "must be full or reference, not \"%s\"",
-				f.object_state);
-	}
-	if (f.log_level && log_level_from_string(f.log_level, &cfg->log_level) < 0)
-		config_report(&c, "--log-level", "must be debug, info, warn or error, not \"%s\"", f.log_level);
-	cfg->log_level_set = f.log_level != NULL;
-	if (f.log_format && strcmp(f.log_format, "json") == 0)
-		cfg->log_format = LOG_FORMAT_JSON;
-	else if (f.log_format && strcmp(f.log_format, "text") == 0)
-		cfg->log_format = LOG_FORMAT_TEXT;
-	else if (f.log_format)
-		config_report(&c, "--log-format", "must be json or text, not \"%s\"", f.log_format);
-	set_addr(&c, &cfg->probes_addr, f.probes_addr, "--probes-addr");
-	set_addr(&c, &cfg->metrics_addr, f.metrics_addr, "--metrics-addr");
-	cfg->probes_addr_chosen = f.probes_addr != NULL;
-	cfg->metrics_addr_chosen = f.metrics_addr || cfg->metrics_protocol;
-	if (cfg->metrics_addr && !f.metrics_addr)
-		check_addr(&c, cfg->metrics_addr, "K_OBSERVABILITY_CONFIG");
+	if (cfg->metrics_addr && !cfg->metrics_addr_chosen)
+		config_check_addr(&c, cfg->metrics_addr, "K_OBSERVABILITY_CONFIG");
+	if (cfg->metrics_protocol)
+		cfg->metrics_addr_chosen = true;
 	if (!cfg->oidc_audience != !cfg->oidc_service_account)
 		config_report(&c, cfg->oidc_audience ? "K_OIDC_SERVICE_ACCOUNT" : "K_AUDIENCE",
 			"missing: OIDC needs both K_AUDIENCE and K_OIDC_SERVICE_ACCOUNT");
@@ -492,7 +515,7 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 
 	/* Whole-config checks. A --resource that was reported as invalid says
 	 * what is wrong already: "nothing to watch" would only mislead. */
-	if (!cfg->n_resources && !f.bad_resources)
+	if (!cfg->n_resources && !c.bad_resources)
 		config_report(&c, "--resource", "nothing to watch: give --resource APIVERSION/KIND, "
 					 "K_SOURCE_CONFIG, or --source-file");
 	for (size_t i = 0; i < cfg->n_resources; i++) {
@@ -500,7 +523,7 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 		if (sel && *sel && (strstr(sel, ",,") || sel[0] == ',' || sel[strlen(sel) - 1] == ','))
 			config_report(&c, "-l", "\"%s\" is not a valid label selector", sel);
 	}
-	if (cfg->all_namespaces && cfg->n_namespaces && !f.n_namespaces && !f.all_namespaces)
+	if (cfg->all_namespaces && cfg->n_namespaces && !c.flag_namespaces)
 		/* K_SOURCE_CONFIG with both: allNamespaces wins, as in Knative. */
 		config_free_namespaces(cfg);
 	if (cfg->owner_api_version && !cfg->owner_kind && !strchr(cfg->owner_api_version, '/') &&
@@ -508,6 +531,8 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 		config_report(&c, "owner", "apiVersion \"%s\" needs a version", cfg->owner_api_version);
 	validate_sinks(&c);
 out:
-	config_flag_values_finish(&f);
+	config_flags_free(f);
+	if (c.nomem)
+		return -ENOMEM;
 	return c.errors ? -EINVAL : 0;
 }

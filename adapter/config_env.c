@@ -40,24 +40,37 @@ static const char *jstr(struct ctx *c, yajl_val obj, const char *key, const char
 		config_report(c, "K_SOURCE_CONFIG", "%s: expected a string", field);
 		return NULL;
 	}
+	if (config_find_control(YAJL_GET_STRING(v), false) >= 0) {
+		config_report(c, "K_SOURCE_CONFIG", "%s.%s: control character in the value", field, key);
+		return NULL;
+	}
 	return YAJL_GET_STRING(v);
+}
+
+/* Parses a variable's JSON; NULL after reporting. */
+static yajl_val parse_env_json(struct ctx *c, const char *var, const char *json) {
+	char errbuf[512];
+	yajl_val root;
+
+	root = json_parse(json, errbuf, sizeof(errbuf));
+	if (!root && errno == ENOMEM) {
+		config_oom(c);
+	} else if (!root) {
+		/* yajl's message spans lines; keep the first. */
+		errbuf[strcspn(errbuf, "\n")] = '\0';
+		config_report(c, var, "invalid JSON: %s", errbuf);
+	}
+	return root;
 }
 
 static void load_source_config(struct ctx *c, const char *json) {
 	struct config *cfg = c->cfg;
-	char errbuf[512];
 	yajl_val root, v, arr;
 	const char *s;
 
-	root = json_parse(json, errbuf, sizeof(errbuf));
-	if (!root) {
-		/* yajl's message spans lines; keep the first. */
-		char *nl = strchr(errbuf, '\n');
-		if (nl)
-			*nl = '\0';
-		config_report(c, "K_SOURCE_CONFIG", "invalid JSON: %s", errbuf);
+	root = parse_env_json(c, "K_SOURCE_CONFIG", json);
+	if (!root)
 		return;
-	}
 	if (!YAJL_IS_OBJECT(root)) {
 		config_report(c, "K_SOURCE_CONFIG", "expected a JSON object");
 		goto out;
@@ -76,8 +89,8 @@ static void load_source_config(struct ctx *c, const char *json) {
 				if (!YAJL_IS_STRING(v) || !config_valid_dns_label(YAJL_GET_STRING(v)))
 					config_report(c, "K_SOURCE_CONFIG",
 						"namespaces[%zu]: expected a namespace name", i);
-				else
-					config_add_namespace(cfg, YAJL_GET_STRING(v));
+				else if (config_add_namespace(cfg, YAJL_GET_STRING(v)) < 0)
+					config_oom(c);
 			}
 		}
 	}
@@ -129,21 +142,24 @@ static void load_source_config(struct ctx *c, const char *json) {
 				g, ver);
 			continue;
 		}
-		res.group = config_xstrdup(g);
-		res.version = config_xstrdup(ver);
-		res.resource = config_xstrdup(rs);
+		res.group = config_strdup(c, g);
+		res.version = config_strdup(c, ver);
+		res.resource = config_strdup(c, rs);
 		snprintf(field, sizeof(field), "resources[%zu]", i);
 		sel = jstr(c, item, "selector", field);
 		if (sel && *sel)
-			res.label_selector = config_xstrdup(sel);
-		config_add_resource(cfg, &res);
+			res.label_selector = config_strdup(c, sel);
+		if (c->nomem)
+			config_resource_finish(&res);
+		else
+			config_add_resource(c, &res);
 	}
 	v = jget(root, "owner");
 	if (v && YAJL_IS_OBJECT(v)) {
 		if ((s = jstr(c, v, "apiVersion", "owner")) && *s)
-			config_set_str(&cfg->owner_api_version, s);
+			config_set_str(c, &cfg->owner_api_version, s);
 		if ((s = jstr(c, v, "kind", "owner")) && *s)
-			config_set_str(&cfg->owner_kind, s);
+			config_set_str(c, &cfg->owner_kind, s);
 	}
 	/* Knative's adapter treats an absent mode as Resource; a manifest's mode
 	 * stands unless the environment names one. */
@@ -165,8 +181,9 @@ static void load_source_config(struct ctx *c, const char *json) {
 		cfg->filter = NULL;
 		buf_init(&text, 0);
 		if (json_write(v, &text) < 0)
-			abort();
-		config_add_filter(c, "K_SOURCE_CONFIG", text.data, text.len, false);
+			config_oom(c);
+		else
+			config_add_filter(c, "K_SOURCE_CONFIG", text.data, text.len, false);
 		buf_finish(&text);
 	}
 out:
@@ -174,17 +191,11 @@ out:
 }
 
 static void load_ce_overrides(struct ctx *c, const char *json) {
-	char errbuf[512];
 	yajl_val root, ext;
 
-	root = json_parse(json, errbuf, sizeof(errbuf));
-	if (!root) {
-		char *nl = strchr(errbuf, '\n');
-		if (nl)
-			*nl = '\0';
-		config_report(c, "K_CE_OVERRIDES", "invalid JSON: %s", errbuf);
+	root = parse_env_json(c, "K_CE_OVERRIDES", json);
+	if (!root)
 		return;
-	}
 	ext = jget(root, "extensions");
 	if (!YAJL_IS_OBJECT(root) || (ext && !YAJL_IS_NULL(ext) && !YAJL_IS_OBJECT(ext))) {
 		config_report(c, "K_CE_OVERRIDES", "expected {\"extensions\":{\"name\":\"value\",...}}");
@@ -206,7 +217,13 @@ static void load_ce_overrides(struct ctx *c, const char *json) {
 				config_report(c, "K_CE_OVERRIDES", "extensions.%s: expected a string", name);
 				continue;
 			}
-			config_add_extension(c->cfg, name, YAJL_GET_STRING(val));
+			/* Sent as a ce- header in binary mode: no line breaks. */
+			if (config_find_control(YAJL_GET_STRING(val), false) >= 0) {
+				config_report(c, "K_CE_OVERRIDES", "extensions.%s: control character in the value",
+					name);
+				continue;
+			}
+			config_add_extension(c, name, YAJL_GET_STRING(val));
 		}
 	}
 out:
@@ -226,7 +243,10 @@ static void load_observability(struct ctx *c, const char *json, const char *prom
 	unsigned long long port = 9092;
 
 	root = json_parse(json, err, sizeof(err));
-	if (!root) {
+	if (!root && errno == ENOMEM) {
+		config_oom(c);
+		return;
+	} else if (!root) {
 		config_report(c, "K_OBSERVABILITY_CONFIG", "%s", err);
 		return;
 	}
@@ -246,69 +266,81 @@ static void load_observability(struct ctx *c, const char *json, const char *prom
 			snprintf(addr, sizeof(addr), "%s", endpoint);
 		else
 			snprintf(addr, sizeof(addr), ":%llu", port);
-		config_set_str(&cfg->metrics_addr, addr);
+		config_set_str(c, &cfg->metrics_addr, addr);
 	} else {
 		free(cfg->metrics_addr);
 		cfg->metrics_addr = NULL;
 	}
 	if (proto)
-		config_set_str(&cfg->metrics_protocol, proto);
+		config_set_str(c, &cfg->metrics_protocol, proto);
 	yajl_tree_free(root);
 }
 
-void  config_load_env(struct ctx *c, config_getenv_fn get, void *ud) {
+/* A variable's value: NULL when unset or empty (as Knative reads it), or
+ * after reporting a control character (tabs and line breaks are allowed in
+ * multiline ones: JSON, PEM). */
+static const char *env_get(struct ctx *c, config_getenv_fn get, void *ud, const char *name,
+	bool multiline) {
+	const char *s = get(name, ud);
+	long at;
+
+	if (!s || !*s)
+		return NULL;
+	at = config_find_control(s, multiline);
+	if (at >= 0) {
+		config_report(c, name, "control character 0x%02x at byte %ld of the value",
+			(unsigned char)s[at], at);
+		return NULL;
+	}
+	return s;
+}
+
+/* Variables that only fill a string. */
+static const struct env_string {
+	const char *name;
+	size_t offset;
+} env_strings[] = {
+	{ "K_LOGGING_CONFIG", CONFIG_FIELD(logging_config, char *) },
+	{ "K_AUDIENCE", CONFIG_FIELD(oidc_audience, char *) },
+	{ "K_OIDC_SERVICE_ACCOUNT", CONFIG_FIELD(oidc_service_account, char *) },
+	{ "KUBERNETES_SERVICE_HOST", CONFIG_FIELD(kube_service_host, char *) },
+	{ "KUBERNETES_SERVICE_PORT", CONFIG_FIELD(kube_service_port, char *) },
+	{ "HOME", CONFIG_FIELD(home, char *) },
+};
+
+void config_load_env(struct ctx *c, config_getenv_fn get, void *ud) {
 	struct config *cfg = c->cfg;
 	const char *s;
-	unsigned long long u;
 
-	if ((s = get("K_SOURCE_CONFIG", ud)) && *s)
+	if ((s = env_get(c, get, ud, "K_SOURCE_CONFIG", true))) {
+		unsigned before = c->errors;
 		load_source_config(c, s);
-	if ((s = get("K_SINK", ud)) && *s) {
-		config_set_str(&cfg->sink, s);
-		snprintf(c->sink_origin, sizeof(c->sink_origin), "K_SINK");
+		if (c->errors != before)
+			c->bad_resources++; /* its resources may be what failed */
 	}
-	if ((s = get("NAME", ud)) && *s)
-		config_set_str(&cfg->name, s);
-	if ((s = get("NAMESPACE", ud)) && *s)
-		config_set_str(&cfg->namespace, s);
-	if ((s = get("K_CE_OVERRIDES", ud)) && *s)
-		load_ce_overrides(c, s);
-	if ((s = get("K_SINK_TIMEOUT", ud)) && *s) {
-		if (config_parse_uint(s, 86400, &u) < 0 || u == 0)
-			config_report(c, "K_SINK_TIMEOUT", "\"%s\" is not a whole number of seconds (1-86400)", s);
+	/* K_SINK, NAME, K_SINK_TIMEOUT, KUBECONFIG: as their flags. */
+	config_env_options_apply(c, get, ud);
+	if ((s = env_get(c, get, ud, "NAMESPACE", false))) {
+		if (!config_valid_dns_label(s))
+			config_report(c, "NAMESPACE", "\"%s\" is not a valid namespace name", s);
 		else
-			cfg->sink_timeout_usec = u * 1000000ull;
+			config_set_str(c, &cfg->namespace, s);
 	}
-	if ((s = get("K_CA_CERTS", ud)) && *s) {
+	if ((s = env_get(c, get, ud, "K_CE_OVERRIDES", true)))
+		load_ce_overrides(c, s);
+	if ((s = env_get(c, get, ud, "K_CA_CERTS", true))) {
 		if (!strstr(s, "-----BEGIN CERTIFICATE-----"))
 			config_report(c, "K_CA_CERTS", "expected PEM certificates (-----BEGIN CERTIFICATE-----)");
 		else
-			config_set_str(&cfg->ca_certs_pem, s);
+			config_set_str(c, &cfg->ca_certs_pem, s);
 	}
-	if ((s = get("K_LOGGING_CONFIG", ud)) && *s)
-		config_set_str(&cfg->logging_config, s);
-	if ((s = get("K_OBSERVABILITY_CONFIG", ud)) && *s)
-		load_observability(c, s, get("METRICS_PROMETHEUS_PORT", ud));
-	if ((s = get("K_AUDIENCE", ud)) && *s)
-		config_set_str(&cfg->oidc_audience, s);
-	if ((s = get("K_OIDC_SERVICE_ACCOUNT", ud)) && *s)
-		config_set_str(&cfg->oidc_service_account, s);
-	if ((s = get("KUBERNETES_SERVICE_HOST", ud)) && *s)
-		config_set_str(&cfg->kube_service_host, s);
-	if ((s = get("KUBERNETES_SERVICE_PORT", ud)) && *s)
-		config_set_str(&cfg->kube_service_port, s);
-	if ((s = get("HOME", ud)) && *s)
-		config_set_str(&cfg->home, s);
-	config_set_str(&cfg->serviceaccount_dir, (s = get("APISERVERSOURCE_SERVICEACCOUNT_DIR", ud)) && *s ?
-			s :
-			"/var/run/secrets/kubernetes.io/serviceaccount");
-	if ((s = get("KUBECONFIG", ud)) && *s) {
-		/* kubectl merges a list; we take its first file. */
-		const char *colon = strchr(s, ':');
-		char *first = colon ? strndup(s, (size_t)(colon - s)) : config_xstrdup(s);
-		if (!first)
-			abort();
-		free(cfg->kubeconfig);
-		cfg->kubeconfig = first;
+	if ((s = env_get(c, get, ud, "K_OBSERVABILITY_CONFIG", true)))
+		load_observability(c, s, env_get(c, get, ud, "METRICS_PROMETHEUS_PORT", false));
+	for (size_t i = 0; i < sizeof(env_strings) / sizeof(env_strings[0]); i++) {
+		const struct env_string *e = &env_strings[i];
+		if ((s = env_get(c, get, ud, e->name, strcmp(e->name, "K_LOGGING_CONFIG") == 0)))
+			config_set_str(c, (char **)((char *)cfg + e->offset), s);
 	}
+	s = env_get(c, get, ud, "APISERVERSOURCE_SERVICEACCOUNT_DIR", false);
+	config_set_str(c, &cfg->serviceaccount_dir, s ? s : "/var/run/secrets/kubernetes.io/serviceaccount");
 }

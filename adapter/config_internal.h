@@ -2,13 +2,14 @@
 #define ADAPTER_CONFIG_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <yajl/yajl_tree.h>
 
 #include "adapter/config.h"
 
-/* Shared by config.c (defaults, flags, validation), config_env.c (Knative's
- * environment) and config_manifest.c (an ApiServerSource manifest). Not part
- * of the config module's interface. */
+/* Shared by config.c (defaults, validation, precedence), config_flags.c (the
+ * option table), config_env.c (Knative's environment) and config_manifest.c
+ * (an ApiServerSource manifest). Not part of the config module's interface. */
 
 #define MAX_FILE_BYTES (4u * 1024u * 1024u)
 
@@ -17,19 +18,44 @@ struct ctx {
 	config_error_fn on_error;
 	void *error_userdata;
 	unsigned errors;
+	/* Out of memory somewhere: config_load() returns -ENOMEM, and nothing
+	 * more is reported (what follows would be guesses). */
+	bool nomem;
 	/* Where the sink and dead-letter sink came from, for messages about them. */
 	char sink_origin[256];
 	char dead_letter_origin[256];
+	bool sink_rejected; /* a sink value was reported as invalid */
 	bool mode_from_file;
+	/* What the command line said about resources and namespaces, for the
+	 * checks that involve several flags. */
+	size_t flag_resources;
+	/* Resources reported as invalid (a --resource, or a K_SOURCE_CONFIG or
+	 * manifest with problems): "nothing to watch" would only mislead. */
+	unsigned bad_resources;
+	bool flag_namespaces;
 };
+
+/* struct config's member, checked at compile time to have type T: the option
+ * tables write fields through these offsets. */
+#define CONFIG_FIELD(member, T)                                                               \
+	(offsetof(struct config, member) +                                                    \
+		0 * sizeof(struct {                                                           \
+			_Static_assert(_Generic(((struct config *)0)->member, T: 1, default: 0), \
+				"struct config." #member " is not " #T);                      \
+			int unused;                                                           \
+		}))
 
 void config_report(struct ctx *c, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Out of memory while reading the configuration aborts: it is tiny. */
-char *config_xstrdup(const char *s);
-void config_set_str(char **dst, const char *s);
-void config_add_resource(struct config *cfg, struct config_resource *res);
-void config_add_extension(struct config *cfg, const char *name, const char *value);
+/* Records that memory ran out; returns -ENOMEM. */
+int config_oom(struct ctx *c);
+/* strdup(s ? s : ""), or NULL after config_oom(). */
+char *config_strdup(struct ctx *c, const char *s);
+/* Replaces *dst with a copy of s; on failure *dst is unchanged. */
+int config_set_str(struct ctx *c, char **dst, const char *s);
+/* Takes ownership of res's strings (freed on failure too). */
+int config_add_resource(struct ctx *c, struct config_resource *res);
+int config_add_extension(struct ctx *c, const char *name, const char *value);
 /* ANDs filters into cfg->filter: a JSON array (one false), or one --filter
  * (one true: a JSON object or a CESQL expression). Errors name field. */
 void config_add_filter(struct ctx *c, const char *field, const char *text, size_t len, bool one);
@@ -41,33 +67,34 @@ void config_free_extensions(struct config *cfg);
 bool config_valid_dns_label(const char *s);
 bool config_valid_extension_name(const char *s);
 bool config_valid_api_version(const char *group, const char *version);
+/* Returns 0, -EINVAL or -ENOMEM. */
 int config_split_api_version(const char *api_version, struct config_resource *res);
 int config_parse_mode(const char *s, enum config_mode *ret);
 int config_parse_uint(const char *s, unsigned long long max, unsigned long long *ret);
+/* The byte offset of the first control character in s (tabs, CR and LF
+ * allowed when multiline), or -1. */
+long config_find_control(const char *s, bool multiline);
+/* Reports addr naming field unless it is HOST:PORT. */
+void config_check_addr(struct ctx *c, const char *addr, const char *field);
+/* 1 for an http:// or https:// URL with a host, 0 if not, -ENOMEM. */
+int config_valid_http_url(const char *url);
+/* A state directory: exists, is a directory, and a file can be created in
+ * it. Problems are reported naming origin. */
+void config_check_state_dir(struct ctx *c, const char *origin, const char *dir);
 
-/* What the command line said, applied last by config_load(). */
-#define N_NUMERIC 10
-struct flag_values {
-	struct config_resource *resources;
-	size_t n_resources;
-	unsigned bad_resources; /* --resource values reported as invalid */
-	char **namespaces;
-	size_t n_namespaces;
-	bool all_namespaces;
-	const char *selector;
-	const char *mode, *sink, *kubeconfig, *context, *name, *source_file, *log_level;
-	const char *dead_letter, *state_dir, *object_state;
-	const char *probes_addr, *metrics_addr, *log_format;
-	const char *numeric[N_NUMERIC];
-	bool initial_events, fail_fast;
-	const char **filters; /* --filter, repeatable */
-	size_t n_filters;
-};
+/* ---- the option table (config_flags.c) ---- */
 
-void config_parse_flags(struct ctx *c, int argc, char **argv, struct flag_values *f);
-void config_flag_values_finish(struct flag_values *f);
-/* Whole-number flags: range-checked and written into c->cfg. */
-void config_apply_numeric_flags(struct ctx *c, const struct flag_values *f);
+/* What the command line said: every occurrence, applied last by config_load(). */
+struct config_flags;
+
+/* Parses argv (reporting unknown flags and missing values). --help and
+ * --version are set in c->cfg at once. Returns 0 or -ENOMEM. */
+int config_flags_parse(struct ctx *c, int argc, char **argv, struct config_flags **ret_flags);
+/* Applies the flags over what the manifest and environment set. */
+void config_flags_apply(struct ctx *c, const struct config_flags *f);
+void config_flags_free(struct config_flags *f);
+/* Applies the variables that set an option (K_SINK, NAME, ...) from the table. */
+void config_env_options_apply(struct ctx *c, config_getenv_fn get, void *ud);
 
 /* The lowest precedence: an ApiServerSource manifest (YAML). */
 void config_load_source_file(struct ctx *c, const char *file);

@@ -38,6 +38,18 @@ static void file_error(struct ctx *c, const char *file, yaml_node_t *n, const ch
 	config_report(c, where, "%s: %s", field, msg);
 }
 
+/* A scalar's text, or NULL after reporting a control character (a NUL from
+ * "\0" would end the string early; a line break would split a header). */
+static const char *scalar_text(struct ctx *c, const char *file, yaml_node_t *n, const char *field) {
+	const char *s = yamldoc_str(n);
+
+	if (s && (strlen(s) != n->data.scalar.length || config_find_control(s, false) >= 0)) {
+		file_error(c, file, n, field, "control character in the value");
+		return NULL;
+	}
+	return s;
+}
+
 /* Reads an optional scalar string; reports a non-scalar. */
 static const char *file_str(struct ctx *c, const char *file, struct yamldoc *d, yaml_node_t *map,
 	const char *path) {
@@ -49,7 +61,7 @@ static const char *file_str(struct ctx *c, const char *file, struct yamldoc *d, 
 		file_error(c, file, n, path, "expected a string");
 		return NULL;
 	}
-	return yamldoc_str(n);
+	return scalar_text(c, file, n, path);
 }
 
 /* Turns a LabelSelector (matchLabels, matchExpressions) into the string form
@@ -76,7 +88,8 @@ static char *selector_from_yaml(struct ctx *c, const char *file, struct yamldoc 
 			file_error(c, file, v, field, "matchLabels: keys and values must be strings");
 			continue;
 		}
-		buf_printf(&b, "%s%s=%s", b.len ? "," : "", ks, vs);
+		if (buf_printf(&b, "%s%s=%s", b.len ? "," : "", ks, vs) < 0)
+			goto oom;
 	}
 	exprs = yamldoc_get(d, sel, "matchExpressions");
 	for (size_t i = 0; i < yamldoc_len(exprs); i++) {
@@ -95,17 +108,22 @@ static char *selector_from_yaml(struct ctx *c, const char *file, struct yamldoc 
 				file_error(c, file, e, fieldbuf, "operator %s needs values", op);
 				continue;
 			}
-			buf_printf(&b, "%s%s %s (", b.len ? "," : "", key,
-				strcmp(op, "In") == 0 ? "in" : "notin");
+			if (buf_printf(&b, "%s%s %s (", b.len ? "," : "", key,
+				    strcmp(op, "In") == 0 ? "in" : "notin") < 0)
+				goto oom;
 			for (size_t j = 0; j < yamldoc_len(vals); j++) {
 				const char *val = yamldoc_str(yamldoc_item(d, vals, j));
-				buf_printf(&b, "%s%s", j ? "," : "", val ? val : "");
+				if (buf_printf(&b, "%s%s", j ? "," : "", val ? val : "") < 0)
+					goto oom;
 			}
-			buf_append_str(&b, ")");
+			if (buf_append_str(&b, ")") < 0)
+				goto oom;
 		} else if (strcmp(op, "Exists") == 0) {
-			buf_printf(&b, "%s%s", b.len ? "," : "", key);
+			if (buf_printf(&b, "%s%s", b.len ? "," : "", key) < 0)
+				goto oom;
 		} else if (strcmp(op, "DoesNotExist") == 0) {
-			buf_printf(&b, "%s!%s", b.len ? "," : "", key);
+			if (buf_printf(&b, "%s!%s", b.len ? "," : "", key) < 0)
+				goto oom;
 		} else {
 			file_error(c, file, yamldoc_get(d, e, "operator"), fieldbuf,
 				"operator must be In, NotIn, Exists or DoesNotExist, not \"%s\"", op);
@@ -115,7 +133,16 @@ static char *selector_from_yaml(struct ctx *c, const char *file, struct yamldoc 
 		buf_finish(&b);
 		return NULL;
 	}
+	if (config_find_control(b.data, false) >= 0) {
+		file_error(c, file, sel, field, "control character in a key or value");
+		buf_finish(&b);
+		return NULL;
+	}
 	return buf_steal(&b, NULL);
+oom:
+	buf_finish(&b);
+	config_oom(c);
+	return NULL;
 }
 
 void  config_load_source_file(struct ctx *c, const char *file) {
@@ -126,19 +153,32 @@ void  config_load_source_file(struct ctx *c, const char *file) {
 	struct yamldoc *d = NULL;
 	yaml_node_t *root = NULL, *spec, *resources, *n, *k, *v;
 	const char *s;
+	unsigned before;
 	int r;
 
 	r = file_read_all(file, MAX_FILE_BYTES, &text, &len);
+	if (r == -ENOMEM) {
+		config_oom(c);
+		goto out;
+	}
 	if (r < 0) {
 		config_report(c, "--source-file", "%s: %s", file,
 			r == -E2BIG ? "file too large" : strerror(-r));
 		goto out;
 	}
 	r = yamldoc_load_all(text, len, &docs, &ndocs, &err);
+	if (r == -ENOMEM) {
+		config_oom(c);
+		goto out;
+	}
 	if (r < 0) {
+		/* err is "line:column: problem" (a syntax error or a yamldoc limit). */
+		const char *problem = err ? strstr(err, ": ") : NULL;
 		char where[512];
-		snprintf(where, sizeof(where), "%s:%s", file, err ? err : "?");
-		config_report(c, where, "invalid YAML");
+
+		snprintf(where, sizeof(where), "%s:%.*s", file, problem ? (int)(problem - err) : 3,
+			problem ? err : "1:1");
+		config_report(c, where, "invalid YAML: %s", problem ? problem + 2 : strerror(-r));
 		goto out;
 	}
 	for (size_t i = 0; i < ndocs; i++) {
@@ -163,9 +203,14 @@ void  config_load_source_file(struct ctx *c, const char *file) {
 		file_error(c, file, yamldoc_get(d, root, "apiVersion") ?: root, "apiVersion",
 			"expected sources.knative.dev/v1, got \"%s\"", s ? s : "");
 	if ((s = file_str(c, file, d, root, "metadata.name")))
-		config_set_str(&cfg->name, s);
-	if ((s = file_str(c, file, d, root, "metadata.namespace")))
-		config_set_str(&cfg->namespace, s);
+		config_set_str(c, &cfg->name, s);
+	if ((s = file_str(c, file, d, root, "metadata.namespace"))) {
+		if (!config_valid_dns_label(s))
+			file_error(c, file, yamldoc_path(d, root, "metadata.namespace"), "metadata.namespace",
+				"\"%s\" is not a valid namespace name", s);
+		else
+			config_set_str(c, &cfg->namespace, s);
+	}
 	spec = yamldoc_get(d, root, "spec");
 	if (!spec || spec->type != YAML_MAPPING_NODE) {
 		file_error(c, file, spec ? spec : root, "spec", "missing or not a mapping");
@@ -185,36 +230,48 @@ void  config_load_source_file(struct ctx *c, const char *file) {
 		yaml_node_t *item = yamldoc_item(d, resources, i);
 		struct config_resource res = { 0 };
 		char field[64];
+		before = c->errors;
 		const char *av = file_str(c, file, d, item, "apiVersion");
 		const char *kind = file_str(c, file, d, item, "kind");
 
 		snprintf(field, sizeof(field), "spec.resources[%zu]", i);
 		if (!av || !kind || !*kind) {
-			file_error(c, file, item, field, "needs apiVersion and kind");
+			if (c->errors == before) /* else file_str() said what is wrong */
+				file_error(c, file, item, field, "needs apiVersion and kind");
 			continue;
 		}
-		if (config_split_api_version(av, &res) < 0) {
-			file_error(c, file, yamldoc_get(d, item, "apiVersion"), field,
-				"apiVersion \"%s\" is not group/version or v1", av);
+		r = config_split_api_version(av, &res);
+		if (r < 0) {
+			if (r == -ENOMEM)
+				config_oom(c);
+			else
+				file_error(c, file, yamldoc_get(d, item, "apiVersion"), field,
+					"apiVersion \"%s\" is not group/version or v1", av);
 			config_resource_finish(&res);
 			continue;
 		}
-		res.kind = config_xstrdup(kind);
+		res.kind = config_strdup(c, kind);
 		snprintf(field, sizeof(field), "spec.resources[%zu].selector", i);
 		res.label_selector =
 			selector_from_yaml(c, file, d, yamldoc_get(d, item, "selector"), field);
-		config_add_resource(cfg, &res);
+		if (c->nomem)
+			config_resource_finish(&res);
+		else
+			config_add_resource(c, &res);
 	}
 	if ((n = yamldoc_get(d, spec, "owner")) && !yamldoc_is_null(n)) {
 		const char *av = file_str(c, file, d, n, "apiVersion");
 		const char *kind = file_str(c, file, d, n, "kind");
 		if (av)
-			config_set_str(&cfg->owner_api_version, av);
+			config_set_str(c, &cfg->owner_api_version, av);
 		if (kind)
-			config_set_str(&cfg->owner_kind, kind);
+			config_set_str(c, &cfg->owner_kind, kind);
 	}
-	if ((s = file_str(c, file, d, spec, "sink.uri"))) {
-		config_set_str(&cfg->sink, s);
+	before = c->errors;
+	if (!(s = file_str(c, file, d, spec, "sink.uri")) && c->errors != before) {
+		c->sink_rejected = true; /* reported: not also "missing" */
+	} else if (s) {
+		config_set_str(c, &cfg->sink, s);
 		n = yamldoc_path(d, spec, "sink.uri");
 		size_t line, col;
 		yamldoc_mark(n, &line, &col);
@@ -231,14 +288,16 @@ void  config_load_source_file(struct ctx *c, const char *file) {
 	}
 	if ((s = file_str(c, file, d, spec, "delivery.deadLetterSink.uri"))) {
 		size_t line, col;
-		config_set_str(&cfg->dead_letter, s);
+		config_set_str(c, &cfg->dead_letter, s);
 		yamldoc_mark(yamldoc_path(d, spec, "delivery.deadLetterSink.uri"), &line, &col);
 		snprintf(c->dead_letter_origin, sizeof(c->dead_letter_origin),
 			"%s:%zu:%zu: spec.delivery.deadLetterSink.uri", file, line, col);
 	}
 	n = yamldoc_path(d, spec, "ceOverrides.extensions");
 	for (size_t i = 0; yamldoc_pair(d, n, i, &k, &v); i++) {
-		const char *ks = yamldoc_str(k), *vs = yamldoc_str(v);
+		const char *ks = yamldoc_str(k), *vs = v ? scalar_text(c, file, v, "spec.ceOverrides.extensions") : NULL;
+		if (v && yamldoc_str(v) && !vs)
+			continue; /* reported */
 		if (!ks || !config_valid_extension_name(ks)) {
 			file_error(c, file, k, "spec.ceOverrides.extensions",
 				"\"%s\" is not a valid CloudEvents extension name (lower-case letters and "
@@ -246,7 +305,7 @@ void  config_load_source_file(struct ctx *c, const char *file) {
 				ks ? ks : "");
 			continue;
 		}
-		config_add_extension(cfg, ks, vs ? vs : "");
+		config_add_extension(c, ks, vs ? vs : "");
 	}
 	if ((n = yamldoc_get(d, spec, "namespaceSelector")) && !yamldoc_is_null(n)) {
 		free(cfg->namespace_selector);
@@ -259,10 +318,10 @@ void  config_load_source_file(struct ctx *c, const char *file) {
 	if ((n = yamldoc_get(d, spec, "filters")) && !yamldoc_is_null(n)) {
 		struct filter *f = NULL;
 		char *warnings = NULL, err[600];
-		int r = filter_parse_yaml(d, n, &f, &warnings, err, sizeof(err));
+		r = filter_parse_yaml(d, n, &f, &warnings, err, sizeof(err));
 		if (r == -ENOMEM)
-			abort();
-		if (r < 0) {
+			config_oom(c);
+		else if (r < 0) {
 			/* err starts "line:column: ": file:line:column names the field. */
 			const char *rest = strstr(err, ": ");
 			char where[600];
@@ -273,8 +332,9 @@ void  config_load_source_file(struct ctx *c, const char *file) {
 		else
 			config_take_filter(c, f, warnings);
 	}
-	if (cfg->namespace && !cfg->namespace_selector && !cfg->all_namespaces)
-		config_add_namespace(cfg, cfg->namespace);
+	if (cfg->namespace && !cfg->namespace_selector && !cfg->all_namespaces &&
+		config_add_namespace(cfg, cfg->namespace) < 0)
+		config_oom(c);
 out:
 	free(err);
 	free(text);

@@ -18,15 +18,11 @@ int discovery_parse(const char *json, size_t len, const char *kind, const char *
 	struct discovery_result *ret) {
 	yajl_val root, list;
 	const char *doc_kind;
-	char *copy, errbuf[128];
 	int r = -ENOENT;
 
-	/* yajl_tree wants a terminated string. */
-	copy = strndup(json, len);
-	if (!copy)
-		return -ENOMEM;
-	root = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
-	free(copy);
+	/* Bounded: the body comes from the API server (or whoever answers in its
+	 * place) and a deeply nested one would overflow the stack. */
+	root = json_parse_bounded(json, len, JSON_MAX_DEPTH, NULL, 0);
 	if (!root)
 		return -EBADMSG;
 	doc_kind = json_get_str(root, "kind");

@@ -276,3 +276,54 @@ bool http_retry_after_header(const char *line, size_t len, uint64_t *ret_delay_u
 	value[vlen] = '\0';
 	return http_parse_retry_after(value, ret_delay_usec) == 0;
 }
+
+bool http_header_value_valid(const char *value) {
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+char *http_url_redact(const char *url) {
+	static const char unparsable[] = "(a URL that cannot be parsed)";
+	CURLU *u = curl_url();
+	char *user = NULL, *password = NULL, *options = NULL, *clean = NULL, *out = NULL;
+	size_t n;
+
+	if (!u)
+		return NULL;
+	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+		out = strdup(unparsable);
+		goto out;
+	}
+	curl_url_get(u, CURLUPART_USER, &user, 0);
+	curl_url_get(u, CURLUPART_PASSWORD, &password, 0);
+	curl_url_get(u, CURLUPART_OPTIONS, &options, 0);
+	if (!user && !password && !options) {
+		/* As configured: libcurl's form would differ ("/" added). */
+		out = strdup(url);
+		goto out;
+	}
+	if (curl_url_set(u, CURLUPART_USER, NULL, 0) != CURLUE_OK ||
+		curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) != CURLUE_OK ||
+		curl_url_set(u, CURLUPART_OPTIONS, NULL, 0) != CURLUE_OK ||
+		curl_url_get(u, CURLUPART_URL, &clean, 0) != CURLUE_OK) {
+		out = strdup(unparsable);
+		goto out;
+	}
+	out = strdup(clean);
+	/* libcurl writes "https://host/" for "https://host": keep the form
+	 * configured, so a source without credentials reads the same. */
+	n = out ? strlen(out) : 0;
+	if (n && out[n - 1] == '/' && *url && url[strlen(url) - 1] != '/')
+		out[n - 1] = '\0';
+out:
+	if (password)
+		explicit_bzero(password, strlen(password));
+	curl_free(user);
+	curl_free(password);
+	curl_free(options);
+	curl_free(clean);
+	curl_url_cleanup(u);
+	return out;
+}

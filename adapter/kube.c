@@ -6,9 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "adapter/http.h"
 #include "adapter/kube.h"
 #include "adapter/log.h"
 #include "adapter/loop.h"
+#include "adapter/util/base64.h"
 #include "adapter/util/fileio.h"
 #include "adapter/util/yamldoc.h"
 
@@ -23,6 +25,7 @@ struct blob {
 struct kube {
 	char *server;	  /* as configured */
 	char *server_base; /* without a trailing slash */
+	char *server_shown; /* without credentials: logs and ce-source */
 	struct blob ca;
 	bool insecure;
 	char *tls_server_name;
@@ -62,6 +65,7 @@ void kube_destroy(struct kube *k) {
 		return;
 	free(k->server);
 	free(k->server_base);
+	free(k->server_shown);
 	blob_free(&k->ca);
 	free(k->tls_server_name);
 	free(k->request_base);
@@ -75,7 +79,7 @@ void kube_destroy(struct kube *k) {
 }
 
 const char *kube_server(const struct kube *k) {
-	return k->server;
+	return k->server_shown;
 }
 
 const char *kube_default_namespace(const struct kube *k) {
@@ -130,32 +134,15 @@ static int set_server(struct kube *k, const char *server) {
 	while (n > 0 && server[n - 1] == '/')
 		n--;
 	k->server_base = strndup(server, n);
-	return k->server && k->server_base ? 0 : -ENOMEM;
+	k->server_shown = http_url_redact(server);
+	return k->server && k->server_base && k->server_shown ? 0 : -ENOMEM;
 }
 
-static int base64_decode(const char *in, struct blob *out) {
-	size_t inlen = strlen(in), pad = 0;
-	int n;
-
-	out->data = malloc(inlen / 4 * 3 + 4);
-	if (!out->data)
-		return -ENOMEM;
-	if (inlen % 4) {
-		blob_free(out);
-		return -EINVAL;
-	}
-	n = EVP_DecodeBlock((unsigned char *)out->data, (const unsigned char *)in, (int)inlen);
-	if (n < 0) {
-		blob_free(out);
-		return -EINVAL;
-	}
-	if (inlen >= 1 && in[inlen - 1] == '=')
-		pad++;
-	if (inlen >= 2 && in[inlen - 2] == '=')
-		pad++;
-	out->len = (size_t)n - pad;
-	out->data[out->len] = '\0';
-	return 0;
+/* Why a token file was not taken; never the token itself. */
+static const char *token_problem(int r) {
+	return r == -ENODATA ? "empty" :
+		r == -EBADMSG ? "the token contains a control character (a line break?)" :
+				strerror(-r);
 }
 
 static char *trim_token(char *t) {
@@ -175,9 +162,10 @@ static int read_token(struct kube *k) {
 	if (r < 0)
 		return r;
 	trim_token(text);
-	if (!*text) {
-		free(text);
-		return -ENODATA;
+	if (!*text || !http_header_value_valid(text)) {
+		r = *text ? -EBADMSG : -ENODATA;
+		free_secret(&text);
+		return r;
 	}
 	free_secret(&k->token);
 	k->token = text;
@@ -252,8 +240,20 @@ static int load_file_or_data(struct kctx *c, struct yamldoc *d, yaml_node_t *map
 	int r;
 
 	if (data && *data) {
-		if (base64_decode(data, out) < 0) {
-			kerr(c, yamldoc_get(d, map, data_key), data_key, "not valid base64");
+		size_t pos = 0;
+
+		/* Strictly, as kubectl does: '====' must not pass as a CA. */
+		r = base64_decode(data, strlen(data), &out->data, &out->len, &pos);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0) {
+			/* Says where, never what: the field may hold a private key. */
+			if (pos < strlen(data))
+				kerr(c, yamldoc_get(d, map, data_key), data_key,
+					"not valid base64 (at character %zu)", pos + 1);
+			else
+				kerr(c, yamldoc_get(d, map, data_key), data_key,
+					"not valid base64 (its length is not a multiple of 4)");
 			return -EINVAL;
 		}
 		return 1;
@@ -282,16 +282,30 @@ static int load_kubeconfig(struct kube *k, const struct config *cfg, const char 
 	const char *ctx_name, *cluster_name, *user_name, *s;
 	int r;
 
-	r = file_read_all(path, MAX_KUBE_FILE, &text, &len);
+	r = file_read_all(path, YAMLDOC_MAX_BYTES, &text, &len);
 	if (r < 0) {
-		kerr(&c, NULL, "kubeconfig", "cannot read: %s", strerror(-r));
+		if (r == -E2BIG)
+			kerr(&c, NULL, "kubeconfig", "file too large (more than %u MiB)",
+				YAMLDOC_MAX_BYTES >> 20);
+		else
+			kerr(&c, NULL, "kubeconfig", "cannot read: %s", strerror(-r));
 		goto out;
 	}
 	r = yamldoc_load_all(text, len, &docs, &ndocs, &err);
+	if (r == -ENOMEM && !err) {
+		kerr(&c, NULL, "kubeconfig", "out of memory");
+		goto out;
+	}
 	if (r < 0 || ndocs == 0) {
-		char where[512];
-		snprintf(where, sizeof(where), "%s:%s", path, err ? err : "1:1: empty file");
-		on_error(where, "invalid kubeconfig YAML", ud);
+		/* err is "line:column: problem": "file:line:column" names the place. */
+		const char *problem = err ? strstr(err, ": ") : NULL;
+		char where[512], msg[512];
+
+		snprintf(where, sizeof(where), "%s:%.*s", path,
+			problem ? (int)(problem - err) : 3, problem ? err : "1:1");
+		snprintf(msg, sizeof(msg), "invalid kubeconfig YAML: %s",
+			problem ? problem + 2 : "empty file");
+		on_error(where, msg, ud);
 		c.errors++;
 		goto out;
 	}
@@ -353,8 +367,11 @@ static int load_kubeconfig(struct kube *k, const struct config *cfg, const char 
 	}
 	if (user) {
 		if ((s = yamldoc_str(yamldoc_get(&docs[0], user, "token"))) && *s) {
-			k->token = strdup(s);
-			if (!k->token)
+			/* CR or LF would add headers to every API request. */
+			if (!http_header_value_valid(s))
+				kerr(&c, yamldoc_get(&docs[0], user, "token"), "user.token",
+					"contains a control character (a line break?); refused");
+			else if (!(k->token = strdup(s)))
 				goto oom;
 		} else if ((s = yamldoc_str(yamldoc_get(&docs[0], user, "tokenFile"))) && *s) {
 			k->token_file = resolve_path(path, s);
@@ -363,8 +380,7 @@ static int load_kubeconfig(struct kube *k, const struct config *cfg, const char 
 			r = read_token(k);
 			if (r < 0)
 				kerr(&c, yamldoc_get(&docs[0], user, "tokenFile"), "user.tokenFile",
-					"cannot read %s: %s", k->token_file,
-					r == -ENODATA ? "empty" : strerror(-r));
+					"cannot read %s: %s", k->token_file, token_problem(r));
 		}
 		r = load_file_or_data(&c, &docs[0], user, "client-certificate",
 			"client-certificate-data", "client certificate", &k->client_cert);
@@ -429,7 +445,7 @@ static int load_in_cluster(struct kube *k, const struct config *cfg, config_erro
 	if (r < 0) {
 		char msg[600];
 		snprintf(msg, sizeof(msg), "cannot read the service-account token %s: %s",
-			k->token_file, r == -ENODATA ? "empty" : strerror(-r));
+			k->token_file, token_problem(r));
 		on_error("in-cluster", msg, ud);
 		errors++;
 	}
@@ -514,7 +530,7 @@ int kube_setup_request(struct kube *k, CURL *easy, const char *path,
 		int rr = read_token(k);
 		if (rr < 0)
 			log_warn("kube", "cannot re-read the token file, keeping the previous token",
-				LOG_STR("file", k->token_file), LOG_STR("error", strerror(-rr)));
+				LOG_STR("file", k->token_file), LOG_STR("error", token_problem(rr)));
 		k->token_stale = false;
 		k->token_read_usec = loop_now_usec();
 	}

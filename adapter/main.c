@@ -253,8 +253,25 @@ static void handle_signal(int signo, void *userdata) {
 	struct adapter *a = userdata;
 
 	if (a->draining) {
-		log_warn("main", "second signal, exiting now", LOG_INT("signal", signo));
-		finish_drain(a); /* the checkpoint keeps what is undelivered */
+		struct queue_stats st;
+
+		sink_get_stats(a->sink, &st);
+		if (!st.queued) {
+			log_info("main", "second signal, exiting now; every event was delivered",
+				LOG_INT("signal", signo), LOG_INT("delivered", st.delivered));
+			finish_drain(a);
+			return;
+		}
+		/* Non-zero: the drain was cut short. main() writes the checkpoint
+		 * (with --state-dir) on the way out. */
+		log_error("main",
+			a->cfg.state_dir ? "second signal, exiting now with events undelivered; the "
+					   "checkpoint keeps them for the restart" :
+					   "second signal, exiting now; events not delivered are lost "
+					   "(give --state-dir to keep them)",
+			LOG_INT("signal", signo), LOG_INT("undelivered", st.queued),
+			LOG_INT("in_flight", st.inflight), LOG_INT("delivered", st.delivered));
+		loop_quit(a->loop, EXIT_RUNTIME);
 		return;
 	}
 	a->draining = true;
@@ -470,6 +487,10 @@ int main(int argc, char **argv) {
 		return EXIT_RUNTIME;
 	}
 	r = config_load(&a.cfg, argc, argv, env_lookup, NULL, handle_config_error, &a);
+	if (r == -ENOMEM) {
+		log_error("main", "out of memory while reading configuration");
+		goto out;
+	}
 	if (a.cfg.help) {
 		config_usage(STDOUT_FILENO);
 		ret = 0;

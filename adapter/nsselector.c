@@ -4,22 +4,21 @@
 #include <stdlib.h>
 
 #include "adapter/log.h"
-#include "adapter/ndjson.h"
+#include "adapter/kobj.h"
 #include "adapter/nsselector.h"
 
 static int add_namespace_item(const struct kobj *obj, void *userdata) {
-	config_add_namespace(userdata, obj->name);
-	return 0;
+	return config_add_namespace(userdata, obj->name);
 }
 
 static size_t feed_list(char *data, size_t size, size_t nmemb, void *userdata) {
-	return ndjson_list_feed(userdata, data, size * nmemb) < 0 ? 0 : size * nmemb;
+	return kobj_list_feed(userdata, data, size * nmemb) < 0 ? 0 : size * nmemb;
 }
 
 /* spec.namespaceSelector: resolved once at start (a later issue makes it
  * live). Blocking is fine here: nothing else runs yet. */
 int nsselector_resolve(struct config *cfg, struct kube *kube) {
-	struct ndjson_list *list = NULL;
+	struct kobj_list *list = NULL;
 	struct curl_slist *headers = NULL;
 	CURL *easy = curl_easy_init();
 	char *esc = NULL, *path = NULL, errbuf[CURL_ERROR_SIZE] = "";
@@ -36,7 +35,7 @@ int nsselector_resolve(struct config *cfg, struct kube *kube) {
 		path = NULL;
 		goto out;
 	}
-	r = ndjson_list_create(cfg->max_event_bytes, add_namespace_item, cfg, &list);
+	r = kobj_list_create(cfg->max_event_bytes, add_namespace_item, cfg, &list);
 	if (r == 0)
 		r = kube_setup_request(kube, easy, path, &headers);
 	if (r < 0)
@@ -48,7 +47,7 @@ int nsselector_resolve(struct config *cfg, struct kube *kube) {
 	cc = curl_easy_perform(easy);
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
 	if (cc != CURLE_OK || status != 200 ||
-		ndjson_list_end(list, &rv, &cont, &scode, &msg) < 0) {
+		kobj_list_end(list, &rv, &cont, &scode, &msg) < 0) {
 		log_error("main", "cannot list namespaces for spec.namespaceSelector",
 			LOG_STR("selector", cfg->namespace_selector), LOG_INT("status", status),
 			LOG_STR("error", cc != CURLE_OK ? errbuf : ""));
@@ -59,7 +58,7 @@ int nsselector_resolve(struct config *cfg, struct kube *kube) {
 		LOG_INT("namespaces", cfg->n_namespaces));
 	r = 0;
 out:
-	ndjson_list_destroy(list);
+	kobj_list_destroy(list);
 	curl_slist_free_all(headers);
 	curl_free(esc);
 	free(path);

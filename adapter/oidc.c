@@ -123,6 +123,14 @@ static void handle_done(struct http_xfer *x, int err, long status, const char *e
 		failed(o, "TokenRequest answer has no status.token or expirationTimestamp", status);
 		return;
 	}
+	if (!http_header_value_valid(token)) {
+		/* It would add headers to the POSTs that carry it. */
+		explicit_bzero(token, strlen(token));
+		free(token);
+		failed(o, "TokenRequest answer: status.token contains a control character; refused",
+			status);
+		return;
+	}
 	free(o->token);
 	o->token = token;
 	o->generation++;

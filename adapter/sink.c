@@ -66,6 +66,7 @@ struct sink {
 	struct metrics *metrics;
 	struct oidc *oidc;
 	char *namespace_header; /* "Kn-Namespace: NS", as Knative's adapter sends */
+	char *sink_shown;	/* the sink URL without credentials: knativeerrordest */
 	struct sink_health health[2]; /* [e->dead_letter] */
 };
 
@@ -180,7 +181,7 @@ static int dead_letter_headers(struct sink *s, struct queue_entry *e,
 	buf_init(&b, 0);
 	r = buf_append_str(&b, "ce-knativeerrordest: ");
 	if (r == 0)
-		r = cevent_percent_encode(s->cfg->sink, &b);
+		r = cevent_percent_encode(s->sink_shown, &b);
 	if (r == 0 && (n = curl_slist_append(*headers, b.data)))
 		*headers = n;
 	else
@@ -230,6 +231,9 @@ static int auth_header(struct sink *s, struct sink_req *req) {
 
 	if (!token)
 		return -EAGAIN;
+	/* oidc.c refuses such a token; never let one add a header. */
+	if (!http_header_value_valid(token))
+		return -EPROTO;
 	if (asprintf(&line, "Authorization: Bearer %s", token) < 0)
 		return -ENOMEM;
 	r = append_header(&req->headers, line);
@@ -497,20 +501,34 @@ int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 		loop_timer_init(&h->summary_timer, handle_summary_timer, h);
 	}
 	s->to_stdout = strcmp(cfg->sink, "-") == 0;
-	if (cfg->namespace && asprintf(&s->namespace_header, "Kn-Namespace: %s", cfg->namespace) < 0) {
-		free(s);
-		return -ENOMEM;
+	r = -ENOMEM;
+	if (!s->to_stdout && !(s->sink_shown = http_url_redact(cfg->sink)))
+		goto fail;
+	if (cfg->namespace) {
+		/* NAMESPACE comes from outside: percent-encoded as a CloudEvents
+		 * attribute is, so a line break cannot start another header (a
+		 * Kubernetes name needs no encoding and is sent as it is). */
+		struct buf b;
+		buf_init(&b, 0);
+		if (buf_append_str(&b, "Kn-Namespace: ") < 0 ||
+			cevent_percent_encode(cfg->namespace, &b) < 0) {
+			buf_finish(&b);
+			goto fail;
+		}
+		s->namespace_header = buf_steal(&b, NULL);
 	}
 	if (s->to_stdout)
 		opts.max_inflight = 1;
 	r = queue_create(loop, &opts, &ops, s, &s->queue);
-	if (r < 0) {
-		free(s->namespace_header);
-		free(s);
-		return r;
-	}
+	if (r < 0)
+		goto fail;
 	*ret_sink = s;
 	return 0;
+fail:
+	free(s->namespace_header);
+	free(s->sink_shown);
+	free(s);
+	return r;
 }
 
 void sink_destroy(struct sink *s) {
@@ -529,6 +547,7 @@ void sink_destroy(struct sink *s) {
 	for (size_t i = 0; i < 2; i++)
 		loop_timer_disarm(s->loop, &s->health[i].summary_timer);
 	free(s->namespace_header);
+	free(s->sink_shown);
 	free(s);
 }
 

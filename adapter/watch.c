@@ -7,15 +7,13 @@
 #include "adapter/log.h"
 #include "adapter/util/backoff.h"
 #include "adapter/util/buf.h"
+#include "adapter/util/json.h"
 #include "watch_internal.h"
 
 #define BACKOFF_INITIAL_USEC (500ull * 1000ull)
 #define BACKOFF_MAX_USEC (30ull * 1000000ull)
 #define RETRY_AFTER_MAX_USEC (300ull * 1000000ull)
 #define ERROR_BODY_MAX (64u * 1024u)
-static const struct watch_io *io_of(const struct watch *wa) {
-	return wa->owner->io ? wa->owner->io : &watch_curl_io;
-}
 
 /* ---------------- failures and retries ---------------- */
 
@@ -29,9 +27,8 @@ static void handle_timer(struct loop_timer *t, void *userdata) {
 		watch_stream_start(wa);
 }
 
-/* Waits (backoff, at least Retry-After) and then resumes: a relist if the
- * watch must list again, a watch from the last resourceVersion otherwise. */
-void watch_retry_later(struct watch *wa, const char *msg, long status, const char *detail) {
+/* Enters ST_WAITING; the delay: backoff, at least Retry-After. */
+uint64_t watch_begin_retry(struct watch *wa) {
 	uint64_t delay = backoff_next(&wa->backoff);
 
 	if (wa->retry_after_usec > delay)
@@ -39,6 +36,14 @@ void watch_retry_later(struct watch *wa, const char *msg, long status, const cha
 								      RETRY_AFTER_MAX_USEC;
 	wa->state = ST_WAITING;
 	wa->failing = true;
+	return delay;
+}
+
+/* Waits (backoff, at least Retry-After) and then resumes: a relist if the
+ * watch must list again, a watch from the last resourceVersion otherwise. */
+void watch_retry_later(struct watch *wa, const char *msg, long status, const char *detail) {
+	uint64_t delay = watch_begin_retry(wa);
+
 	log_warn("watch", msg, LOG_STR("resource", wa->owner->label),
 		LOG_STR("namespace", ns_of(wa)), LOG_INT("status", status),
 		LOG_STR("error", detail ? detail : ""), LOG_INT("retry_in_ms", delay / 1000u));
@@ -53,7 +58,8 @@ static void status_message(const struct buf *body, char *out, size_t len) {
 	out[0] = '\0';
 	if (!body->len)
 		return;
-	root = yajl_tree_parse(body->data, NULL, 0);
+	/* Bounded: the body is the server's, of any depth. */
+	root = json_parse_bounded(body->data, body->len, JSON_MAX_DEPTH, NULL, 0);
 	for (size_t i = 0; YAJL_IS_OBJECT(root) && i < root->u.object.len; i++)
 		if (strcmp(root->u.object.keys[i], "message") == 0 &&
 			YAJL_IS_STRING(root->u.object.values[i]))
@@ -135,9 +141,18 @@ int watch_append_query(struct buf *b, const char *key, const char *value) {
 }
 
 /* Resets what an answer fills in and sends the request. */
-int watch_send_request(struct watch *wa, enum watch_state state, const char *path) {
+int watch_send_request(struct watch *wa, enum watch_state state, const char *path,
+	uint64_t limit_usec) {
 	const struct watch_io *io = io_of(wa);
+	char *p = strdup(path);
+	int r;
 
+	if (!p)
+		return -ENOMEM;
+	free(wa->request_path);
+	wa->request_path = p;
+	wa->limit_usec = limit_usec;
+	wa->deadline_usec = loop_now_usec() + limit_usec;
 	wa->status = 0;
 	wa->paused = false;
 	wa->retry_after_usec = 0;
@@ -145,7 +160,10 @@ int watch_send_request(struct watch *wa, enum watch_state state, const char *pat
 	wa->stream_error = 0;
 	buf_reset(&wa->errbody);
 	wa->state = state;
-	return io->start(wa, path, io->userdata);
+	r = io->start(wa, path, io->userdata);
+	if (r == 0)
+		loop_timer_arm(wa->ctx->loop, &wa->deadline_timer, wa->deadline_usec);
+	return r;
 }
 
 /* ---------------- listing ---------------- */
@@ -164,8 +182,14 @@ static int handle_list_item(const struct kobj *obj, void *userdata) {
 	return r;
 }
 
+/* The next list starts from its first page. */
+static void abandon_pages(struct watch *wa) {
+	free(wa->list_continue);
+	wa->list_continue = NULL;
+}
+
 static void list_failed(struct watch *wa, int err, long status, const char *errbuf) {
-	ndjson_list_destroy(wa->list);
+	kobj_list_destroy(wa->list);
 	wa->list = NULL;
 	if (err == -ECANCELED && wa->stream_error) {
 		const char *msg = "invalid list response, retrying";
@@ -175,7 +199,12 @@ static void list_failed(struct watch *wa, int err, long status, const char *errb
 		else if (wa->stream_error == -E2BIG)
 			msg = "list item larger than --max-event-bytes, retrying";
 
-		watch_retry_later(wa, msg, status, strerror(-wa->stream_error));
+		watch_retry_later(wa, msg, status, kobj_strerror(wa->stream_error));
+		return;
+	}
+	if (err == -ETIMEDOUT) {
+		watch_retry_timed_out(wa, "list timed out (no complete answer within "
+					  "--request-timeout), retrying", errbuf);
 		return;
 	}
 	if (err) {
@@ -187,8 +216,7 @@ static void list_failed(struct watch *wa, int err, long status, const char *errb
 	if (status == 410 && wa->list_continue) {
 		/* The continue token expired: start the list over; objects seen
 		 * only on the abandoned pages are swept at the end. */
-		free(wa->list_continue);
-		wa->list_continue = NULL;
+		abandon_pages(wa);
 		watch_list_start(wa);
 		return;
 	}
@@ -205,17 +233,33 @@ static void list_done(struct watch *wa, int err, long status, const char *errbuf
 		list_failed(wa, err, status, errbuf);
 		return;
 	}
-	r = ndjson_list_end(wa->list, &rv, &cont, &scode, &message);
+	r = kobj_list_end(wa->list, &rv, &cont, &scode, &message);
 	if (r == 0 && !*rv)
 		r = -EBADMSG;
 	/* Without its continue token, the list would look complete after this
 	 * page, and the sweep would delete every object of the pages after it. */
 	if (r == 0 && *cont && !(next = strdup(cont)))
 		r = -ENOMEM;
-	if (r < 0) {
-		ndjson_list_destroy(wa->list);
+	if (r == 0 && next && (r = watch_check_continue(wa, next)) < 0 && r != -ENOMEM) {
+		char pages[32];
+
+		snprintf(pages, sizeof(pages), "after %u pages", wa->list_pages);
+		free(next);
+		kobj_list_destroy(wa->list);
 		wa->list = NULL;
-		watch_retry_later(wa, "invalid list response, retrying", status, strerror(-r));
+		abandon_pages(wa);
+		watch_retry_later(wa,
+			r == -ELOOP ? "list failed: the server sent a continue token already seen in "
+				      "this list (it would page forever); listing again" :
+				      "list failed: more pages than WATCH_LIST_MAX_PAGES; listing again",
+			status, pages);
+		return;
+	}
+	if (r < 0) {
+		free(next);
+		kobj_list_destroy(wa->list);
+		wa->list = NULL;
+		watch_retry_later(wa, "invalid list response, retrying", status, kobj_strerror(r));
 		return;
 	}
 	free(wa->list_continue);
@@ -224,7 +268,7 @@ static void list_done(struct watch *wa, int err, long status, const char *errbuf
 	 * checkpoint taken between pages must not skip what the rest would show. */
 	if (!wa->list_continue || !wa->list_rv[0])
 		snprintf(wa->list_rv, sizeof(wa->list_rv), "%s", rv);
-	ndjson_list_destroy(wa->list);
+	kobj_list_destroy(wa->list);
 	wa->list = NULL;
 	if (wa->list_continue) {
 		watch_list_start(wa);
@@ -271,6 +315,9 @@ void watch_list_start(struct watch *wa) {
 	if (!wa->list_continue) {
 		/* A new list (not a next page): a new generation for the sweep. */
 		objects_list_begin(&wa->objects);
+		hashmap_finish(&wa->list_tokens);
+		hashmap_init(&wa->list_tokens);
+		wa->list_pages = 0;
 		wa->list_rv[0] = '\0';
 		/* Objects recorded by an unfinished first list are swept at the
 		 * end of this one, in case they are gone by now. */
@@ -290,13 +337,13 @@ void watch_list_start(struct watch *wa) {
 	if (r == 0 && wa->owner->label_selector)
 		r = watch_append_query(&path, "labelSelector", wa->owner->label_selector);
 	if (r == 0)
-		r = ndjson_list_create(wa->ctx->cfg->max_event_bytes, handle_list_item, wa,
+		r = kobj_list_create(wa->ctx->cfg->max_event_bytes, handle_list_item, wa,
 			&wa->list);
 	if (r == 0)
-		r = watch_send_request(wa, ST_LISTING, path.data);
+		r = watch_send_request(wa, ST_LISTING, path.data, watch_request_timeout(wa));
 	buf_finish(&path);
 	if (r < 0) {
-		ndjson_list_destroy(wa->list);
+		kobj_list_destroy(wa->list);
 		wa->list = NULL;
 		watch_retry_later(wa, "cannot start a list, retrying", 0, strerror(-r));
 	}
@@ -314,6 +361,9 @@ void watch_io_answer(struct watch *wa, long status, uint64_t retry_after_usec) {
 }
 
 size_t watch_io_body(struct watch *wa, const char *data, size_t n) {
+	/* A watch that hears something is alive. */
+	if (wa->state == ST_WATCHING && !wa->paused)
+		wa->deadline_usec = loop_now_usec() + wa->limit_usec;
 	if (wa->status != 200) {
 		/* A Status; keep its start, where the message is. */
 		buf_append(&wa->errbody, data, n);
@@ -326,6 +376,8 @@ size_t watch_io_body(struct watch *wa, const char *data, size_t n) {
 			log_debug("watch", "delivery queue full, pausing the stream",
 				LOG_STR("resource", wa->owner->label),
 				LOG_STR("namespace", ns_of(wa)));
+		if (!wa->paused)
+			wa->paused_usec = loop_now_usec();
 		wa->paused = true;
 		return WATCH_IO_PAUSE;
 	}
@@ -333,11 +385,12 @@ size_t watch_io_body(struct watch *wa, const char *data, size_t n) {
 		return watch_stream_body(wa, data, n);
 	if (wa->state != ST_LISTING)
 		return 0;
-	wa->stream_error = ndjson_list_feed(wa->list, data, n);
+	wa->stream_error = kobj_list_feed(wa->list, data, n);
 	return wa->stream_error < 0 ? 0 : n; /* abort: the done callback decides */
 }
 
 void watch_io_done(struct watch *wa, int err, long status, const char *errbuf) {
+	loop_timer_disarm(wa->ctx->loop, &wa->deadline_timer);
 	if (wa->state == ST_LISTING)
 		list_done(wa, err, status, errbuf);
 	else if (wa->state == ST_WATCHING)
@@ -365,6 +418,8 @@ int watch_create(const struct watch_owner *owner, const char *ns, const char *ba
 		&wa->ctx->changes);
 	backoff_init(&wa->backoff, BACKOFF_INITIAL_USEC, BACKOFF_MAX_USEC);
 	loop_timer_init(&wa->timer, handle_timer, wa);
+	loop_timer_init(&wa->deadline_timer, watch_handle_deadline, wa);
+	hashmap_init(&wa->list_tokens);
 	wa->mw = metrics_watch_add(wa->ctx->metrics, owner->mres, ns);
 	if (ns && !(wa->ns = strdup(ns)))
 		goto out;
@@ -387,11 +442,13 @@ void watch_destroy(struct watch *wa) {
 	http_xfer_finish(wa->ctx->http, &wa->xfer);
 	curl_slist_free_all(wa->headers);
 	ndjson_finish(&wa->lines);
-	ndjson_list_destroy(wa->list);
+	kobj_list_destroy(wa->list);
 	buf_finish(&wa->errbody);
 	objects_finish(&wa->objects);
 	metrics_watch_remove(wa->ctx->metrics, wa->mw);
 	free(wa->list_continue);
+	hashmap_finish(&wa->list_tokens);
+	free(wa->request_path);
 	free(wa->ns);
 	free(wa->base_path);
 	free(wa->key);
@@ -432,6 +489,7 @@ void watch_stop(struct watch *wa) {
 
 	wa->stopped = true;
 	loop_timer_disarm(wa->ctx->loop, &wa->timer);
+	loop_timer_disarm(wa->ctx->loop, &wa->deadline_timer);
 	if (wa->state == ST_LISTING || wa->state == ST_WATCHING)
 		io->cancel(wa, io->userdata);
 	wa->state = ST_IDLE;
@@ -443,6 +501,10 @@ bool watch_resume(struct watch *wa) {
 	if (!wa->paused)
 		return false;
 	wa->paused = false;
+	/* The time paused does not count against the list's or watch's limit. */
+	wa->deadline_usec += loop_now_usec() - wa->paused_usec;
+	if (wa->state == ST_LISTING || wa->state == ST_WATCHING)
+		loop_timer_arm(wa->ctx->loop, &wa->deadline_timer, wa->deadline_usec);
 	/* May hand the kept chunk over at once, and pause again, or end the
 	 * request (then the usual path retries, relists or resumes). */
 	io->resume(wa, io->userdata);

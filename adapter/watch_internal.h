@@ -6,6 +6,7 @@
 
 #include "adapter/util/backoff.h"
 #include "adapter/util/buf.h"
+#include "adapter/util/hashmap.h"
 #include "adapter/watch.h"
 
 /* Shared by watch.c (the watch's life, retries, the paged list and its
@@ -35,9 +36,19 @@ struct watch {
 	enum pending pending;
 	int stream_error;
 	bool paused; /* backpressure: the queue is full */
+	/* Time limits: a list must end, and a watch must hear something (an
+	 * event, a bookmark), by deadline_usec, limit_usec after it started or
+	 * last heard; time paused for backpressure does not count. */
+	struct loop_timer deadline_timer;
+	uint64_t deadline_usec;
+	uint64_t limit_usec;
+	uint64_t paused_usec; /* when the body was paused */
+	char *request_path;   /* for the line that says which request timed out */
 	/* Listing. */
-	struct ndjson_list *list;
+	struct kobj_list *list;
 	char *list_continue;
+	struct hashmap list_tokens; /* hashes of this list's continue tokens */
+	unsigned list_pages;
 	char list_rv[64];    /* the list's version, applied when the list completes */
 	bool list_restarted; /* objects of an abandoned list wait for the sweep */
 	bool relisting;
@@ -62,6 +73,10 @@ struct watch {
 /* The transport used when the owner gives none. */
 extern const struct watch_io watch_curl_io;
 
+static inline const struct watch_io *io_of(const struct watch *wa) {
+	return wa->owner->io ? wa->owner->io : &watch_curl_io;
+}
+
 static inline const char *ns_of(const struct watch *wa) {
 	return wa->ns ? wa->ns : "";
 }
@@ -73,6 +88,20 @@ static inline void count(struct watch *wa, enum metrics_watch_event ev) {
 /* Waits (backoff, at least Retry-After) and then resumes: a relist if the
  * watch must list again, a watch from the last resourceVersion otherwise. */
 void watch_retry_later(struct watch *wa, const char *msg, long status, const char *detail);
+/* Enters ST_WAITING and returns the delay (backoff, at least Retry-After):
+ * the first half of the two above. */
+uint64_t watch_begin_retry(struct watch *wa);
+/* The same for a request that passed its time limit: the line names its URL
+ * (the server without credentials). */
+void watch_retry_timed_out(struct watch *wa, const char *msg, const char *detail);
+/* --request-timeout, or its default. */
+uint64_t watch_request_timeout(const struct watch *wa);
+/* The deadline timer's callback: drops a request past its limit and ends it
+ * as -ETIMEDOUT, unless paused or not due yet. */
+void watch_handle_deadline(struct loop_timer *t, void *userdata);
+/* Records a page's continue token: -ELOOP when this list had it already,
+ * -E2BIG past WATCH_LIST_MAX_PAGES, -ENOMEM. */
+int watch_check_continue(struct watch *wa, const char *cont);
 /* An HTTP answer other than 200 to a list or a watch: logs, then retries (or
  * calls the context's fatal, with --fail-fast, when retrying cannot help). */
 void watch_http_failure(struct watch *wa, long status);
@@ -80,8 +109,10 @@ void watch_http_failure(struct watch *wa, long status);
 bool watch_too_large_rv(const char *msg);
 /* Appends ?key=value or &key=value, percent-encoded. */
 int watch_append_query(struct buf *b, const char *key, const char *value);
-/* Resets what an answer fills in and sends GET path. */
-int watch_send_request(struct watch *wa, enum watch_state state, const char *path);
+/* Resets what an answer fills in and sends GET path. limit_usec: see
+ * deadline_usec. */
+int watch_send_request(struct watch *wa, enum watch_state state, const char *path,
+	uint64_t limit_usec);
 /* A new list (a relist once synced), or the next page. */
 void watch_list_start(struct watch *wa);
 /* A watch from the last resourceVersion. */

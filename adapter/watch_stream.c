@@ -32,32 +32,32 @@ static void error_event(struct watch *wa, const struct kobj *status) {
 static int handle_line(const char *line, size_t len, void *userdata) {
 	struct watch *wa = userdata;
 	const struct watch_owner *o = wa->owner;
-	struct ndjson_event ev;
+	struct kobj_event ev;
 	int r = 0;
 
-	r = ndjson_parse_event(line, len, &ev);
+	r = kobj_parse_event(line, len, &ev);
 	if (r < 0)
 		return r;
-	count(wa, ev.type == NDJSON_ADDED ? METRICS_EV_ADDED :
-		ev.type == NDJSON_MODIFIED    ? METRICS_EV_MODIFIED :
-		ev.type == NDJSON_DELETED     ? METRICS_EV_DELETED :
-		ev.type == NDJSON_BOOKMARK    ? METRICS_EV_BOOKMARK :
+	count(wa, ev.type == KOBJ_ADDED ? METRICS_EV_ADDED :
+		ev.type == KOBJ_MODIFIED    ? METRICS_EV_MODIFIED :
+		ev.type == KOBJ_DELETED     ? METRICS_EV_DELETED :
+		ev.type == KOBJ_BOOKMARK    ? METRICS_EV_BOOKMARK :
 						METRICS_EV_ERROR);
 	switch (ev.type) {
-	case NDJSON_ADDED:
-	case NDJSON_MODIFIED:
-		r = objects_update(&wa->objects, &ev.obj, ev.type == NDJSON_ADDED, o->emit,
+	case KOBJ_ADDED:
+	case KOBJ_MODIFIED:
+		r = objects_update(&wa->objects, &ev.obj, ev.type == KOBJ_ADDED, o->emit,
 			o->userdata);
 		break;
-	case NDJSON_DELETED:
+	case KOBJ_DELETED:
 		r = objects_delete(&wa->objects, &ev.obj, o->emit, o->userdata);
 		break;
-	case NDJSON_BOOKMARK:
+	case KOBJ_BOOKMARK:
 		break;
-	case NDJSON_ERROR:
+	case KOBJ_ERROR:
 		error_event(wa, &ev.obj);
 		return -ECANCELED;
-	case NDJSON_UNKNOWN:
+	case KOBJ_UNKNOWN:
 		log_debug("watch", "ignoring an unknown watch event type",
 			LOG_STR("type", ev.type_name));
 		break;
@@ -107,7 +107,7 @@ void watch_stream_done(struct watch *wa, int err, long status, const char *errbu
 				LOG_INT("max_event_bytes", wa->ctx->cfg->max_event_bytes));
 		watch_retry_later(wa, "bad watch stream, resuming from the last resourceVersion",
 			wa->status,
-			wa->stream_error ? strerror(-wa->stream_error) : wa->errbody.data);
+			wa->stream_error ? kobj_strerror(wa->stream_error) : wa->errbody.data);
 		return;
 	case PENDING_NOT_QUEUED:
 		watch_retry_later(wa, "cannot queue a change, resuming the watch before it", 0,
@@ -115,6 +115,11 @@ void watch_stream_done(struct watch *wa, int err, long status, const char *errbu
 		return;
 	case PENDING_NONE:
 		break;
+	}
+	if (err == -ETIMEDOUT) {
+		watch_retry_timed_out(wa, "watch heard nothing, not even a bookmark, past its "
+					  "timeoutSeconds plus --request-timeout; restarting it", errbuf);
+		return;
 	}
 	if (err) {
 		watch_retry_later(wa, "watch connection failed, resuming", 0, errbuf);
@@ -145,6 +150,7 @@ void watch_stream_start(struct watch *wa) {
 	const struct config *cfg = wa->ctx->cfg;
 	struct buf path;
 	char timeout[16];
+	unsigned timeout_sec;
 	int r;
 
 	if (wa->stopped)
@@ -153,8 +159,8 @@ void watch_stream_start(struct watch *wa) {
 	r = buf_append_str(&path, wa->base_path);
 	/* client-go's reflector asks for between one and two times its minimum,
 	 * so that many watches do not expire together. */
-	snprintf(timeout, sizeof(timeout), "%u",
-		cfg->watch_timeout_sec + (unsigned)(backoff_random() * cfg->watch_timeout_sec));
+	timeout_sec = cfg->watch_timeout_sec + (unsigned)(backoff_random() * cfg->watch_timeout_sec);
+	snprintf(timeout, sizeof(timeout), "%u", timeout_sec);
 	if (r == 0)
 		r = watch_append_query(&path, "watch", "1");
 	if (r == 0)
@@ -166,7 +172,10 @@ void watch_stream_start(struct watch *wa) {
 	if (r == 0 && wa->owner->label_selector)
 		r = watch_append_query(&path, "labelSelector", wa->owner->label_selector);
 	if (r == 0)
-		r = watch_send_request(wa, ST_WATCHING, path.data);
+		/* The server ends it after timeoutSeconds; silent past that (and a
+		 * margin), it is dead: a stuck proxy, a lost peer. */
+		r = watch_send_request(wa, ST_WATCHING, path.data,
+			timeout_sec * 1000000ull + watch_request_timeout(wa));
 	buf_finish(&path);
 	if (r < 0) {
 		watch_retry_later(wa, "cannot start a watch, retrying", 0, strerror(-r));

@@ -291,7 +291,9 @@ static void request_discovery(struct watcher *w) {
 	if (r == 0) {
 		curl_easy_setopt(w->xfer.easy, CURLOPT_WRITEFUNCTION, handle_discovery_data);
 		curl_easy_setopt(w->xfer.easy, CURLOPT_WRITEDATA, w);
-		curl_easy_setopt(w->xfer.easy, CURLOPT_TIMEOUT_MS, 30000L);
+		curl_easy_setopt(w->xfer.easy, CURLOPT_TIMEOUT_MS,
+			(long)((w->ctx->cfg->request_timeout_usec ?: WATCH_REQUEST_TIMEOUT_DEFAULT_USEC) /
+				1000u));
 		r = http_start(w->ctx->http, &w->xfer);
 	}
 	if (r < 0)

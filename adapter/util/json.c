@@ -1,51 +1,123 @@
-#include <stdio.h>
-#include <string.h>
-
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <yajl/yajl_gen.h>
+#include <yajl/yajl_parse.h>
 
 #include "adapter/util/buf.h"
 #include "adapter/util/json.h"
 
-bool json_depth_ok(const char *text, size_t len, unsigned max_depth) {
-	unsigned depth = 0;
-	bool in_string = false;
+/* The pre-pass: yajl's event parser (which keeps its own explicit stack and
+ * does not recurse) with callbacks that only count nesting and look inside
+ * strings, so a hostile document is refused before any tree is built. */
+struct check {
+	unsigned depth, max_depth;
+	bool too_deep, nul;
+};
 
-	for (size_t i = 0; i < len; i++) {
-		char c = text[i];
-		if (in_string) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = false;
-			continue;
-		}
-		if (c == '"') {
-			in_string = true;
-		} else if (c == '[' || c == '{') {
-			if (++depth > max_depth)
-				return false;
-		} else if ((c == ']' || c == '}') && depth) {
-			depth--;
-		}
+static int check_string(void *ud, const unsigned char *s, size_t len) {
+	struct check *c = ud;
+
+	c->nul = memchr(s, '\0', len) != NULL;
+	return !c->nul;
+}
+
+static int check_open(void *ud) {
+	struct check *c = ud;
+
+	c->too_deep = ++c->depth > c->max_depth;
+	return !c->too_deep;
+}
+
+static int check_close(void *ud) {
+	struct check *c = ud;
+
+	c->depth--;
+	return 1;
+}
+
+static const yajl_callbacks check_callbacks = {
+	.yajl_string = check_string,
+	.yajl_start_map = check_open,
+	.yajl_map_key = check_string,
+	.yajl_end_map = check_close,
+	.yajl_start_array = check_open,
+	.yajl_end_array = check_close,
+};
+
+static int check(const char *text, size_t len, unsigned max_depth, char *errbuf, size_t errlen) {
+	struct check c = { .max_depth = max_depth };
+	yajl_handle h = yajl_alloc(&check_callbacks, NULL, &c);
+	yajl_status st;
+	int r = 0;
+
+	if (!h) {
+		snprintf(errbuf, errlen, "out of memory");
+		errno = ENOMEM;
+		return -ENOMEM;
 	}
-	return true;
+	yajl_config(h, yajl_allow_comments, 1); /* as yajl_tree_parse() does */
+	st = yajl_parse(h, (const unsigned char *)text, len);
+	if (st == yajl_status_ok)
+		st = yajl_complete_parse(h);
+	if (st != yajl_status_ok) {
+		size_t at = yajl_get_bytes_consumed(h);
+
+		if (c.too_deep) {
+			snprintf(errbuf, errlen, "nested deeper than %u levels (at byte %zu)", max_depth,
+				at);
+		} else if (c.nul) {
+			snprintf(errbuf, errlen, "a string contains \\u0000 (at byte %zu)", at);
+		} else {
+			unsigned char *msg = yajl_get_error(h, 0, NULL, 0);
+
+			/* yajl's message may span lines; keep the first. */
+			snprintf(errbuf, errlen, "not valid JSON: %s", msg ? (char *)msg : "parse error");
+			errbuf[strcspn(errbuf, "\r\n")] = '\0';
+			yajl_free_error(h, msg);
+		}
+		r = -EBADMSG;
+		errno = EBADMSG;
+	}
+	yajl_free(h);
+	return r;
+}
+
+yajl_val json_parse_bounded(const char *text, size_t len, unsigned max_depth, char *errbuf,
+	size_t errlen) {
+	char scratch[8], err[256] = "";
+	char *copy = NULL;
+	yajl_val v;
+
+	if (!errbuf) {
+		errbuf = scratch;
+		errlen = sizeof(scratch);
+	}
+	if (check(text, len, max_depth, errbuf, errlen) < 0)
+		return NULL;
+	/* yajl_tree_parse() wants a terminated string. The pre-pass refused any
+	 * NUL byte inside text[0, len), so the copy is whole. */
+	copy = strndup(text, len);
+	if (!copy) {
+		snprintf(errbuf, errlen, "out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	v = yajl_tree_parse(copy, err, sizeof(err));
+	free(copy);
+	if (!v) {
+		err[strcspn(err, "\r\n")] = '\0';
+		/* The pre-pass found the text valid: a failure now is memory. */
+		errno = strcasestr(err, "memory") ? ENOMEM : EBADMSG;
+		snprintf(errbuf, errlen, "%s%s", errno == ENOMEM ? "" : "not valid JSON: ",
+			errno == ENOMEM ? "out of memory" : (*err ? err : "parse error"));
+	}
+	return v;
 }
 
 yajl_val json_parse(const char *text, char *errbuf, size_t errlen) {
-	char err[256] = "";
-	yajl_val v;
-
-	if (!json_depth_ok(text, strlen(text), JSON_MAX_DEPTH)) {
-		snprintf(errbuf, errlen, "nested deeper than %d levels", JSON_MAX_DEPTH);
-		return NULL;
-	}
-	v = yajl_tree_parse(text, err, sizeof(err));
-	if (!v) {
-		err[strcspn(err, "\n")] = '\0';
-		snprintf(errbuf, errlen, "not valid JSON: %s", *err ? err : "parse error");
-	}
-	return v;
+	return json_parse_bounded(text, strlen(text), JSON_MAX_DEPTH, errbuf, errlen);
 }
 
 yajl_val json_get(yajl_val obj, const char *key) {
@@ -96,7 +168,8 @@ int json_write(yajl_val v, struct buf *out) {
 
 	if (!g)
 		return -ENOMEM;
-	/* The tree came from json_parse(): its depth is bounded. */
+	/* The tree came from json_parse_bounded(): its depth is bounded, and so
+	 * is the recursion of gen(). */
 	yajl_gen_config(g, yajl_gen_validate_utf8, 0);
 	gen(g, v);
 	if (yajl_gen_get_buf(g, &text, &len) == yajl_gen_status_ok)

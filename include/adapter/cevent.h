@@ -8,7 +8,7 @@
 
 #include "adapter/cesql.h"
 #include "adapter/config.h"
-#include "adapter/ndjson.h"
+#include "adapter/kobj.h"
 #include "adapter/util/buf.h"
 
 /* Watch events -> CloudEvents exactly as Knative's ApiServerSource adapter

@@ -63,6 +63,7 @@ struct config {
 	size_t max_event_bytes;
 	size_t max_inflight;
 	unsigned watch_timeout_sec; /* each watch asks for this to twice this */
+	uint64_t request_timeout_usec; /* lists, discovery; and a watch's silence margin */
 	enum log_level log_level;
 	bool log_level_set; /* --log-level given: it overrides K_LOGGING_CONFIG */
 	char *source_file;
@@ -100,22 +101,36 @@ typedef const char *(*config_getenv_fn)(const char *name, void *userdata);
  * or file:line:column. */
 typedef void (*config_error_fn)(const char *field, const char *message, void *userdata);
 
-/* Fills cfg (zeroed first). Returns 0, or -EINVAL after reporting every
- * problem through on_error. cfg is always safe to config_finish(). */
+/* Fills cfg (zeroed first). Returns 0, -EINVAL after reporting every
+ * problem through on_error, or -ENOMEM when memory ran out (problems found
+ * before that were reported). cfg is always safe to config_finish(). */
 int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn getenv_fn,
 	void *getenv_userdata, config_error_fn on_error, void *error_userdata);
 void config_finish(struct config *cfg);
 
 /* Parses "apiVersion/Kind" ("v1/Pod", "kool.karmalabs.local/v1/Guitar").
- * Returns 0 or -EINVAL. Exposed for tests. */
+ * Returns 0, -EINVAL or -ENOMEM. Exposed for tests. */
 int config_parse_resource(const char *s, struct config_resource *ret_res);
 void config_resource_finish(struct config_resource *res);
 
 /* Adds a namespace to watch (ignoring duplicates); for defaults resolved
- * after loading (the kubeconfig's namespace, a namespaceSelector). */
-void config_add_namespace(struct config *cfg, const char *ns);
+ * after loading (the kubeconfig's namespace, a namespaceSelector). Returns 0
+ * or -ENOMEM. */
+int config_add_namespace(struct config *cfg, const char *ns);
 
-/* Writes the --help text. */
+/* The command-line options, from the table that defines them (for tests):
+ * returns false past the last. */
+struct config_option_info {
+	const char *name; /* long name, without "--" */
+	char letter;	  /* short option, or 0 */
+	bool has_arg;
+	bool empty_ok;	/* "" has a meaning (-l "": no selector) */
+	bool multiline; /* tabs and line breaks allowed (--filter) */
+	const char *env; /* the variable that also sets it, or NULL */
+};
+bool config_option_info(size_t i, struct config_option_info *ret);
+
+/* Writes the --help text, generated from the option table. */
 void config_usage(int fd);
 
 #endif

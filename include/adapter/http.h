@@ -58,4 +58,17 @@ int http_parse_retry_after(const char *value, uint64_t *ret_delay_usec);
  * stores its delay and returns true. */
 bool http_retry_after_header(const char *line, size_t len, uint64_t *ret_delay_usec);
 
+/* True when value may go into an HTTP header as it is: no control character
+ * (CR and LF would start another header; NUL would cut it short). For values
+ * from outside (tokens), which are refused when this is false. */
+bool http_header_value_valid(const char *value);
+/* A copy of url, for logs and CloudEvent attributes, without what would leak
+ * a credential: the user name, password and login options (userinfo) are
+ * removed with libcurl's URL API. The query is kept: it is part of where a
+ * request goes (Knative's knativeerrordest names the whole URL), and the
+ * URLs handled here (sink, dead-letter, API server) carry no token in it.
+ * A URL libcurl cannot parse is replaced by a fixed text rather than printed.
+ * The caller frees the copy; NULL: out of memory. */
+char *http_url_redact(const char *url);
+
 #endif

@@ -21,8 +21,9 @@ int kube_load(const struct config *cfg, config_error_fn on_error, void *error_us
 	struct kube **ret_kube);
 void kube_destroy(struct kube *k);
 
-/* The server URL as configured (https://10.96.0.1:443 in a cluster): the
- * CloudEvents source. */
+/* The server URL as configured (https://10.96.0.1:443 in a cluster), without
+ * a user name or password it may hold (http_url_redact()): the CloudEvents
+ * source, and what the logs name. */
 const char *kube_server(const struct kube *k);
 /* The namespace of the kubeconfig context, or the pod's, or "default". */
 const char *kube_default_namespace(const struct kube *k);

@@ -6,8 +6,8 @@
 #include <stdint.h>
 
 #include "adapter/cevent.h"
-#include "adapter/ndjson.h"
 #include "adapter/checkpoint.h"
+#include "adapter/kobj.h"
 #include "adapter/util/hashmap.h"
 
 /* The objects one watch has seen, and the diff a relist makes against them.
@@ -20,7 +20,7 @@
  * carries the generation of the last list that saw it; a complete list sweeps
  * those it did not see (deleted in the gap). */
 
-#define OBJECTS_KEY_MAX (2 * NDJSON_NAME_MAX + 2)
+#define OBJECTS_KEY_MAX (2 * KOBJ_NAME_MAX + 2)
 
 /* Queues the event for one change. Returns >= 0 once it is queued (or
  * deliberately left out), a negative errno when it could not be. */

@@ -25,6 +25,14 @@
  * Failures are retried with backoff (at least Retry-After). */
 
 #define WATCH_LIST_PAGE_LIMIT 500
+/* Pages one list may take (5 million objects at WATCH_LIST_PAGE_LIMIT): a
+ * server whose continue tokens never end fails the list past it, as it does
+ * at once when it hands back a token already seen in the same list. The
+ * list is then retried from its start, with backoff. */
+#define WATCH_LIST_MAX_PAGES 10000
+/* Without config.request_timeout_usec (0): how long a list may take, and
+ * the margin a watch may stay silent past its timeoutSeconds. */
+#define WATCH_REQUEST_TIMEOUT_DEFAULT_USEC (60ull * 1000000ull)
 
 /* What every watch shares; borrowed, must outlive the watches. */
 struct watch_context {

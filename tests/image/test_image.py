@@ -176,9 +176,10 @@ def test_in_cluster_resolves_hosts_and_stops_on_sigterm(rootfs, tmp_path):
 
 
 def test_root_is_read_only(rootfs, tmp_path):
-    # No shell in the image, so the adapter's own checkpoint writer is the probe:
-    # given a state dir that exists in the image, it cannot write there.
+    # No shell in the image, so the adapter's own state-dir check is the probe:
+    # given a state dir that exists in the image, it cannot write there, and
+    # says so at start (exit 2).
     rc, out, err = run_in_cluster(rootfs, tmp_path, "--state-dir", "/etc", "--checkpoint-interval",
                                   "1", until="Read-only file system")
-    assert "cannot write the checkpoint" in err, err
-    assert "Read-only file system" in err, err
+    assert "--state-dir: /etc: cannot write there (Read-only file system)" in err, err
+    assert rc == 2, err

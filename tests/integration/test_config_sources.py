@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import ADAPTER, SAMPLES
+from harness import ADAPTER, SAMPLES
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"
 

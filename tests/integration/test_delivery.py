@@ -2,7 +2,7 @@
 import json
 import time
 
-from conftest import free_port, wait_until
+from harness import free_port, wait_until
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"
 

@@ -1,7 +1,7 @@
 """Discovery, failFast, in-cluster credentials and token rotation."""
 import os
 
-from conftest import SAMPLES, ServiceAccountDir
+from harness import SAMPLES, ServiceAccountDir
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"
 

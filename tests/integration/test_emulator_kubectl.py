@@ -2,7 +2,7 @@
 import os
 import subprocess
 
-from conftest import ROOT
+from harness import ROOT
 
 
 def test_real_kubectl_against_the_emulator():

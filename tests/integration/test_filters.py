@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import ADAPTER, wait_until
+from harness import ADAPTER, wait_until
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"
 

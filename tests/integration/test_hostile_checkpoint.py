@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import wait_until
+from harness import wait_until
 from ledger import Ledger
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"

@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from conftest import free_port, wait_until
+from harness import free_port, wait_until
 from ledger import Ledger, anon_kib
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"
@@ -203,6 +203,7 @@ def test_sink_400_goes_to_dead_letter(emulator, sink_factory, adapter_factory):
 def test_sigterm_mid_burst_then_restart(cluster, sink_factory, adapter_factory, workdir):
     cluster.guitars()
     state = os.path.join(workdir, "state")
+    os.mkdir(state)  # --state-dir must exist
     sink = sink_factory(",".join(["hang"] * 200))
     ledger = Ledger(f"SIGTERM in the middle of a burst, restart with --state-dir ({cluster.backend})")
     args = ("--state-dir", state, "--drain-timeout", "1", "--sink-timeout", "30")
@@ -225,6 +226,7 @@ def test_sigterm_mid_burst_then_restart(cluster, sink_factory, adapter_factory, 
 def test_sigkill_then_restart(cluster, sink, adapter_factory, workdir):
     cluster.guitars()
     state = os.path.join(workdir, "state")
+    os.mkdir(state)  # --state-dir must exist
     ledger = Ledger(f"SIGKILL, then restart with --state-dir ({cluster.backend})")
     args = ("--state-dir", state, "--checkpoint-interval", "1")
     a = start_adapter(adapter_factory, cluster, sink.url, *args)
@@ -250,6 +252,7 @@ def test_sigkill_then_restart(cluster, sink, adapter_factory, workdir):
 def test_changes_while_stopped(cluster, sink, adapter_factory, workdir):
     cluster.guitars()
     state = os.path.join(workdir, "state")
+    os.mkdir(state)  # --state-dir must exist
     ledger = Ledger(f"changes and deletes while the adapter is stopped ({cluster.backend})")
     a = start_adapter(adapter_factory, cluster, sink.url, "--state-dir", state)
     make(cluster, ledger, "create", names("w", 6))

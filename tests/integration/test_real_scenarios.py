@@ -3,7 +3,7 @@ tokens, restarts. Each asserts the CloudEvents the sink received."""
 import json
 import os
 
-from conftest import RBAC, SAMPLES, ServiceAccountDir
+from harness import RBAC, SAMPLES, ServiceAccountDir
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"
 

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ADAPTER, wait_until
+from harness import ADAPTER, wait_until
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"
 

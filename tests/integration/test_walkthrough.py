@@ -2,7 +2,7 @@
 import json
 import os
 
-from conftest import SAMPLES, wait_until
+from harness import SAMPLES, wait_until
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"
 SUBJECT = "/apis/kool.karmalabs.local/v1/namespaces/guitar-eventing/guitars/d15"

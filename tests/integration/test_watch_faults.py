@@ -2,7 +2,7 @@
 import json
 
 
-from conftest import wait_until
+from harness import wait_until
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"
 

@@ -18,10 +18,10 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 
-# The integration tests' helpers (Cluster, Sink, wait_until), loaded under a name of their own
-# so that pytest's handling of tests/integration/conftest.py is not disturbed.
+# The integration tests' helpers (Cluster, Sink, wait_until: tests/integration/harness.py),
+# loaded from their file so that tests/integration need not be on sys.path.
 _spec = importlib.util.spec_from_file_location(
-    "integration_helpers", os.path.join(ROOT, "tests", "integration", "conftest.py"))
+    "integration_helpers", os.path.join(ROOT, "tests", "integration", "harness.py"))
 integration = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(integration)
 Cluster, Sink, wait_until = integration.Cluster, integration.Sink, integration.wait_until

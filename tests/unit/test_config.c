@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "adapter/config.h"
@@ -105,15 +106,18 @@ Test(config, stdout_sink_all_namespaces_reference) {
 	struct config c;
 	struct env env = { { { NULL } } };
 	struct errs e = { 0 };
+	char dir[] = "/tmp/test-config-state-XXXXXX";
 
+	cr_assert_not_null(mkdtemp(dir)); /* --state-dir must exist */
 	cr_assert_eq(LOAD(&c, &env, &e, "--resource", "v1/Namespace", "-A", "--sink", "-", "--mode",
 			     "reference", "--retry-max", "3", "--sink-timeout", "2", "--retry-timeout", "60",
-			     "--queue-max-bytes", "1048576", "--state-dir", "/tmp/x", "--object-state",
+			     "--queue-max-bytes", "1048576", "--state-dir", dir, "--object-state",
 			     "reference", "--drain-timeout", "0"),
 		0, "%s", e.lines[0]);
+	rmdir(dir);
 	cr_assert_eq(c.retry_timeout_usec, 60000000);
 	cr_assert_eq(c.queue_max_bytes, 1048576);
-	cr_assert_str_eq(c.state_dir, "/tmp/x");
+	cr_assert_str_eq(c.state_dir, dir);
 	cr_assert(c.object_state_refs);
 	cr_assert_eq(c.drain_timeout_usec, 0);
 	cr_assert(c.all_namespaces);
@@ -398,5 +402,373 @@ Test(config, help_and_version) {
 	config_finish(&c);
 	cr_assert_eq(LOAD(&c, &env, &e, "--version"), 0);
 	cr_assert(c.version);
+	config_finish(&c);
+}
+
+/* ---------------- the option table and hostile values ---------------- */
+
+static bool error_starts(struct errs *e, const char *prefix) {
+	for (int i = 0; i < e->n; i++)
+		if (strncmp(e->lines[i], prefix, strlen(prefix)) == 0)
+			return true;
+	return false;
+}
+
+/* Runs config_load() with a valid base plus one option and its value. */
+static int load_one(struct config *c, struct env *env, struct errs *e, const char *flag,
+	const char *value) {
+	char *argv[] = { "apiserversource-adapter", "--resource", "v1/Pod", "--sink", "-", (char *)flag,
+		(char *)value, NULL };
+
+	*e = (struct errs){ 0 };
+	return config_load(c, value ? 7 : 6, argv, lookup, env, on_error, e);
+}
+
+Test(config, every_flag_and_letter_is_in_the_table) {
+	static const char *const want[] = { "resource", "namespace:n", "all-namespaces:A", "selector:l",
+		"initial-events", "source-file", "sink", "mode", "filter", "sink-timeout", "retry-max",
+		"retry-timeout", "dead-letter", "queue-max-events", "queue-max-bytes", "max-inflight",
+		"kubeconfig", "context", "name", "fail-fast", "max-event-bytes", "state-dir",
+		"checkpoint-interval", "drain-timeout", "object-state", "watch-timeout", "request-timeout",
+		"log-level",
+		"log-format", "probes-addr", "metrics-addr", "help:h", "version", NULL };
+	struct config_option_info o;
+	size_t n = 0;
+
+	while (config_option_info(n, &o))
+		n++;
+	cr_assert_eq(n, sizeof(want) / sizeof(want[0]) - 1);
+	for (const char *const *w = want; *w; w++) {
+		bool found = false;
+		for (size_t i = 0; config_option_info(i, &o); i++) {
+			char name[64];
+			if (o.letter)
+				snprintf(name, sizeof(name), "%s:%c", o.name, o.letter);
+			else
+				snprintf(name, sizeof(name), "%s", o.name);
+			found |= strcmp(name, *w) == 0;
+		}
+		cr_assert(found, "%s is not in the option table", *w);
+	}
+}
+
+Test(config, help_is_generated_from_the_table) {
+	struct config_option_info o;
+	char text[16384];
+	FILE *f = tmpfile();
+	size_t len;
+
+	cr_assert_not_null(f);
+	config_usage(fileno(f));
+	rewind(f);
+	len = fread(text, 1, sizeof(text) - 1, f);
+	text[len] = '\0';
+	fclose(f);
+	for (size_t i = 0; config_option_info(i, &o); i++) {
+		char want[80];
+		if (o.letter)
+			snprintf(want, sizeof(want), "  -%c, --%s", o.letter, o.name);
+		else
+			snprintf(want, sizeof(want), "  --%s%s", o.name, o.has_arg ? " " : "");
+		cr_assert(strstr(text, want), "--help lacks \"%s\"", want);
+		if (o.env) {
+			snprintf(want, sizeof(want), "(or $%s)", o.env);
+			cr_assert(strstr(text, want), "--help lacks \"%s\"", want);
+		}
+	}
+	for (char *line = text, *nl; (nl = strchr(line, '\n')); line = nl + 1)
+		cr_assert_leq(nl - line, 92, "--help line too long: %.*s", (int)(nl - line), line);
+}
+
+/* Table-driven: every option with a value refuses "" naming itself, unless
+ * "" has a documented meaning (-l "": no selector; --probes-addr "": off). */
+Test(config, empty_value_is_refused_for_every_option) {
+	struct config_option_info o;
+	struct env env = { { { NULL } } };
+	struct config c;
+	struct errs e;
+
+	for (size_t i = 0; config_option_info(i, &o); i++) {
+		char flag[64], want[80];
+		int r;
+
+		if (!o.has_arg)
+			continue;
+		snprintf(flag, sizeof(flag), "--%s", o.name);
+		r = load_one(&c, &env, &e, flag, "");
+		if (o.empty_ok) {
+			cr_assert_eq(r, 0, "%s \"\": %s", flag, e.lines[0]);
+		} else {
+			snprintf(want, sizeof(want), "%s: ", flag);
+			cr_assert_eq(r, -EINVAL, "%s \"\" was accepted", flag);
+			cr_assert(error_starts(&e, want), "%s \"\": %s", flag, e.lines[0]);
+			cr_assert(strchr(e.lines[0], '\n') == NULL);
+		}
+		config_finish(&c);
+	}
+}
+
+/* Table-driven: a control character in any option's value is refused
+ * naming the option; line breaks only where the value may span lines. */
+Test(config, control_characters_are_refused_for_every_option) {
+	static const char *const bad[] = { "a\001b", "x\x7f", "v1/Pod\r\nX-Injected: 1" };
+	struct config_option_info o;
+	struct env env = { { { NULL } } };
+	struct config c;
+	struct errs e;
+
+	for (size_t i = 0; config_option_info(i, &o); i++) {
+		char flag[64], want[96];
+
+		if (!o.has_arg)
+			continue;
+		snprintf(flag, sizeof(flag), "--%s", o.name);
+		for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
+			if (o.multiline && strchr(bad[j], '\n'))
+				continue;
+			cr_assert_eq(load_one(&c, &env, &e, flag, bad[j]), -EINVAL, "%s accepted", flag);
+			snprintf(want, sizeof(want), "%s: control character", flag);
+			cr_assert(error_starts(&e, want), "%s: %s", flag, e.lines[0]);
+			config_finish(&c);
+		}
+	}
+}
+
+Test(config, env_control_characters_are_refused) {
+	static const char *const vars[] = { "K_SINK", "NAME", "K_SINK_TIMEOUT", "KUBECONFIG",
+		"NAMESPACE", "K_AUDIENCE", "K_OIDC_SERVICE_ACCOUNT", "KUBERNETES_SERVICE_HOST",
+		"KUBERNETES_SERVICE_PORT", "HOME", "APISERVERSOURCE_SERVICEACCOUNT_DIR",
+		"METRICS_PROMETHEUS_PORT", NULL };
+	struct config_option_info o;
+
+	/* Every variable the table names is in the list above. */
+	for (size_t i = 0; config_option_info(i, &o); i++) {
+		bool listed = false;
+		for (const char *const *v = vars; o.env && *v; v++)
+			listed |= strcmp(*v, o.env) == 0;
+		cr_assert(!o.env || listed, "%s is not tested", o.env);
+	}
+	for (const char *const *v = vars; *v; v++) {
+		struct env env = { {
+			{ *v, "x\ny" },
+			{ "K_OBSERVABILITY_CONFIG", "{\"metrics\":{\"protocol\":\"prometheus\"}}" },
+			{ NULL },
+		} };
+		struct config c;
+		struct errs e = { 0 };
+		char want[96];
+
+		cr_assert_eq(LOAD(&c, &env, &e, "--resource", "v1/Pod", "--sink", "-"), -EINVAL, "%s", *v);
+		snprintf(want, sizeof(want), "%s: control character 0x0a at byte 1", *v);
+		cr_assert(error_starts(&e, want), "%s: %s", *v, e.lines[0]);
+		config_finish(&c);
+	}
+}
+
+Test(config, empty_env_var_counts_as_unset) {
+	struct config c;
+	struct env env = { { { "K_SINK", "" }, { "NAME", "" }, { "K_SINK_TIMEOUT", "" }, { NULL } } };
+	struct errs e = { 0 };
+
+	cr_assert_eq(LOAD(&c, &env, &e, "--resource", "v1/Pod"), -EINVAL);
+	cr_assert(has_error(&e, "--sink: missing"), "%s", e.lines[0]);
+	cr_assert_eq(e.n, 1, "%s", e.lines[1]);
+	cr_assert_null(c.name);
+	cr_assert_eq(c.sink_timeout_usec, 30000000);
+	config_finish(&c);
+}
+
+/* A rejected value is one problem, not also what its absence causes. */
+Test(config, rejected_sink_or_resource_is_one_problem) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e = { 0 };
+
+	cr_assert_eq(LOAD(&c, &env, &e, "--resource", "", "--sink", "\001"), -EINVAL);
+	cr_assert(error_starts(&e, "--resource: empty value"), "%s", e.lines[0]);
+	cr_assert(error_starts(&e, "--sink: control character"), "%s", e.lines[1]);
+	cr_assert_eq(e.n, 2, "%s", e.lines[2]);
+	config_finish(&c);
+}
+
+Test(config, namespace_empty_is_refused) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e;
+
+	/* kubectl reads -n "" as the context's namespace; we say so, not guess. */
+	cr_assert_eq(load_one(&c, &env, &e, "-n", ""), -EINVAL);
+	cr_assert(error_starts(&e, "--namespace: empty value; leave -n out to watch the kubeconfig "
+				   "context's namespace"),
+		"%s", e.lines[0]);
+	cr_assert_eq(e.n, 1);
+	config_finish(&c);
+	cr_assert_eq(load_one(&c, &env, &e, "--namespace", "a,,b"), -EINVAL);
+	cr_assert(error_starts(&e, "--namespace: \"a,,b\" has an empty namespace name"), "%s", e.lines[0]);
+	config_finish(&c);
+	cr_assert_eq(load_one(&c, &env, &e, "-n", "a,"), -EINVAL);
+	config_finish(&c);
+}
+
+Test(config, state_dir_empty_is_refused) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e;
+
+	cr_assert_eq(load_one(&c, &env, &e, "--state-dir", ""), -EINVAL);
+	cr_assert(error_starts(&e, "--state-dir: empty value; leave --state-dir out"), "%s", e.lines[0]);
+	cr_assert_eq(e.n, 1);
+	config_finish(&c);
+}
+
+Test(config, state_dir_nonexistent_is_refused) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e;
+
+	cr_assert_eq(load_one(&c, &env, &e, "--state-dir", "/nonexistent/state"), -EINVAL);
+	cr_assert(error_starts(&e, "--state-dir: /nonexistent/state: No such file or directory"), "%s",
+		e.lines[0]);
+	cr_assert_eq(e.n, 1);
+	config_finish(&c);
+}
+
+Test(config, state_dir_not_a_directory_is_refused) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e;
+	char *path = write_tmp("x");
+	char want[128];
+
+	cr_assert_eq(load_one(&c, &env, &e, "--state-dir", path), -EINVAL);
+	snprintf(want, sizeof(want), "--state-dir: %s: not a directory", path);
+	cr_assert(error_starts(&e, want), "%s", e.lines[0]);
+	config_finish(&c);
+	unlink(path);
+}
+
+Test(config, state_dir_unwritable_is_refused) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e;
+	char dir[] = "/tmp/test-config-ro-XXXXXX";
+	const char *path = dir;
+
+	cr_assert_not_null(mkdtemp(dir));
+	chmod(dir, 0555);
+	if (geteuid() == 0)
+		path = "/sys"; /* root writes anywhere mode bits say no; not in sysfs */
+	cr_assert_eq(load_one(&c, &env, &e, "--state-dir", path), -EINVAL);
+	cr_assert(error_starts(&e, "--state-dir: "), "%s", e.lines[0]);
+	cr_assert(has_error(&e, "cannot write there"), "%s", e.lines[0]);
+	config_finish(&c);
+	rmdir(dir);
+}
+
+Test(config, state_dir_writable_is_accepted_and_left_clean) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e;
+	char dir[] = "/tmp/test-config-sd-XXXXXX";
+
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(load_one(&c, &env, &e, "--state-dir", dir), 0, "%s", e.lines[0]);
+	cr_assert_str_eq(c.state_dir, dir);
+	config_finish(&c);
+	cr_assert_eq(rmdir(dir), 0, "the probe file was left behind");
+}
+
+Test(config, source_config_nul_escape_is_refused) {
+	struct config c;
+	struct env env = { {
+		{ "K_SOURCE_CONFIG", "{\"resources\":[{\"gvr\":{\"Version\":\"v1\",\"Resource\":"
+				     "\"pods\\u0000x\"}}]}" },
+		{ "K_SINK", "-" },
+		{ NULL },
+	} };
+	struct errs e = { 0 };
+
+	cr_assert_eq(LOAD(&c, &env, &e), -EINVAL);
+	cr_assert(error_starts(&e, "K_SOURCE_CONFIG: invalid JSON: a string contains \\u0000"), "%s", e.lines[0]);
+	config_finish(&c);
+	/* An escaped backslash before u0000 is text, not a NUL. */
+	env.kv[0][1] = "{\"resources\":[{\"gvr\":{\"Version\":\"v1\",\"Resource\":\"pods\"},"
+		       "\"selector\":\"a=\\\\u0000\"}]}";
+	e = (struct errs){ 0 };
+	cr_assert_eq(LOAD(&c, &env, &e), 0, "%s", e.lines[0]);
+	config_finish(&c);
+}
+
+Test(config, source_config_control_character_is_refused) {
+	struct config c;
+	struct env env = { {
+		{ "K_SOURCE_CONFIG", "{\"resources\":[{\"gvr\":{\"Version\":\"v1\",\"Resource\":"
+				     "\"pods\"},\"selector\":\"a=b\\nc\"}]}" },
+		{ "K_CE_OVERRIDES", "{\"extensions\":{\"team\":\"a\\r\\nX-Injected: 1\"}}" },
+		{ "K_SINK", "-" },
+		{ NULL },
+	} };
+	struct errs e = { 0 };
+
+	cr_assert_eq(LOAD(&c, &env, &e), -EINVAL);
+	cr_assert(has_error(&e, "K_SOURCE_CONFIG: resources[0].selector: control character"), "%s",
+		e.lines[0]);
+	cr_assert(has_error(&e, "K_CE_OVERRIDES: extensions.team: control character"), "%s", e.lines[1]);
+	config_finish(&c);
+}
+
+Test(config, manifest_control_character_is_refused) {
+	struct config c;
+	struct env env = { { { NULL } } };
+	struct errs e = { 0 };
+	char *path = write_tmp("apiVersion: sources.knative.dev/v1\n"
+			       "kind: ApiServerSource\n"
+			       "metadata:\n"
+			       "  name: \"a\\0b\"\n"
+			       "spec:\n"
+			       "  resources:\n"
+			       "  - apiVersion: v1\n"
+			       "    kind: Pod\n"
+			       "    selector: {matchLabels: {app: \"a\\nb\"}}\n"
+			       "  ceOverrides:\n"
+			       "    extensions:\n"
+			       "      team: \"x\\r\\nX-Injected: 1\"\n"
+			       "  sink:\n"
+			       "    uri: \"http://x/\\x01\"\n");
+	char want[256];
+
+	cr_assert_eq(LOAD(&c, &env, &e, "--source-file", path), -EINVAL);
+	snprintf(want, sizeof(want), "%s:4:9: metadata.name: control character", path);
+	cr_assert(has_error(&e, want), "%s", e.lines[0]);
+	snprintf(want, sizeof(want), "%s:9:15: spec.resources[0].selector: control character", path);
+	cr_assert(has_error(&e, want), "%s", e.lines[1]);
+	snprintf(want, sizeof(want), "%s:12:13: spec.ceOverrides.extensions: control character", path);
+	cr_assert(has_error(&e, want), "%s", e.lines[2]);
+	snprintf(want, sizeof(want), "%s:14:10: sink.uri: control character", path);
+	cr_assert(has_error(&e, want), "%s", e.lines[3]);
+	cr_assert_eq(e.n, 4, "%s", e.lines[4]);
+	config_finish(&c);
+	unlink(path);
+}
+
+/* Issue 8 item 8: every configuration problem in one run. */
+Test(config, every_problem_is_reported_at_once) {
+	struct config c;
+	struct env env = { { { "NAMESPACE", "Not_A_Namespace" }, { NULL } } };
+	struct errs e = { 0 };
+
+	cr_assert_eq(LOAD(&c, &env, &e, "--resource", "Guitar", "-n", "", "--state-dir",
+			     "/nonexistent/state", "--sink", "", "--name", "a\tb", "--filter", "kind = "),
+		-EINVAL);
+	cr_assert(error_starts(&e, "--resource: \"Guitar\" is not APIVERSION/KIND"));
+	cr_assert(error_starts(&e, "--namespace: empty value"));
+	cr_assert(error_starts(&e, "--state-dir: /nonexistent/state: No such file"));
+	cr_assert(error_starts(&e, "--sink: empty value"));
+	cr_assert(error_starts(&e, "--name: control character 0x09"));
+	cr_assert(error_starts(&e, "--filter: "));
+	cr_assert(error_starts(&e, "NAMESPACE: \"Not_A_Namespace\" is not a valid namespace name"));
+	cr_assert_not(has_error(&e, "--sink: missing")); /* "empty value" says it */
+	cr_assert_not(has_error(&e, "nothing to watch"));
+	cr_assert_eq(e.n, 7, "%d problems: the 8th is %s", e.n, e.lines[7]);
 	config_finish(&c);
 }

@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "adapter/discovery.h"
@@ -64,4 +66,28 @@ Test(discovery, paths) {
 	cr_assert_eq(discovery_path("kool.karmalabs.local", "v1", p, sizeof(p)), 0);
 	cr_assert_str_eq(p, "/apis/kool.karmalabs.local/v1");
 	cr_assert_eq(discovery_path("kool.karmalabs.local", "v1", p, 8), -ENOBUFS);
+}
+
+/* The finding: a discovery answer nested ~400k levels deep (an 800 KB body;
+ * discovery bodies may be 8 MiB) overflowed the stack in yajl_tree_free(). */
+Test(discovery, deeply_nested_is_refused) {
+	size_t levels = 400000;
+	char *body = malloc(2 * levels + 64), *p = body;
+	struct discovery_result r;
+
+	cr_assert_not_null(body);
+	p += sprintf(p, "{\"kind\":\"APIResourceList\",\"resources\":");
+	memset(p, '[', levels);
+	memset(p + levels, ']', levels);
+	strcpy(p + 2 * levels, "}");
+	cr_assert_eq(discovery_parse(body, strlen(body), "Pod", NULL, &r), -EBADMSG);
+	free(body);
+}
+
+Test(discovery, nul_in_a_name_is_refused) {
+	static const char body[] = "{\"kind\":\"APIResourceList\",\"resources\":[{\"name\":"
+				   "\"pods\\u0000x\",\"kind\":\"Pod\",\"verbs\":[\"list\",\"watch\"]}]}";
+	struct discovery_result r;
+
+	cr_assert_eq(discovery_parse(body, strlen(body), "Pod", NULL, &r), -EBADMSG);
 }

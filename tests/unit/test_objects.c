@@ -9,7 +9,7 @@
 /* What the emit function was handed, in order. */
 struct call {
 	enum cevent_op op;
-	char name[NDJSON_NAME_MAX];
+	char name[KOBJ_NAME_MAX];
 	char uid[64];
 	char rv[64];
 	char json[2048];

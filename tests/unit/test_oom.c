@@ -3,8 +3,10 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "adapter/cesql.h"
+#include "adapter/config.h"
 #include "adapter/filter.h"
 #include "adapter/objects.h"
 #include "adapter/util/yamldoc.h"
@@ -150,6 +152,7 @@ static void fail_each_allocation(int (*run)(void)) {
 		if (!failed) {
 			cr_assert_eq(r, 0, "the run without failures returned %d", r);
 			cr_assert_gt(n, 5, "only %ld allocations", n);
+			cr_log_info("%ld allocations, each failed in turn", n);
 			break;
 		}
 		cr_assert(r == -ENOMEM || r == 0, "allocation %ld failed: got %d", n, r);
@@ -273,4 +276,126 @@ Test(oom, objects_relist_loses_nothing) {
 #ifdef HAVE_ASAN
 	cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "leaks after allocation failures");
 #endif
+}
+
+/* ---------------- configuration: -ENOMEM, never abort() ---------------- */
+
+static const char *const *config_env; /* name, value pairs, NULL-ended */
+static char *config_argv[64];
+static int config_argc;
+static unsigned config_problems;
+
+static const char *config_lookup(const char *name, void *userdata) {
+	(void)userdata;
+	for (const char *const *kv = config_env; kv && *kv; kv += 2)
+		if (strcmp(kv[0], name) == 0)
+			return kv[1];
+	return NULL;
+}
+
+static void config_problem(const char *field, const char *message, void *userdata) {
+	(void)userdata;
+	config_problems++;
+	cr_log_error("%s: %s", field, message);
+}
+
+/* A valid configuration: an allocation failure anywhere must give -ENOMEM
+ * (or success, if nothing needed it), never a reported problem that is not
+ * there, and leave nothing allocated. */
+static int run_config(void) {
+	struct config cfg;
+	int r;
+
+	config_problems = 0;
+	r = config_load(&cfg, config_argc, config_argv, config_lookup, NULL, config_problem, NULL);
+	config_finish(&cfg);
+	cr_assert_eq(config_problems, 0, "a problem reported for a valid configuration");
+	return r;
+}
+
+static void set_argv(const char *const *args) {
+	config_argc = 0;
+	config_argv[config_argc++] = "apiserversource-adapter";
+	for (; *args; args++)
+		config_argv[config_argc++] = (char *)*args;
+	config_argv[config_argc] = NULL;
+}
+
+Test(oom, config_flags) {
+	static char dir[] = "/tmp/test-oom-state-XXXXXX";
+	const char *const args[] = { "--resource", "kool.karmalabs.local/v1/Guitar", "--resource",
+		"v1/pods", "-n", "a,b", "-n", "c", "-l", "app=x,tier in (a,b)", "--sink",
+		"http://127.0.0.1:9/", "--dead-letter", "http://127.0.0.1:9/dead", "--mode", "Reference",
+		"--filter", "kind = 'Pod'", "--filter", "{\"prefix\":{\"type\":\"dev\"}}",
+		"--kubeconfig", "/nonexistent", "--context", "ctx", "--name", "n", "--state-dir", dir,
+		"--retry-max", "3", "--sink-timeout", "2", "--probes-addr", "127.0.0.1:0",
+		"--metrics-addr", "off", "--log-level", "debug", "--log-format", "text", NULL };
+
+	cr_assert_not_null(mkdtemp(dir));
+	config_env = NULL;
+	set_argv(args);
+	fail_each_allocation(run_config);
+	rmdir(dir);
+}
+
+Test(oom, config_env) {
+	static const char *const env[] = {
+		"K_SOURCE_CONFIG",
+		"{\"namespaces\":[\"a\",\"b\"],\"resources\":[{\"gvr\":{\"Group\":\"\",\"Version\":\"\","
+		"\"Resource\":\"pods\"},\"selector\":\"k=v\"},{\"gvr\":{\"Group\":\"batch\","
+		"\"Version\":\"v1\",\"Resource\":\"jobs\"}}],\"owner\":{\"apiVersion\":\"custom/v1\","
+		"\"kind\":\"Parent\"},\"mode\":\"Resource\",\"filters\":[{\"exact\":{\"type\":\"x\"}},"
+		"{\"cesql\":\"kind = 'Pod'\"}]}",
+		"K_SINK", "http://sink.example.svc.cluster.local",
+		"NAME", "src", "NAMESPACE", "ns",
+		"K_CE_OVERRIDES", "{\"extensions\":{\"team\":\"frets\",\"tier\":\"a\"}}",
+		"K_SINK_TIMEOUT", "7",
+		"K_OBSERVABILITY_CONFIG", "{\"metrics\":{\"protocol\":\"prometheus\"}}",
+		"K_LOGGING_CONFIG", "{\"level\":\"info\"}",
+		"K_AUDIENCE", "aud", "K_OIDC_SERVICE_ACCOUNT", "sa",
+		"KUBERNETES_SERVICE_HOST", "10.0.0.1", "KUBERNETES_SERVICE_PORT", "443",
+		"HOME", "/root", "KUBECONFIG", "/a:/b",
+		NULL,
+	};
+	const char *const args[] = { NULL };
+
+	config_env = env;
+	set_argv(args);
+	fail_each_allocation(run_config);
+}
+
+Test(oom, config_manifest) {
+	static const char text[] = "apiVersion: sources.knative.dev/v1\n"
+				   "kind: ApiServerSource\n"
+				   "metadata: {name: guitars, namespace: guitar-eventing}\n"
+				   "spec:\n"
+				   "  resources:\n"
+				   "  - apiVersion: kool.karmalabs.local/v1\n"
+				   "    kind: Guitar\n"
+				   "    selector:\n"
+				   "      matchLabels: {brand: martin}\n"
+				   "      matchExpressions:\n"
+				   "      - {key: tier, operator: In, values: [a, b]}\n"
+				   "      - {key: retired, operator: DoesNotExist}\n"
+				   "      - {key: tuned, operator: Exists}\n"
+				   "  owner: {apiVersion: custom/v1, kind: Parent}\n"
+				   "  ceOverrides:\n"
+				   "    extensions: {team: frets}\n"
+				   "  namespaceSelector:\n"
+				   "    matchLabels: {env: prod}\n"
+				   "  filters:\n"
+				   "  - exact: {type: dev.knative.apiserver.resource.add}\n"
+				   "  sink: {uri: 'http://127.0.0.1:9/events'}\n"
+				   "  delivery: {deadLetterSink: {uri: 'http://127.0.0.1:9/dead'}}\n";
+	char path[] = "/tmp/test-oom-manifest-XXXXXX";
+	const char *const args[] = { "--source-file", path, NULL };
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+	close(fd);
+	config_env = NULL;
+	set_argv(args);
+	fail_each_allocation(run_config);
+	unlink(path);
 }

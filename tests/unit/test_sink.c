@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "adapter/http.h"
 #include "adapter/sink.h"
@@ -40,4 +42,54 @@ Test(sink, retry_after_seconds_and_dates) {
 	cr_assert_eq(http_parse_retry_after("soon", &d), -EINVAL);
 	cr_assert_eq(http_parse_retry_after("-5", &d), -EINVAL);
 	cr_assert_eq(http_parse_retry_after("5x", &d), -EINVAL);
+}
+
+/* ---------------- credentials and header values (issue 9) ---------------- */
+
+Test(sink, url_redact_drops_userinfo) {
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "https://user:pass@sink.example:8443/path?x=1", "https://sink.example:8443/path?x=1" },
+		{ "http://user@sink/", "http://sink/" },
+		{ "https://u:p@127.0.0.1:6443", "https://127.0.0.1:6443" },
+		{ "https://u:p@[fd00::1]:443", "https://[fd00::1]:443" },
+		{ "https://:p@h", "https://h" },
+		{ "https://sink.example", "https://sink.example" }, /* unchanged, as configured */
+		{ "http://sink/a%20b?q=%0A", "http://sink/a%20b?q=%0A" },
+		{ "http://a b@c d", "(a URL that cannot be parsed)" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *out = http_url_redact(cases[i].in);
+		cr_assert_str_eq(out, cases[i].want, "%s", cases[i].in);
+		free(out);
+	}
+}
+
+Test(sink, header_values_with_control_characters_are_invalid) {
+	cr_assert(http_header_value_valid("eyJhbGciOiJSUzI1NiJ9.e30.sig-_~+/="));
+	cr_assert(http_header_value_valid(""));
+	cr_assert_not(http_header_value_valid("tok\r\nX-Injected: 1"));
+	cr_assert_not(http_header_value_valid("tok\n"));
+	cr_assert_not(http_header_value_valid("tok\tx"));
+	cr_assert_not(http_header_value_valid("tok\x7f"));
+}
+
+Test(sink, ce_override_with_line_break_is_percent_encoded) {
+	struct config_extension ext = { .name = "team", .value = "a\r\nX-Injected: yes" };
+	struct cevent ev = { .id = "1", .type = "t", .source = "s", .subject = "x", .time = "0",
+		.kind = "Pod", .name = "p", .namespace = "n\nX-Ns: 1", .api_version = "v1",
+		.overrides = &ext, .n_overrides = 1 };
+	struct curl_slist *h = NULL;
+	bool seen = false;
+
+	cr_assert_eq(cevent_http_headers(&ev, &h), 0);
+	for (struct curl_slist *l = h; l; l = l->next) {
+		cr_assert_null(strpbrk(l->data, "\r\n"), "a line break in a header: %s", l->data);
+		if (strcmp(l->data, "ce-team: a%0D%0AX-Injected:%20yes") == 0)
+			seen = true;
+	}
+	cr_assert(seen, "ce-team not percent-encoded");
+	curl_slist_free_all(h);
 }

@@ -51,7 +51,7 @@ static const struct watch_io io = {
 
 struct event {
 	enum cevent_op op;
-	char name[NDJSON_NAME_MAX];
+	char name[KOBJ_NAME_MAX];
 	char rv[64];
 };
 
@@ -481,4 +481,115 @@ Test(watch, stop_cancels) {
 	watch_stop(wa);
 	cr_assert_eq(cancels, 1);
 	cr_assert(!loop_timer_armed(&wa->timer));
+}
+
+/* ---------------- bounds against a server that never finishes (issue 9) ---------------- */
+
+/* Fires the deadline timer as the loop would, with the deadline passed
+ * (passed: true) or still ahead. */
+static void fire_deadline(bool passed) {
+	cr_assert(loop_timer_armed(&wa->deadline_timer), "no deadline armed");
+	if (passed)
+		wa->deadline_usec = loop_now_usec() - 1;
+	loop_timer_disarm(loop, &wa->deadline_timer);
+	wa->deadline_timer.fn(&wa->deadline_timer, wa->deadline_timer.userdata);
+}
+
+Test(watch, list_that_never_answers_times_out) {
+	cfg.request_timeout_usec = 2000000;
+	watch_start(wa);
+	cr_assert_eq(wa->limit_usec, 2000000);
+	fire_deadline(false); /* not due: nothing happens, armed again */
+	cr_assert(in_flight);
+	cr_assert(loop_timer_armed(&wa->deadline_timer));
+	fire_deadline(true);
+	cr_assert_eq(cancels, 1);
+	cr_assert(!in_flight);
+	cr_assert(watch_failing(wa));
+	cr_assert(!loop_timer_armed(&wa->deadline_timer));
+	fire_retry(); /* retried with backoff, from the first page */
+	cr_assert_eq(starts, 2);
+	cr_assert(strstr(path, "limit=500") && !strstr(path, "continue="), "%s", path);
+	list_page("10", NULL, before);
+	cr_assert(watch_synced(wa));
+}
+
+Test(watch, list_that_trickles_times_out) {
+	/* Bytes keep coming, but the list must end within its limit. */
+	watch_start(wa);
+	watch_io_answer(wa, 200, 0);
+	cr_assert_eq(watch_io_body(wa, "{\"items\":[", 10), 10);
+	fire_deadline(true);
+	cr_assert_eq(cancels, 1);
+	cr_assert(watch_failing(wa));
+	cr_assert_eq(wa->state, ST_WAITING);
+}
+
+Test(watch, paused_list_does_not_time_out) {
+	watch_start(wa);
+	watch_io_answer(wa, 200, 0);
+	full = true;
+	cr_assert_eq(watch_io_body(wa, "{\"items\":[", 10), WATCH_IO_PAUSE);
+	fire_deadline(true); /* waiting for the queue is not the server's fault */
+	cr_assert_eq(cancels, 0);
+	cr_assert(in_flight);
+	full = false;
+	cr_assert(watch_resume(wa));
+	cr_assert_eq(resumes, 1);
+	cr_assert(loop_timer_armed(&wa->deadline_timer));
+}
+
+Test(watch, silent_watch_is_restarted) {
+	char l1[600];
+
+	cfg.request_timeout_usec = 1000000;
+	cfg.watch_timeout_sec = 10;
+	synced();
+	/* The limit: the timeoutSeconds asked for plus the request timeout. */
+	cr_assert_geq(wa->limit_usec, 11000000);
+	cr_assert_leq(wa->limit_usec, 21000000);
+	cr_assert_eq(stream(line(l1, sizeof(l1), "ADDED", "d:11")), strlen(l1));
+	cr_assert_gt(wa->deadline_usec, loop_now_usec() + 10000000); /* moved on by the event */
+	fire_deadline(true);
+	cr_assert_eq(cancels, 1);
+	cr_assert(watch_failing(wa));
+	fire_retry();
+	cr_assert(strstr(path, "watch=1") && strstr(path, "resourceVersion=11&"), "%s", path);
+}
+
+Test(watch, repeated_continue_token_fails_the_list) {
+	static const char *const none[] = { NULL };
+
+	watch_start(wa);
+	list_page("10", "tok-a", none);
+	cr_assert(strstr(path, "continue=tok-a"), "%s", path);
+	list_page("10", "tok-b", before);
+	list_page("10", "tok-a", none); /* a loop: a, b, a, ... */
+	cr_assert(!in_flight);
+	cr_assert(watch_failing(wa));
+	cr_assert(!watch_synced(wa));
+	cr_assert_null(wa->list_continue);
+	fire_retry();
+	cr_assert(!strstr(path, "continue="), "the list starts over: %s", path);
+	/* A new list may see the same tokens again. */
+	list_page("11", "tok-a", none);
+	list_page("11", NULL, before);
+	cr_assert(watch_synced(wa));
+}
+
+Test(watch, too_many_list_pages_fail_the_list) {
+	static const char *const none[] = { NULL };
+	char tok[32];
+	unsigned pages = 0;
+
+	watch_start(wa);
+	while (in_flight) {
+		snprintf(tok, sizeof(tok), "tok-%u", pages++);
+		list_page("10", tok, none);
+		cr_assert_leq(pages, WATCH_LIST_MAX_PAGES, "never bounded");
+	}
+	cr_assert_eq(pages, WATCH_LIST_MAX_PAGES);
+	cr_assert(watch_failing(wa));
+	cr_assert(!watch_synced(wa));
+	cr_assert_null(wa->list_continue);
 }

@@ -1,0 +1,3 @@
+module apiserversource-adapter/bench/compare
+
+go 1.22
