@@ -224,6 +224,21 @@ size_t checkpoint_snapshot_objects(const struct checkpoint_snapshot *s) {
 	return n;
 }
 
+int checkpoint_snapshot_unadopted(struct checkpoint_snapshot *s, struct checkpoint_state *cp) {
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && cp && i < cp->n_watches; i++) {
+		struct checkpoint_watch *w = &cp->watches[i];
+
+		if (w->adopted)
+			continue;
+		r = checkpoint_snapshot_watch(s, w->key, w->rv, w->relist);
+		if (r == 0)
+			r = checkpoint_snapshot_table(s, &w->objects);
+	}
+	return r;
+}
+
 /* ---------------- mirrors ---------------- */
 
 void checkpoint_mirror_init(struct checkpoint_mirror *m) {

@@ -223,7 +223,8 @@ int checkpoint_file_watch(struct checkpoint_file *w, const char *key, const char
 	return end_record(w, NULL, 0);
 }
 
-int checkpoint_file_object(struct checkpoint_file *w, const char *key, const struct checkpoint_object *o) {
+int checkpoint_file_object(struct checkpoint_file *w, const char *key,
+	const struct checkpoint_object *o) {
 	begin(w, o->json ? "OBJECT" : "OBJECT_REF");
 	put_kv(w->g, "key", key);
 	put_kv(w->g, "name", o->name);

@@ -96,10 +96,8 @@ static void snapshot_pending_event(const struct queue_entry *e, void *userdata) 
 	checkpoint_snapshot_event(userdata, e->ev);
 }
 
-/* Every watch's resourceVersion and (references to its) objects and every
- * undelivered event. Watches of the loaded checkpoint that are not running
- * yet (their kind not served yet) are carried over unchanged. Cheap: pointer
- * copies, no serialising, except for the few undelivered events. */
+/* Every watch's resourceVersion and objects (pointers: O(changes)), the loaded
+ * checkpoint's watches not running yet, and every undelivered event. */
 static int take_snapshot(struct adapter *a, struct checkpoint_snapshot **ret_snapshot) {
 	struct checkpoint_snapshot *cs = NULL;
 	int r;
@@ -107,15 +105,8 @@ static int take_snapshot(struct adapter *a, struct checkpoint_snapshot **ret_sna
 	r = checkpoint_snapshot_create(a->cfg.state_dir, &cs);
 	for (size_t i = 0; r == 0 && i < a->n_watchers; i++)
 		r = watcher_checkpoint(a->watchers[i], cs);
-	for (size_t i = 0; r == 0 && a->checkpoint && i < a->checkpoint->n_watches; i++) {
-		struct checkpoint_watch *w = &a->checkpoint->watches[i];
-
-		if (w->adopted)
-			continue;
-		r = checkpoint_snapshot_watch(cs, w->key, w->rv, w->relist);
-		if (r == 0)
-			r = checkpoint_snapshot_table(cs, &w->objects);
-	}
+	if (r == 0)
+		r = checkpoint_snapshot_unadopted(cs, a->checkpoint);
 	if (r == 0)
 		sink_foreach_pending(a->sink, snapshot_pending_event, cs);
 	if (r < 0) {
@@ -126,41 +117,37 @@ static int take_snapshot(struct adapter *a, struct checkpoint_snapshot **ret_sna
 	return 0;
 }
 
-static void checkpoint_result(struct adapter *a, int r, uint64_t signature) {
+/* The result of the checkpoint that reflects a->checkpoint_signature. */
+static void handle_checkpoint_written(int r, void *userdata) {
+	struct adapter *a = userdata;
+
 	if (r < 0) {
 		log_error("main", "cannot write the checkpoint, retrying at the next interval",
 			LOG_STR("dir", a->cfg.state_dir), LOG_STR("error", strerror(-r)));
 		return;
 	}
-	a->checkpointed_signature = signature;
+	a->checkpointed_signature = a->checkpoint_signature;
 	log_debug("main", "checkpoint written", LOG_STR("dir", a->cfg.state_dir),
 		LOG_INT("write_ms", (loop_now_usec() - a->checkpoint_started_usec) / 1000u));
-}
-
-static void handle_checkpoint_written(int result, void *userdata) {
-	struct adapter *a = userdata;
-
-	checkpoint_result(a, result, a->checkpoint_signature);
 }
 
 /* Hands a snapshot to the writer thread; the loop goes on meanwhile. */
 static void start_checkpoint(struct adapter *a) {
 	struct checkpoint_snapshot *cs = NULL;
-	uint64_t signature = state_signature(a);
 	size_t objects = 0;
 	int r;
 
+	a->checkpoint_signature = state_signature(a);
 	a->checkpoint_started_usec = loop_now_usec();
 	r = take_snapshot(a, &cs);
 	if (r == 0) {
 		objects = checkpoint_snapshot_objects(cs);
-		a->checkpoint_signature = signature;
 		r = checkpoint_writer_start(a->checkpoint_writer, cs);
 		if (r < 0)
 			checkpoint_snapshot_free(cs);
 	}
 	if (r < 0)
-		checkpoint_result(a, r, signature);
+		handle_checkpoint_written(r, a);
 	else /* cs is the thread's now */
 		log_debug("main", "checkpoint snapshot taken", LOG_INT("objects", objects),
 			LOG_INT("snapshot_us", loop_now_usec() - a->checkpoint_started_usec));
@@ -170,16 +157,16 @@ static void start_checkpoint(struct adapter *a) {
  * finished first, so the last one written is this one. */
 static int write_checkpoint(struct adapter *a) {
 	struct checkpoint_snapshot *cs = NULL;
-	uint64_t signature = state_signature(a);
 	int r;
 
 	checkpoint_writer_wait(a->checkpoint_writer);
+	a->checkpoint_signature = state_signature(a);
 	a->checkpoint_started_usec = loop_now_usec();
 	r = take_snapshot(a, &cs);
 	if (r == 0)
 		r = checkpoint_snapshot_write(cs);
 	checkpoint_snapshot_free(cs);
-	checkpoint_result(a, r, signature);
+	handle_checkpoint_written(r, a);
 	return r;
 }
 
@@ -190,9 +177,8 @@ static bool all_listed(struct adapter *a) {
 	return true;
 }
 
-/* Every interval, if something changed; and once as soon as every watch has
- * listed (polled until then): without it a SIGKILL before the first interval
- * loses every change since the start, as the restart lists afresh. */
+/* Every interval if something changed, and once as soon as every watch has listed
+ * (polled): else a SIGKILL before the first interval loses every change since start. */
 static void handle_checkpoint_timer(struct loop_timer *t, void *userdata) {
 	struct adapter *a = userdata;
 	uint64_t now = loop_now_usec();
@@ -295,16 +281,13 @@ static void handle_queue_space(void *userdata) {
 /* Reads --state-dir's checkpoint: its undelivered events are queued again
  * (same ids), and its watch states wait for their watches. */
 static int load_checkpoint(struct adapter *a) {
-	struct cevent_params params = {
-		.mode = a->cfg.mode,
-		.source = kube_server(a->kube),
-		.overrides = a->cfg.extensions,
-		.n_overrides = a->cfg.n_extensions,
-	};
+	struct cevent_params params = { .mode = a->cfg.mode, .source = kube_server(a->kube),
+		.overrides = a->cfg.extensions, .n_overrides = a->cfg.n_extensions };
 	struct checkpoint_load_error err;
 	int r;
 
-	r = checkpoint_load(a->cfg.state_dir, &params, a->cfg.max_event_bytes + 4096, &a->checkpoint, &err);
+	r = checkpoint_load(a->cfg.state_dir, &params, a->cfg.max_event_bytes + 4096, &a->checkpoint,
+		&err);
 	if (r == -ENOENT) {
 		log_info("main", "no checkpoint yet, starting afresh", LOG_STR("dir", a->cfg.state_dir));
 		return 0;
@@ -323,7 +306,6 @@ static int load_checkpoint(struct adapter *a) {
 		LOG_INT("watches", a->checkpoint->n_watches),
 		LOG_INT("objects", a->checkpoint->n_objects),
 		LOG_INT("undelivered_events", a->checkpoint->n_events));
-	a->checkpointed_signature = 0;
 	return 0;
 }
 
@@ -337,12 +319,11 @@ static bool handle_ready(char *reason, size_t len, void *userdata) {
 		snprintf(reason, len, "shutting down");
 		return false;
 	}
-	for (size_t i = 0; i < a->n_watchers; i++)
-		if (!watcher_synced(a->watchers[i])) {
-			snprintf(reason, len, "not ready: waiting for the initial list of every watch "
-					      "(is the API server reachable?)");
-			return false;
-		}
+	if (!all_listed(a)) {
+		snprintf(reason, len, "not ready: waiting for the initial list of every watch "
+				      "(is the API server reachable?)");
+		return false;
+	}
 	for (size_t i = 0; i < a->n_watchers; i++)
 		if (!watcher_reachable(a->watchers[i])) {
 			snprintf(reason, len, "not ready: the API server is not answering a list or watch");

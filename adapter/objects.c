@@ -99,7 +99,8 @@ out:
 
 /* Marks an object known at this resourceVersion as seen by the current list.
  * Returns the stored object, or NULL when it is new or changed. */
-static struct checkpoint_object *unchanged(struct objects *o, const char *key, const struct kobj *obj) {
+static struct checkpoint_object *unchanged(struct objects *o, const char *key,
+	const struct kobj *obj) {
 	struct checkpoint_object *s = hashmap_get(&o->map, key);
 
 	if (!s || strcmp(s->rv, obj->resource_version) != 0)

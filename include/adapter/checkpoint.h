@@ -106,7 +106,8 @@ int checkpoint_file_open(const char *dir, struct checkpoint_file **ret_writer);
  * A key longer than a Kubernetes name is written as its SHA-256 (find it with
  * checkpoint_find_watch(), which does the same). */
 int checkpoint_file_watch(struct checkpoint_file *w, const char *key, const char *rv, bool relist);
-int checkpoint_file_object(struct checkpoint_file *w, const char *uid, const struct checkpoint_object *o);
+int checkpoint_file_object(struct checkpoint_file *w, const char *key,
+	const struct checkpoint_object *o);
 int checkpoint_file_event(struct checkpoint_file *w, const struct cevent *ev);
 /* A writer into memory, without the header record: records to append to a
  * file writer later with checkpoint_file_raw(). */
@@ -179,6 +180,9 @@ int checkpoint_snapshot_mirror(struct checkpoint_snapshot *s, struct checkpoint_
 /* checkpoint_snapshot_object() for every object of a table (key ->
  * struct checkpoint_object), faster than one by one through hashmap_next(). */
 int checkpoint_snapshot_table(struct checkpoint_snapshot *s, const struct hashmap *objects);
+/* Adds every watch of a loaded checkpoint not taken over by a running watch
+ * (its kind not served yet), unchanged. cp may be NULL. */
+int checkpoint_snapshot_unadopted(struct checkpoint_snapshot *s, struct checkpoint_state *cp);
 /* Serialises ev now (the queue keeps it). */
 int checkpoint_snapshot_event(struct checkpoint_snapshot *s, const struct cevent *ev);
 /* Writes DIR/checkpoint.ndjson from the snapshot: temporary file, fsync,
