@@ -70,6 +70,7 @@ def test_fifo_at_checkpoint_path_refused_promptly(emulator, sink, adapter_factor
 def test_truncated_checkpoint_refused(emulator, sink, adapter_factory, workdir):
     emulator.guitars()
     state = os.path.join(workdir, "state")
+    os.mkdir(state)
     a = adapter_factory(guitar_args(emulator, sink.url, state))
     a.wait_watching()
     bulk(emulator, "create", [f"t{i}" for i in range(5)])
@@ -94,6 +95,7 @@ def test_sigkill_right_after_first_list_loses_nothing(emulator, sink, adapter_fa
     emulator.guitars()
     bulk(emulator, "create", [f"old{i}" for i in range(20)])  # listed quietly at start
     state = os.path.join(workdir, "state")
+    os.mkdir(state)
     ledger = Ledger("SIGKILL right after the first list, restart with --state-dir (emulator)")
     # An interval far away: only the checkpoint after the first list can save the day.
     args = guitar_args(emulator, sink.url, state, "--checkpoint-interval", "3600")
@@ -208,6 +210,7 @@ current-context: x
 
 def test_pretty_printed_list_items_survive_restart(pretty_api, adapter_factory, workdir):
     state = os.path.join(workdir, "state")
+    os.mkdir(state)
     args = ["--kubeconfig", pretty_api, "--resource", "v1/ConfigMap", "-n", "ns", "--sink", "-",
             "--state-dir", state, "--initial-events"]
     a = adapter_factory(args)
