@@ -129,9 +129,9 @@ static void gen_str(yajl_gen g, const char *s) {
 	yajl_gen_string(g, (const unsigned char *)s, strlen(s));
 }
 
-static int reference_data(const char *kind, const char *ns, const char *name,
-	const char *api_version, char **ret, size_t *ret_len) {
-	const unsigned char *out;
+int cevent_reference_json(const char *kind, const char *ns, const char *name,
+	const char *api_version, struct buf *out) {
+	const unsigned char *text;
 	size_t len;
 	yajl_gen g = yajl_gen_alloc(NULL);
 	int r = -ENOMEM;
@@ -152,11 +152,30 @@ static int reference_data(const char *kind, const char *ns, const char *name,
 	gen_str(g, "apiVersion");
 	gen_str(g, api_version);
 	yajl_gen_map_close(g);
-	if (yajl_gen_get_buf(g, &out, &len) == yajl_gen_status_ok) {
-		*ret = strndup((const char *)out, len);
-		*ret_len = len;
-		r = *ret ? 0 : -ENOMEM;
-	}
+	if (yajl_gen_get_buf(g, &text, &len) == yajl_gen_status_ok)
+		r = buf_append(out, text, len);
+	yajl_gen_free(g);
+	return r;
+}
+
+/* {"apiVersion":A,"kind":K — the start of a map, from yajl's generator so
+ * that a quote or a newline in either is escaped, not spliced. */
+static int type_prefix(const char *kind, const char *api_version, struct buf *out) {
+	const unsigned char *text;
+	size_t len;
+	yajl_gen g = yajl_gen_alloc(NULL);
+	int r = -ENOMEM;
+
+	if (!g)
+		return r;
+	yajl_gen_config(g, yajl_gen_validate_utf8, 0);
+	yajl_gen_map_open(g);
+	gen_str(g, "apiVersion");
+	gen_str(g, api_version);
+	gen_str(g, "kind");
+	gen_str(g, kind);
+	if (yajl_gen_get_buf(g, &text, &len) == yajl_gen_status_ok)
+		r = buf_append(out, text, len);
 	yajl_gen_free(g);
 	return r;
 }
@@ -164,45 +183,44 @@ static int reference_data(const char *kind, const char *ns, const char *name,
 /* Copies the object, adding apiVersion and kind after the opening brace when
  * the API server left them out (list items of built-in kinds). */
 static int resource_data(const struct kobj *obj, const char *kind, const char *api_version,
-	bool add_type, char **ret, size_t *ret_len) {
-	struct buf b;
+	bool add_type, struct buf *b) {
 	const char *p = obj->json, *end = obj->json + obj->json_len;
 	int r;
 
-	buf_init(&b, 0);
 	if (!add_type)
-		return buf_append(&b, obj->json, obj->json_len) < 0 ?
-			-ENOMEM :
-			(*ret = buf_steal(&b, ret_len), 0);
+		return buf_append(b, obj->json, obj->json_len);
 	while (p < end && *p != '{')
 		p++;
-	if (p == end) {
-		buf_finish(&b);
+	if (p == end)
 		return -EBADMSG;
-	}
 	p++;
-	r = buf_printf(&b, "{\"apiVersion\":\"%s\",\"kind\":\"%s\"", api_version, kind);
+	r = type_prefix(kind, api_version, b);
 	{
 		const char *q = p;
 		while (q < end && isspace((unsigned char)*q))
 			q++;
 		if (r == 0 && q < end && *q != '}')
-			r = buf_append(&b, ",", 1);
+			r = buf_append(b, ",", 1);
 	}
 	if (r == 0)
-		r = buf_append(&b, p, (size_t)(end - p));
-	if (r < 0) {
-		buf_finish(&b);
-		return r;
-	}
-	*ret = buf_steal(&b, ret_len);
-	return 0;
+		r = buf_append(b, p, (size_t)(end - p));
+	return r;
+}
+
+/* A raw CR or LF in JSON can only be whitespace between tokens (yajl, which
+ * parsed the object, refuses one inside a string), so a space means the same:
+ * the data of a pretty-printed list item then fits on one line (of --sink -
+ * output, say). */
+static void one_line(char *data, size_t len) {
+	for (char *p = data, *end = data + len; p < end; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
 }
 
 int cevent_create(const struct cevent_params *params, const struct kobj *obj, enum cevent_op op,
 	struct cevent **ret_event) {
 	struct cevent *ev = NULL;
-	struct buf subject;
+	struct buf subject, data;
 	struct timespec now;
 	struct tm tm;
 	const char *kind = obj->kind[0] ? obj->kind : params->default_kind;
@@ -211,6 +229,7 @@ int cevent_create(const struct cevent_params *params, const struct kobj *obj, en
 	int r = -ENOMEM;
 
 	buf_init(&subject, 0);
+	buf_init(&data, 0);
 	kind = kind ? kind : "";
 	api_version = api_version ? api_version : "";
 	ev = calloc(1, sizeof(*ev));
@@ -251,19 +270,24 @@ int cevent_create(const struct cevent_params *params, const struct kobj *obj, en
 	ev->overrides = params->overrides;
 	ev->n_overrides = params->n_overrides;
 	if (params->mode == CONFIG_MODE_REFERENCE)
-		r = reference_data(kind, obj->namespace, obj->name, api_version, &ev->data,
-			&ev->data_len);
+		r = cevent_reference_json(kind, obj->namespace, obj->name, api_version, &data);
 	else
 		r = resource_data(obj, kind, api_version, !obj->kind[0] || !obj->api_version[0],
-			&ev->data, &ev->data_len);
+			&data);
 	if (r < 0)
 		goto out;
+	r = -ENOMEM;
+	ev->data = buf_steal(&data, &ev->data_len);
+	if (!ev->data)
+		goto out;
+	one_line(ev->data, ev->data_len);
 	ev->bytes = sizeof(*ev) + ev->data_len + strlen(ev->subject) + strlen(ev->source) + 256;
 	*ret_event = ev;
 	ev = NULL;
 	r = 0;
 out:
 	buf_finish(&subject);
+	buf_finish(&data);
 	cevent_destroy(ev);
 	return r;
 }

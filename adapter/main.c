@@ -18,13 +18,14 @@
 #include "adapter/oidc.h"
 #include "adapter/probes.h"
 #include "adapter/sink.h"
-#include "adapter/state.h"
+#include "adapter/checkpoint.h"
 #include "adapter/util/buf.h"
 #include "adapter/watcher.h"
 
 #define EXIT_CONFIG 2
 #define EXIT_RUNTIME 1
 #define DRAIN_POLL_USEC (50ull * 1000ull)
+#define CHECKPOINT_POLL_USEC (50ull * 1000ull)
 
 struct adapter {
 	struct config cfg;
@@ -40,12 +41,14 @@ struct adapter {
 	bool draining;
 	unsigned config_errors;
 	bool kube_input_bad; /* a reported problem is in what kube_load() reads */
-	struct state_checkpoint *checkpoint;
+	struct checkpoint_state *checkpoint;
 	struct loop_timer checkpoint_timer;
 	uint64_t checkpointed_signature; /* what the last checkpoint reflected */
 	struct checkpoint_writer *checkpoint_writer; /* with --state-dir */
 	uint64_t checkpoint_signature;		     /* what the one in flight reflects */
 	uint64_t checkpoint_started_usec;
+	uint64_t checkpoint_next_usec; /* the next interval's turn */
+	bool first_checkpoint_due;     /* once every watch has listed */
 	struct metrics *metrics;
 	struct probes *probes;
 	struct oidc *oidc;
@@ -93,10 +96,8 @@ static void snapshot_pending_event(const struct queue_entry *e, void *userdata) 
 	checkpoint_snapshot_event(userdata, e->ev);
 }
 
-/* Every watch's resourceVersion and (references to its) objects and every
- * undelivered event. Watches of the loaded checkpoint that are not running
- * yet (their kind not served yet) are carried over unchanged. Cheap: pointer
- * copies, no serialising, except for the few undelivered events. */
+/* Every watch's resourceVersion and objects (pointers: O(changes)), the loaded
+ * checkpoint's watches not running yet, and every undelivered event. */
 static int take_snapshot(struct adapter *a, struct checkpoint_snapshot **ret_snapshot) {
 	struct checkpoint_snapshot *cs = NULL;
 	int r;
@@ -104,18 +105,8 @@ static int take_snapshot(struct adapter *a, struct checkpoint_snapshot **ret_sna
 	r = checkpoint_snapshot_create(a->cfg.state_dir, &cs);
 	for (size_t i = 0; r == 0 && i < a->n_watchers; i++)
 		r = watcher_checkpoint(a->watchers[i], cs);
-	for (size_t i = 0; r == 0 && a->checkpoint && i < a->checkpoint->n_watches; i++) {
-		struct state_watch *w = &a->checkpoint->watches[i];
-		struct hashmap_iter it = { 0 };
-		const char *key;
-		void *v;
-
-		if (w->adopted)
-			continue;
-		r = checkpoint_snapshot_watch(cs, w->key, w->rv, w->relist);
-		while (r == 0 && hashmap_next(&w->objects, &it, &key, &v))
-			r = checkpoint_snapshot_object(cs, key, v);
-	}
+	if (r == 0)
+		r = checkpoint_snapshot_unadopted(cs, a->checkpoint);
 	if (r == 0)
 		sink_foreach_pending(a->sink, snapshot_pending_event, cs);
 	if (r < 0) {
@@ -126,41 +117,37 @@ static int take_snapshot(struct adapter *a, struct checkpoint_snapshot **ret_sna
 	return 0;
 }
 
-static void checkpoint_result(struct adapter *a, int r, uint64_t signature) {
+/* The result of the checkpoint that reflects a->checkpoint_signature. */
+static void handle_checkpoint_written(int r, void *userdata) {
+	struct adapter *a = userdata;
+
 	if (r < 0) {
 		log_error("main", "cannot write the checkpoint, retrying at the next interval",
 			LOG_STR("dir", a->cfg.state_dir), LOG_STR("error", strerror(-r)));
 		return;
 	}
-	a->checkpointed_signature = signature;
+	a->checkpointed_signature = a->checkpoint_signature;
 	log_debug("main", "checkpoint written", LOG_STR("dir", a->cfg.state_dir),
 		LOG_INT("write_ms", (loop_now_usec() - a->checkpoint_started_usec) / 1000u));
-}
-
-static void handle_checkpoint_written(int result, void *userdata) {
-	struct adapter *a = userdata;
-
-	checkpoint_result(a, result, a->checkpoint_signature);
 }
 
 /* Hands a snapshot to the writer thread; the loop goes on meanwhile. */
 static void start_checkpoint(struct adapter *a) {
 	struct checkpoint_snapshot *cs = NULL;
-	uint64_t signature = state_signature(a);
 	size_t objects = 0;
 	int r;
 
+	a->checkpoint_signature = state_signature(a);
 	a->checkpoint_started_usec = loop_now_usec();
 	r = take_snapshot(a, &cs);
 	if (r == 0) {
 		objects = checkpoint_snapshot_objects(cs);
-		a->checkpoint_signature = signature;
 		r = checkpoint_writer_start(a->checkpoint_writer, cs);
 		if (r < 0)
 			checkpoint_snapshot_free(cs);
 	}
 	if (r < 0)
-		checkpoint_result(a, r, signature);
+		handle_checkpoint_written(r, a);
 	else /* cs is the thread's now */
 		log_debug("main", "checkpoint snapshot taken", LOG_INT("objects", objects),
 			LOG_INT("snapshot_us", loop_now_usec() - a->checkpoint_started_usec));
@@ -170,27 +157,47 @@ static void start_checkpoint(struct adapter *a) {
  * finished first, so the last one written is this one. */
 static int write_checkpoint(struct adapter *a) {
 	struct checkpoint_snapshot *cs = NULL;
-	uint64_t signature = state_signature(a);
 	int r;
 
 	checkpoint_writer_wait(a->checkpoint_writer);
+	a->checkpoint_signature = state_signature(a);
 	a->checkpoint_started_usec = loop_now_usec();
 	r = take_snapshot(a, &cs);
 	if (r == 0)
 		r = checkpoint_snapshot_write(cs);
 	checkpoint_snapshot_free(cs);
-	checkpoint_result(a, r, signature);
+	handle_checkpoint_written(r, a);
 	return r;
 }
 
+static bool all_listed(struct adapter *a) {
+	for (size_t i = 0; i < a->n_watchers; i++)
+		if (!watcher_synced(a->watchers[i]))
+			return false;
+	return true;
+}
+
+/* Every interval if something changed, and once as soon as every watch has listed
+ * (polled): else a SIGKILL before the first interval loses every change since start. */
 static void handle_checkpoint_timer(struct loop_timer *t, void *userdata) {
 	struct adapter *a = userdata;
+	uint64_t now = loop_now_usec();
+	bool first = a->first_checkpoint_due && all_listed(a);
+	bool turn = now >= a->checkpoint_next_usec;
 
-	/* One at a time: a write still in flight takes this interval's turn. */
+	/* One at a time: a write still in flight takes this turn. */
 	if (!checkpoint_writer_busy(a->checkpoint_writer) &&
-		state_signature(a) != a->checkpointed_signature)
+		(first || (turn && state_signature(a) != a->checkpointed_signature))) {
 		start_checkpoint(a);
-	loop_timer_arm_in(a->loop, t, a->cfg.checkpoint_interval_usec);
+		if (first)
+			a->first_checkpoint_due = false;
+	}
+	if (turn)
+		a->checkpoint_next_usec = now + a->cfg.checkpoint_interval_usec;
+	loop_timer_arm_in(a->loop, t,
+		a->first_checkpoint_due && a->checkpoint_next_usec - now > CHECKPOINT_POLL_USEC ?
+			CHECKPOINT_POLL_USEC :
+			a->checkpoint_next_usec - now);
 }
 
 static void finish_drain(struct adapter *a) {
@@ -274,27 +281,19 @@ static void handle_queue_space(void *userdata) {
 /* Reads --state-dir's checkpoint: its undelivered events are queued again
  * (same ids), and its watch states wait for their watches. */
 static int load_checkpoint(struct adapter *a) {
-	struct cevent_params params = {
-		.mode = a->cfg.mode,
-		.source = kube_server(a->kube),
-		.overrides = a->cfg.extensions,
-		.n_overrides = a->cfg.n_extensions,
-	};
-	size_t line = 0;
+	struct cevent_params params = { .mode = a->cfg.mode, .source = kube_server(a->kube),
+		.overrides = a->cfg.extensions, .n_overrides = a->cfg.n_extensions };
+	struct checkpoint_load_error err;
 	int r;
 
-	r = state_load(a->cfg.state_dir, &params, a->cfg.max_event_bytes + 4096, &a->checkpoint, &line);
+	r = checkpoint_load(a->cfg.state_dir, &params, a->cfg.max_event_bytes + 4096, &a->checkpoint,
+		&err);
 	if (r == -ENOENT) {
 		log_info("main", "no checkpoint yet, starting afresh", LOG_STR("dir", a->cfg.state_dir));
 		return 0;
 	}
 	if (r < 0) {
-		char where[1200];
-		snprintf(where, sizeof(where), "%s/checkpoint.ndjson:%zu: %s", a->cfg.state_dir, line,
-			r == -EBADMSG ? "damaged checkpoint; move it away to start afresh (changes made "
-					"while the adapter was down are then not reported)" :
-					strerror(-r));
-		log_error("main", where, LOG_STR("field", "--state-dir"));
+		log_error("main", err.message, LOG_STR("field", "--state-dir"));
 		return r;
 	}
 	for (size_t i = 0; i < a->checkpoint->n_events; i++) {
@@ -307,7 +306,6 @@ static int load_checkpoint(struct adapter *a) {
 		LOG_INT("watches", a->checkpoint->n_watches),
 		LOG_INT("objects", a->checkpoint->n_objects),
 		LOG_INT("undelivered_events", a->checkpoint->n_events));
-	a->checkpointed_signature = 0;
 	return 0;
 }
 
@@ -321,12 +319,11 @@ static bool handle_ready(char *reason, size_t len, void *userdata) {
 		snprintf(reason, len, "shutting down");
 		return false;
 	}
-	for (size_t i = 0; i < a->n_watchers; i++)
-		if (!watcher_synced(a->watchers[i])) {
-			snprintf(reason, len, "not ready: waiting for the initial list of every watch "
-					      "(is the API server reachable?)");
-			return false;
-		}
+	if (!all_listed(a)) {
+		snprintf(reason, len, "not ready: waiting for the initial list of every watch "
+				      "(is the API server reachable?)");
+		return false;
+	}
 	for (size_t i = 0; i < a->n_watchers; i++)
 		if (!watcher_reachable(a->watchers[i])) {
 			snprintf(reason, len, "not ready: the API server is not answering a list or watch");
@@ -452,7 +449,7 @@ static void adapter_finish(struct adapter *a) {
 		loop_timer_disarm(a->loop, &a->drain_timer);
 		loop_timer_disarm(a->loop, &a->checkpoint_timer);
 	}
-	state_checkpoint_free(a->checkpoint);
+	checkpoint_state_free(a->checkpoint);
 	metrics_destroy(a->metrics);
 	loop_destroy(a->loop);
 	kube_destroy(a->kube);
@@ -583,8 +580,11 @@ int main(int argc, char **argv) {
 		goto out;
 	for (size_t i = 0; i < a.n_watchers; i++)
 		watcher_start(a.watchers[i]);
-	if (a.cfg.state_dir)
-		loop_timer_arm_in(a.loop, &a.checkpoint_timer, a.cfg.checkpoint_interval_usec);
+	if (a.cfg.state_dir) {
+		a.first_checkpoint_due = true;
+		a.checkpoint_next_usec = loop_now_usec() + a.cfg.checkpoint_interval_usec;
+		loop_timer_arm_in(a.loop, &a.checkpoint_timer, CHECKPOINT_POLL_USEC);
+	}
 	ret = loop_run(a.loop);
 	if (ret > 0 && a.cfg.state_dir)
 		write_checkpoint(&a); /* leaving on an error: keep what is known */

@@ -19,6 +19,7 @@ static void changed(struct objects *o) {
 
 void objects_init(struct objects *o, bool keep_json, uint64_t *changes) {
 	hashmap_init(&o->map);
+	checkpoint_mirror_init(&o->mirror);
 	o->generation = 0;
 	o->keep_json = keep_json;
 	o->changes = changes;
@@ -27,25 +28,27 @@ void objects_init(struct objects *o, bool keep_json, uint64_t *changes) {
 void objects_finish(struct objects *o) {
 	if (!o)
 		return;
-	state_objects_clear(&o->map);
+	checkpoint_objects_clear(&o->map);
+	checkpoint_mirror_finish(&o->mirror);
 }
 
 void objects_adopt(struct objects *o, struct hashmap *map) {
-	state_objects_clear(&o->map);
+	checkpoint_objects_clear(&o->map);
 	o->map = *map;
 	hashmap_init(map);
+	checkpoint_mirror_reset(&o->mirror);
 }
 
 size_t objects_count(const struct objects *o) {
 	return o->map.count;
 }
 
-const struct state_object *objects_get(const struct objects *o, const char *key) {
+const struct checkpoint_object *objects_get(const struct objects *o, const char *key) {
 	return hashmap_get(&o->map, key);
 }
 
 bool objects_next(struct objects *o, struct hashmap_iter *it, const char **ret_key,
-	const struct state_object **ret_object) {
+	const struct checkpoint_object **ret_object) {
 	void *v;
 
 	if (!hashmap_next(&o->map, it, ret_key, &v))
@@ -61,7 +64,7 @@ void objects_list_begin(struct objects *o) {
 /* Records the object's latest state, seen by the current list. Returns 0 or
  * -ENOMEM (then the table is as it was). */
 static int record(struct objects *o, const char *key, const struct kobj *obj) {
-	struct state_object *old = hashmap_get(&o->map, key), *n = NULL;
+	struct checkpoint_object *old = hashmap_get(&o->map, key), *n = NULL;
 	int r = -ENOMEM;
 
 	n = calloc(1, sizeof(*n));
@@ -85,18 +88,20 @@ static int record(struct objects *o, const char *key, const struct kobj *obj) {
 	r = hashmap_put(&o->map, key, n);
 	if (r < 0)
 		goto out;
+	checkpoint_mirror_touch(&o->mirror, key);
 	n = NULL; /* the table's now */
-	state_object_free(old);
+	checkpoint_object_free(old);
 	changed(o);
 out:
-	state_object_free(n);
+	checkpoint_object_free(n);
 	return r;
 }
 
 /* Marks an object known at this resourceVersion as seen by the current list.
  * Returns the stored object, or NULL when it is new or changed. */
-static struct state_object *unchanged(struct objects *o, const char *key, const struct kobj *obj) {
-	struct state_object *s = hashmap_get(&o->map, key);
+static struct checkpoint_object *unchanged(struct objects *o, const char *key,
+	const struct kobj *obj) {
+	struct checkpoint_object *s = hashmap_get(&o->map, key);
 
 	if (!s || strcmp(s->rv, obj->resource_version) != 0)
 		return NULL;
@@ -142,7 +147,7 @@ int objects_update(struct objects *o, const struct kobj *obj, bool added, object
 int objects_delete(struct objects *o, const struct kobj *obj, objects_emit_fn fn, void *userdata) {
 	char kbuf[OBJECTS_KEY_MAX];
 	const char *key = key_of(obj, kbuf, sizeof(kbuf));
-	struct state_object *s = hashmap_get(&o->map, key);
+	struct checkpoint_object *s = hashmap_get(&o->map, key);
 	struct kobj last = *obj;
 	int r;
 
@@ -151,17 +156,16 @@ int objects_delete(struct objects *o, const struct kobj *obj, objects_emit_fn fn
 	r = fn(CEVENT_DELETE, &last, userdata);
 	if (r < 0)
 		return r;
-	state_object_free(hashmap_remove(&o->map, key));
+	checkpoint_object_free(hashmap_remove(&o->map, key));
+	checkpoint_mirror_touch(&o->mirror, key);
 	changed(o);
 	return 0;
 }
 
 /* The object a delete found by a sweep carries: its last state, or (when
  * only references are kept) a reference written into ref. */
-static void stale_object(const char *key, const struct state_object *s, const char *kind,
-	const char *api_version, char *ref, size_t ref_len, struct kobj *ret) {
-	int n;
-
+static void stale_object(const char *key, const struct checkpoint_object *s, const char *kind,
+	const char *api_version, struct buf *ref, struct kobj *ret) {
 	memset(ret, 0, sizeof(*ret));
 	if (s->json) {
 		ret->json = s->json;
@@ -172,12 +176,12 @@ static void stale_object(const char *key, const struct state_object *s, const ch
 			snprintf(ret->api_version, sizeof(ret->api_version), "%s", api_version);
 		}
 	} else {
-		n = snprintf(ref, ref_len,
-			"{\"kind\":\"%s\",%s%s%s\"name\":\"%s\",\"apiVersion\":\"%s\"}", kind,
-			*s->ns ? "\"namespace\":\"" : "", s->ns, *s->ns ? "\"," : "", s->name,
-			api_version);
-		ret->json = ref;
-		ret->json_len = n > 0 && (size_t)n < ref_len ? (size_t)n : 0;
+		/* From yajl's generator: a quote in a kind cannot end the string. */
+		buf_reset(ref);
+		if (cevent_reference_json(kind, s->ns, s->name, api_version, ref) == 0) {
+			ret->json = ref->data;
+			ret->json_len = ref->len;
+		}
 		snprintf(ret->kind, sizeof(ret->kind), "%s", kind);
 		snprintf(ret->api_version, sizeof(ret->api_version), "%s", api_version);
 	}
@@ -191,28 +195,33 @@ static void stale_object(const char *key, const struct state_object *s, const ch
 int objects_sweep(struct objects *o, bool with_events, const char *kind, const char *api_version,
 	objects_emit_fn fn, void *userdata) {
 	struct hashmap_iter it = { 0 };
+	struct buf ref;
 	const char *key;
 	void *v;
 	int n = 0, r;
 
+	buf_init(&ref, 0);
 	while (hashmap_next(&o->map, &it, &key, &v)) {
-		struct state_object *s = v;
-		char ref[3 * KOBJ_NAME_MAX + 600];
+		struct checkpoint_object *s = v;
 		struct kobj obj;
 
 		if (s->generation == o->generation)
 			continue;
 		if (with_events) {
-			stale_object(key, s, kind ? kind : "", api_version ? api_version : "", ref,
-				sizeof(ref), &obj);
+			stale_object(key, s, kind ? kind : "", api_version ? api_version : "", &ref,
+				&obj);
 			r = fn(CEVENT_DELETE, &obj, userdata);
-			if (r < 0)
+			if (r < 0) {
+				buf_finish(&ref);
 				return r;
+			}
 		}
+		checkpoint_mirror_touch(&o->mirror, key); /* before the key goes with its entry */
 		hashmap_remove(&o->map, key);
-		state_object_free(s);
+		checkpoint_object_free(s);
 		changed(o);
 		n++;
 	}
+	buf_finish(&ref);
 	return n;
 }

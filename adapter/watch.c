@@ -512,9 +512,6 @@ bool watch_resume(struct watch *wa) {
 }
 
 int watch_checkpoint(struct watch *wa, struct checkpoint_snapshot *cs) {
-	struct hashmap_iter it = { 0 };
-	const char *key;
-	void *o;
 	int r;
 
 	if (!wa->synced)
@@ -523,9 +520,7 @@ int watch_checkpoint(struct watch *wa, struct checkpoint_snapshot *cs) {
 	 * must relist too, not resume from the old version. */
 	r = checkpoint_snapshot_watch(cs, wa->key, wa->rv, wa->relisting || wa->relist_on_resume);
 	/* References, not copies: the table replaces an object that changes. */
-	while (r == 0 && hashmap_next(&wa->objects.map, &it, &key, &o))
-		r = checkpoint_snapshot_object(cs, key, o);
-	return r;
+	return r < 0 ? r : checkpoint_snapshot_mirror(cs, &wa->objects.mirror, &wa->objects.map);
 }
 
 bool watch_synced(const struct watch *wa) {

@@ -120,7 +120,7 @@ static char *collection_path(const struct watcher *w, const char *ns) {
  * for it: it resumes from there, and if that version has expired the relist
  * reports what changed while the adapter was away. */
 static int add_watch(struct watcher *w, const char *ns, struct watch **ret_watch) {
-	struct state_watch *sw;
+	struct checkpoint_watch *sw;
 	char *path = NULL, *key = NULL;
 	int r = -ENOMEM;
 
@@ -131,7 +131,7 @@ static int add_watch(struct watcher *w, const char *ns, struct watch **ret_watch
 	r = watch_create(&w->owner, ns, path, key, ret_watch);
 	if (r < 0)
 		goto out;
-	sw = state_find_watch(w->ctx->checkpoint, key);
+	sw = checkpoint_find_watch(w->ctx->checkpoint, key);
 	if (sw && !sw->adopted) {
 		sw->adopted = true;
 		watch_adopt(*ret_watch, sw->rv, &sw->objects, sw->relist);

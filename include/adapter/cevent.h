@@ -54,7 +54,12 @@ void cevent_destroy(struct cevent *ev);
 /* Binary content mode headers (ce-*, Content-Type), percent-encoded as the
  * CloudEvents HTTP binding 1.0.2 requires. Appends to *headers. */
 int cevent_http_headers(const struct cevent *ev, struct curl_slist **headers);
-/* One structured-mode JSON object (no newline), data embedded as sent. */
+/* Appends a corev1.ObjectReference (kind, namespace unless empty, name,
+ * apiVersion) from yajl's generator: whatever the strings hold is escaped. */
+int cevent_reference_json(const char *kind, const char *ns, const char *name,
+	const char *api_version, struct buf *out);
+/* One structured-mode JSON object (no newline: raw newlines in the data,
+ * whitespace in JSON, became spaces in cevent_create()), data embedded as sent. */
 int cevent_structured(const struct cevent *ev, struct buf *out);
 
 /* Knative's subject: /apis/<apiVersion>/namespaces/<ns>/<guessed plural>/<name>. */

@@ -6,8 +6,8 @@
 #include <stdint.h>
 
 #include "adapter/cevent.h"
+#include "adapter/checkpoint.h"
 #include "adapter/kobj.h"
-#include "adapter/state.h"
 #include "adapter/util/hashmap.h"
 
 /* The objects one watch has seen, and the diff a relist makes against them.
@@ -27,10 +27,11 @@
 typedef int (*objects_emit_fn)(enum cevent_op op, const struct kobj *obj, void *userdata);
 
 struct objects {
-	struct hashmap map; /* key -> struct state_object */
+	struct hashmap map; /* key -> struct checkpoint_object */
 	unsigned generation; /* of the list in progress, or the last one */
 	bool keep_json;      /* keep last states (for the deletes a relist finds) */
 	uint64_t *changes;   /* bumped on every change recorded; may be NULL */
+	struct checkpoint_mirror mirror; /* what checkpoints see of map (checkpoint.h) */
 };
 
 /* keep_json: keep each object's last state, not only its reference. changes is
@@ -38,15 +39,15 @@ struct objects {
 void objects_init(struct objects *o, bool keep_json, uint64_t *changes);
 /* Frees every object. A zeroed table is fine. */
 void objects_finish(struct objects *o);
-/* Takes over a checkpoint's objects (struct state_object values); leaves map
+/* Takes over a checkpoint's objects (struct checkpoint_object values); leaves map
  * empty. Whatever the table held is freed. */
 void objects_adopt(struct objects *o, struct hashmap *map);
 size_t objects_count(const struct objects *o);
 /* The object stored under key, or NULL. Borrowed from the table. */
-const struct state_object *objects_get(const struct objects *o, const char *key);
+const struct checkpoint_object *objects_get(const struct objects *o, const char *key);
 /* Iterates (it starts zeroed); false when done. For checkpoints. */
 bool objects_next(struct objects *o, struct hashmap_iter *it, const char **ret_key,
-	const struct state_object **ret_object);
+	const struct checkpoint_object **ret_object);
 
 /* A new list begins (not a next page): objects it lists are marked with a new
  * generation, and objects_sweep() finds the others when it is complete. */

@@ -15,7 +15,7 @@
 #include "adapter/ndjson.h"
 #include "adapter/objects.h"
 #include "adapter/sink.h"
-#include "adapter/state.h"
+#include "adapter/checkpoint.h"
 
 /* One namespace's (or a cluster-wide) list and watch of a resource: a paged
  * list, then a watch from its resourceVersion, with bookmarks, a jittered
@@ -46,7 +46,7 @@ struct watch_context {
 	void (*fatal)(void *userdata);
 	void *userdata;
 	/* State loaded from --state-dir; watches take over what matches them. */
-	struct state_checkpoint *checkpoint;
+	struct checkpoint_state *checkpoint;
 	/* Bumped on every change of object state or resourceVersion, so the
 	 * checkpoint timer knows when there is something new to write. */
 	uint64_t changes;

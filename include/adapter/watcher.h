@@ -4,7 +4,7 @@
 #include <stdbool.h>
 
 #include "adapter/config.h"
-#include "adapter/state.h"
+#include "adapter/checkpoint.h"
 #include "adapter/watch.h"
 
 /* List and watch one configured resource: discovery (kind -> plural and

@@ -191,3 +191,63 @@ Test(cevent, overrides_and_structured_mode) {
 	curl_slist_free_all(h);
 	cevent_destroy(ev);
 }
+
+/* Issue 9: a kind or apiVersion holding a quote or a newline was spliced
+ * into the data unescaped: {"type":"R","object":{"kind":"\no"}} made the
+ * sink body {"apiVersion":"v1","kind":"Pod","x":"y",...}. */
+Test(cevent, resource_data_kind_with_quote_is_escaped) {
+	static const char json[] = "{\"metadata\":{\"name\":\"cm\",\"namespace\":\"n\",\"uid\":\"u\"}}";
+	struct cevent_params p = params;
+	struct cevent *ev = NULL;
+	struct kobj o;
+
+	memset(&o, 0, sizeof(o));
+	o.json = json;
+	o.json_len = strlen(json);
+	strcpy(o.name, "cm");
+	strcpy(o.namespace, "n");
+	strcpy(o.uid, "u");
+	strcpy(o.kind, "Pod\",\"x\":\"y\n");
+	p.default_api_version = "v1";
+	cr_assert_eq(cevent_create(&p, &o, CEVENT_ADD, &ev), 0);
+	cr_assert_str_eq(ev->data, "{\"apiVersion\":\"v1\",\"kind\":\"Pod\\\",\\\"x\\\":\\\"y\\n\","
+				   "\"metadata\":{\"name\":\"cm\",\"namespace\":\"n\",\"uid\":\"u\"}}");
+	cevent_destroy(ev);
+}
+
+Test(cevent, reference_data_kind_with_quote_is_escaped) {
+	struct cevent_params p = params;
+	struct kobj o = pod();
+	struct cevent *ev = NULL;
+
+	p.mode = CONFIG_MODE_REFERENCE;
+	strcpy(o.kind, "\no\"");
+	strcpy(o.api_version, "v1\",\"x\":\"y");
+	cr_assert_eq(cevent_create(&p, &o, CEVENT_ADD, &ev), 0);
+	cr_assert_str_eq(ev->data, "{\"kind\":\"\\no\\\"\",\"namespace\":\"test\",\"name\":\"unit\","
+				   "\"apiVersion\":\"v1\\\",\\\"x\\\":\\\"y\"}");
+	cevent_destroy(ev);
+}
+
+/* Issue 9: a pretty-printed list item made --sink - write an event over
+ * several lines; its raw newlines (whitespace in JSON) become spaces. */
+Test(cevent, pretty_printed_list_item_is_one_line) {
+	static const char json[] = "{\n  \"kind\": \"Pod\",\r\n  \"apiVersion\": \"v1\",\n"
+				   "  \"metadata\": {\"name\": \"unit\", \"note\": \"a\\nb\"}\n}\n";
+	struct kobj o = pod();
+	struct cevent *ev = NULL;
+	struct buf b;
+
+	o.json = json;
+	o.json_len = strlen(json);
+	cr_assert_eq(cevent_create(&params, &o, CEVENT_ADD, &ev), 0);
+	cr_assert_eq(ev->data_len, strlen(json));
+	cr_assert_str_eq(ev->data, "{   \"kind\": \"Pod\",    \"apiVersion\": \"v1\",   \"metadata\": "
+				   "{\"name\": \"unit\", \"note\": \"a\\nb\"} } ");
+	buf_init(&b, 0);
+	cr_assert_eq(cevent_structured(ev, &b), 0);
+	cr_assert_null(memchr(b.data, '\n', b.len));
+	cr_assert_null(memchr(b.data, '\r', b.len));
+	buf_finish(&b);
+	cevent_destroy(ev);
+}

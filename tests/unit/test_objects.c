@@ -114,7 +114,7 @@ static const struct call *find(enum cevent_op op, const char *name, const char *
 
 static const char *rv_of(const char *name) {
 	char key[80];
-	const struct state_object *o;
+	const struct checkpoint_object *o;
 
 	snprintf(key, sizeof(key), "uid-%s", name);
 	o = objects_get(&objs, key);
@@ -341,7 +341,7 @@ Test(objects, failed_sweep_stops_and_keeps_the_rest) {
 
 Test(objects, adopt_takes_over_a_checkpoint) {
 	struct hashmap m;
-	struct state_object *o = calloc(1, sizeof(*o));
+	struct checkpoint_object *o = calloc(1, sizeof(*o));
 
 	hashmap_init(&m);
 	o->rv = strdup("3");

@@ -444,7 +444,7 @@ Test(watch, stream_ended_at_once_backs_off) {
 
 Test(watch, resumes_from_a_checkpoint) {
 	struct hashmap m;
-	struct state_object *o = calloc(1, sizeof(*o));
+	struct checkpoint_object *o = calloc(1, sizeof(*o));
 
 	hashmap_init(&m);
 	o->rv = strdup("3");
@@ -460,7 +460,7 @@ Test(watch, resumes_from_a_checkpoint) {
 
 Test(watch, resumes_a_checkpoint_taken_mid_relist) {
 	struct hashmap m;
-	struct state_object *o = calloc(1, sizeof(*o));
+	struct checkpoint_object *o = calloc(1, sizeof(*o));
 	static const char *const now[] = { "a:1", NULL };
 
 	hashmap_init(&m);
