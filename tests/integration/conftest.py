@@ -7,8 +7,6 @@ import tempfile
 import pytest
 
 from harness import BACKENDS, Adapter, Cluster, Sink
-# Compatibility for test files that still import helpers from conftest: use harness.
-from harness import ADAPTER, RBAC, ROOT, SAMPLES, ServiceAccountDir, free_port, wait_until  # noqa: F401
 
 
 @pytest.fixture
