@@ -139,7 +139,8 @@ def run_in_cluster(rootfs, tmp_path, *argv, until, timeout=20.0):
     """The adapter as a pod runs it: service account dir and /etc/hosts bound
     read-only, the API at host name "apiserver" -> 127.0.0.1, on a port where
     nothing listens. Stopped with SIGTERM once its log holds `until` (or at
-    the deadline, when the caller's assertions then say what is missing)."""
+    the deadline, when the caller's assertions then say what is missing);
+    until=None waits for the adapter to exit by itself."""
     sa = tmp_path / "serviceaccount"
     sa.mkdir()
     shutil.copy(os.path.join(rootfs, "etc/ssl/certs/ca-certificates.crt"), sa / "ca.crt")
@@ -157,10 +158,11 @@ def run_in_cluster(rootfs, tmp_path, *argv, until, timeout=20.0):
     with open(err_path, "w") as err_file:
         p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err_file, text=True)
         deadline = time.monotonic() + timeout
-        while until not in err_path.read_text() and p.poll() is None \
+        while (until is None or until not in err_path.read_text()) and p.poll() is None \
                 and time.monotonic() < deadline:
             time.sleep(0.05)
-        p.send_signal(signal.SIGTERM)  # the runner passes it on to the adapter (pid 1 inside)
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)  # the runner passes it on to the adapter (pid 1 inside)
         out, _ = p.communicate(timeout=30)
     return p.returncode, out, err_path.read_text()
 
@@ -180,6 +182,6 @@ def test_root_is_read_only(rootfs, tmp_path):
     # given a state dir that exists in the image, it cannot write there, and
     # says so at start (exit 2).
     rc, out, err = run_in_cluster(rootfs, tmp_path, "--state-dir", "/etc", "--checkpoint-interval",
-                                  "1", until="Read-only file system")
+                                  "1", until=None)
     assert "--state-dir: /etc: cannot write there (Read-only file system)" in err, err
     assert rc == 2, err
