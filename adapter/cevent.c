@@ -129,8 +129,10 @@ static void gen_str(yajl_gen g, const char *s) {
 	yajl_gen_string(g, (const unsigned char *)s, strlen(s));
 }
 
-int cevent_reference_json(const char *kind, const char *ns, const char *name,
-	const char *api_version, struct buf *out) {
+/* A JSON map of string pairs from yajl's generator (so a quote or a newline
+ * in a value is escaped, not spliced), appended to out; pairs whose value is
+ * NULL are left out, and the map is left open when close is false. */
+static int gen_pairs(const char *const pairs[][2], size_t n, bool close, struct buf *out) {
 	const unsigned char *text;
 	size_t len;
 	yajl_gen g = yajl_gen_alloc(NULL);
@@ -139,45 +141,39 @@ int cevent_reference_json(const char *kind, const char *ns, const char *name,
 	if (!g)
 		return r;
 	yajl_gen_config(g, yajl_gen_validate_utf8, 0);
-	/* corev1.ObjectReference's field order, empty fields left out. */
 	yajl_gen_map_open(g);
-	gen_str(g, "kind");
-	gen_str(g, kind);
-	if (*ns) {
-		gen_str(g, "namespace");
-		gen_str(g, ns);
+	for (size_t i = 0; i < n; i++) {
+		if (!pairs[i][1])
+			continue;
+		gen_str(g, pairs[i][0]);
+		gen_str(g, pairs[i][1]);
 	}
-	gen_str(g, "name");
-	gen_str(g, name);
-	gen_str(g, "apiVersion");
-	gen_str(g, api_version);
-	yajl_gen_map_close(g);
+	if (close)
+		yajl_gen_map_close(g);
 	if (yajl_gen_get_buf(g, &text, &len) == yajl_gen_status_ok)
 		r = buf_append(out, text, len);
 	yajl_gen_free(g);
 	return r;
 }
 
-/* {"apiVersion":A,"kind":K — the start of a map, from yajl's generator so
- * that a quote or a newline in either is escaped, not spliced. */
-static int type_prefix(const char *kind, const char *api_version, struct buf *out) {
-	const unsigned char *text;
-	size_t len;
-	yajl_gen g = yajl_gen_alloc(NULL);
-	int r = -ENOMEM;
+int cevent_reference_json(const char *kind, const char *ns, const char *name,
+	const char *api_version, struct buf *out) {
+	/* corev1.ObjectReference's field order, empty fields left out. */
+	const char *const pairs[][2] = {
+		{ "kind", kind },
+		{ "namespace", *ns ? ns : NULL },
+		{ "name", name },
+		{ "apiVersion", api_version },
+	};
 
-	if (!g)
-		return r;
-	yajl_gen_config(g, yajl_gen_validate_utf8, 0);
-	yajl_gen_map_open(g);
-	gen_str(g, "apiVersion");
-	gen_str(g, api_version);
-	gen_str(g, "kind");
-	gen_str(g, kind);
-	if (yajl_gen_get_buf(g, &text, &len) == yajl_gen_status_ok)
-		r = buf_append(out, text, len);
-	yajl_gen_free(g);
-	return r;
+	return gen_pairs(pairs, 4, true, out);
+}
+
+/* {"apiVersion":A,"kind":K — the start of a map. */
+static int type_prefix(const char *kind, const char *api_version, struct buf *out) {
+	const char *const pairs[][2] = { { "apiVersion", api_version }, { "kind", kind } };
+
+	return gen_pairs(pairs, 2, false, out);
 }
 
 /* Copies the object, adding apiVersion and kind after the opening brace when
