@@ -362,6 +362,16 @@ long config_find_control(const char *s, bool multiline) {
 	return -1;
 }
 
+bool config_check_control(struct ctx *c, const char *origin, const char *s, bool multiline) {
+	long at = config_find_control(s, multiline);
+
+	if (at < 0)
+		return true;
+	config_report(c, origin, "control character 0x%02x at byte %ld of the value",
+		(unsigned char)s[at], at);
+	return false;
+}
+
 void config_check_addr(struct ctx *c, const char *addr, const char *field) {
 	char host[256];
 	unsigned port;

@@ -282,17 +282,10 @@ static void load_observability(struct ctx *c, const char *json, const char *prom
 static const char *env_get(struct ctx *c, config_getenv_fn get, void *ud, const char *name,
 	bool multiline) {
 	const char *s = get(name, ud);
-	long at;
 
 	if (!s || !*s)
 		return NULL;
-	at = config_find_control(s, multiline);
-	if (at >= 0) {
-		config_report(c, name, "control character 0x%02x at byte %ld of the value",
-			(unsigned char)s[at], at);
-		return NULL;
-	}
-	return s;
+	return config_check_control(c, name, s, multiline) ? s : NULL;
 }
 
 /* Variables that only fill a string. */

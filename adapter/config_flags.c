@@ -361,20 +361,12 @@ static void set_metrics_addr(struct ctx *c, const char *origin, const char *valu
 
 /* The checks every value gets; false after reporting. */
 static bool value_ok(struct ctx *c, const struct option_def *o, const char *origin, const char *value) {
-	long at;
-
 	if (!*value && o->arg && !(o->rules & RULE_EMPTY_OK)) {
 		config_report(c, origin, "empty value%s%s", o->if_empty ? "; " : "",
 			o->if_empty ? o->if_empty : "");
 		return false;
 	}
-	at = config_find_control(value, o->rules & RULE_MULTILINE);
-	if (at >= 0) {
-		config_report(c, origin, "control character 0x%02x at byte %ld of the value",
-			(unsigned char)value[at], at);
-		return false;
-	}
-	return true;
+	return config_check_control(c, origin, value, o->rules & RULE_MULTILINE);
 }
 
 static void apply_value(struct ctx *c, const struct option_def *o, const char *origin,

@@ -74,6 +74,9 @@ int config_parse_uint(const char *s, unsigned long long max, unsigned long long 
 /* The byte offset of the first control character in s (tabs, CR and LF
  * allowed when multiline), or -1. */
 long config_find_control(const char *s, bool multiline);
+/* config_find_control(), reported against origin ("control character 0xNN at
+ * byte N of the value"); false after reporting. */
+bool config_check_control(struct ctx *c, const char *origin, const char *s, bool multiline);
 /* Reports addr naming field unless it is HOST:PORT. */
 void config_check_addr(struct ctx *c, const char *addr, const char *field);
 /* 1 for an http:// or https:// URL with a host, 0 if not, -ENOMEM. */
