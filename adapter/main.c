@@ -22,37 +22,9 @@
 #include "adapter/util/buf.h"
 #include "adapter/watcher.h"
 
-#define EXIT_CONFIG 2
-#define EXIT_RUNTIME 1
-#define DRAIN_POLL_USEC (50ull * 1000ull)
-#define CHECKPOINT_POLL_USEC (50ull * 1000ull)
+#include "main_internal.h"
 
-struct adapter {
-	struct config cfg;
-	struct kube *kube;
-	struct loop *loop;
-	struct http *http;
-	struct sink *sink;
-	struct watch_context wctx;
-	struct watcher **watchers;
-	size_t n_watchers;
-	struct loop_timer drain_timer;
-	uint64_t drain_deadline_usec;
-	bool draining;
-	unsigned config_errors;
-	bool kube_input_bad; /* a reported problem is in what kube_load() reads */
-	struct checkpoint_state *checkpoint;
-	struct loop_timer checkpoint_timer;
-	uint64_t checkpointed_signature; /* what the last checkpoint reflected */
-	struct checkpoint_writer *checkpoint_writer; /* with --state-dir */
-	uint64_t checkpoint_signature;		     /* what the one in flight reflects */
-	uint64_t checkpoint_started_usec;
-	uint64_t checkpoint_next_usec; /* the next interval's turn */
-	bool first_checkpoint_due;     /* once every watch has listed */
-	struct metrics *metrics;
-	struct probes *probes;
-	struct oidc *oidc;
-};
+#define DRAIN_POLL_USEC (50ull * 1000ull)
 
 static const char *env_lookup(const char *name, void *userdata) {
 	(void)userdata;
@@ -84,125 +56,9 @@ static void stop_watchers(struct adapter *a) {
 		watcher_stop(a->watchers[i]);
 }
 
-/* Changes since the last checkpoint show up in one of these counters. */
-static uint64_t state_signature(struct adapter *a) {
-	struct queue_stats st;
-
-	sink_get_stats(a->sink, &st);
-	return a->wctx.changes + st.accepted + st.delivered + st.dead_lettered + st.dropped;
-}
-
-static void snapshot_pending_event(const struct queue_entry *e, void *userdata) {
-	checkpoint_snapshot_event(userdata, e->ev);
-}
-
-/* Every watch's resourceVersion and objects (pointers: O(changes)), the loaded
- * checkpoint's watches not running yet, and every undelivered event. */
-static int take_snapshot(struct adapter *a, struct checkpoint_snapshot **ret_snapshot) {
-	struct checkpoint_snapshot *cs = NULL;
-	int r;
-
-	r = checkpoint_snapshot_create(a->cfg.state_dir, &cs);
-	for (size_t i = 0; r == 0 && i < a->n_watchers; i++)
-		r = watcher_checkpoint(a->watchers[i], cs);
-	if (r == 0)
-		r = checkpoint_snapshot_unadopted(cs, a->checkpoint);
-	if (r == 0)
-		sink_foreach_pending(a->sink, snapshot_pending_event, cs);
-	if (r < 0) {
-		checkpoint_snapshot_free(cs);
-		return r;
-	}
-	*ret_snapshot = cs;
-	return 0;
-}
-
-/* The result of the checkpoint that reflects a->checkpoint_signature. */
-static void handle_checkpoint_written(int r, void *userdata) {
-	struct adapter *a = userdata;
-
-	if (r < 0) {
-		log_error("main", "cannot write the checkpoint, retrying at the next interval",
-			LOG_STR("dir", a->cfg.state_dir), LOG_STR("error", strerror(-r)));
-		return;
-	}
-	a->checkpointed_signature = a->checkpoint_signature;
-	log_debug("main", "checkpoint written", LOG_STR("dir", a->cfg.state_dir),
-		LOG_INT("write_ms", (loop_now_usec() - a->checkpoint_started_usec) / 1000u));
-}
-
-/* Hands a snapshot to the writer thread; the loop goes on meanwhile. */
-static void start_checkpoint(struct adapter *a) {
-	struct checkpoint_snapshot *cs = NULL;
-	size_t objects = 0;
-	int r;
-
-	a->checkpoint_signature = state_signature(a);
-	a->checkpoint_started_usec = loop_now_usec();
-	r = take_snapshot(a, &cs);
-	if (r == 0) {
-		objects = checkpoint_snapshot_objects(cs);
-		r = checkpoint_writer_start(a->checkpoint_writer, cs);
-		if (r < 0)
-			checkpoint_snapshot_free(cs);
-	}
-	if (r < 0)
-		handle_checkpoint_written(r, a);
-	else /* cs is the thread's now */
-		log_debug("main", "checkpoint snapshot taken", LOG_INT("objects", objects),
-			LOG_INT("snapshot_us", loop_now_usec() - a->checkpoint_started_usec));
-}
-
-/* Writes a checkpoint in place, blocking: at exit. A write in flight is
- * finished first, so the last one written is this one. */
-static int write_checkpoint(struct adapter *a) {
-	struct checkpoint_snapshot *cs = NULL;
-	int r;
-
-	checkpoint_writer_wait(a->checkpoint_writer);
-	a->checkpoint_signature = state_signature(a);
-	a->checkpoint_started_usec = loop_now_usec();
-	r = take_snapshot(a, &cs);
-	if (r == 0)
-		r = checkpoint_snapshot_write(cs);
-	checkpoint_snapshot_free(cs);
-	handle_checkpoint_written(r, a);
-	return r;
-}
-
-static bool all_listed(struct adapter *a) {
-	for (size_t i = 0; i < a->n_watchers; i++)
-		if (!watcher_synced(a->watchers[i]))
-			return false;
-	return true;
-}
-
-/* Every interval if something changed, and once as soon as every watch has listed
- * (polled): else a SIGKILL before the first interval loses every change since start. */
-static void handle_checkpoint_timer(struct loop_timer *t, void *userdata) {
-	struct adapter *a = userdata;
-	uint64_t now = loop_now_usec();
-	bool first = a->first_checkpoint_due && all_listed(a);
-	bool turn = now >= a->checkpoint_next_usec;
-
-	/* One at a time: a write still in flight takes this turn. */
-	if (!checkpoint_writer_busy(a->checkpoint_writer) &&
-		(first || (turn && state_signature(a) != a->checkpointed_signature))) {
-		start_checkpoint(a);
-		if (first)
-			a->first_checkpoint_due = false;
-	}
-	if (turn)
-		a->checkpoint_next_usec = now + a->cfg.checkpoint_interval_usec;
-	loop_timer_arm_in(a->loop, t,
-		a->first_checkpoint_due && a->checkpoint_next_usec - now > CHECKPOINT_POLL_USEC ?
-			CHECKPOINT_POLL_USEC :
-			a->checkpoint_next_usec - now);
-}
-
 static void finish_drain(struct adapter *a) {
 	if (a->cfg.state_dir)
-		write_checkpoint(a);
+		adapter_checkpoint_write(a);
 	loop_quit(a->loop, 0);
 }
 
@@ -278,78 +134,6 @@ static void handle_queue_space(void *userdata) {
 		watcher_resume(a->watchers[i]);
 }
 
-/* Reads --state-dir's checkpoint: its undelivered events are queued again
- * (same ids), and its watch states wait for their watches. */
-static int load_checkpoint(struct adapter *a) {
-	struct cevent_params params = { .mode = a->cfg.mode, .source = kube_server(a->kube),
-		.overrides = a->cfg.extensions, .n_overrides = a->cfg.n_extensions };
-	struct checkpoint_load_error err;
-	int r;
-
-	r = checkpoint_load(a->cfg.state_dir, &params, a->cfg.max_event_bytes + 4096, &a->checkpoint,
-		&err);
-	if (r == -ENOENT) {
-		log_info("main", "no checkpoint yet, starting afresh", LOG_STR("dir", a->cfg.state_dir));
-		return 0;
-	}
-	if (r < 0) {
-		log_error("main", err.message, LOG_STR("field", "--state-dir"));
-		return r;
-	}
-	for (size_t i = 0; i < a->checkpoint->n_events; i++) {
-		r = sink_submit(a->sink, a->checkpoint->events[i]);
-		if (r < 0)
-			return r;
-		a->checkpoint->events[i] = NULL; /* the queue owns it now */
-	}
-	log_info("main", "checkpoint loaded", LOG_STR("dir", a->cfg.state_dir),
-		LOG_INT("watches", a->checkpoint->n_watches),
-		LOG_INT("objects", a->checkpoint->n_objects),
-		LOG_INT("undelivered_events", a->checkpoint->n_events));
-	return 0;
-}
-
-/* Ready: every watch has listed, the sink is known (with OIDC, a token is
- * in hand), and no shutdown has begun. */
-static bool handle_ready(char *reason, size_t len, void *userdata) {
-	struct adapter *a = userdata;
-	const char *problem;
-
-	if (a->draining) {
-		snprintf(reason, len, "shutting down");
-		return false;
-	}
-	if (!all_listed(a)) {
-		snprintf(reason, len, "not ready: waiting for the initial list of every watch "
-				      "(is the API server reachable?)");
-		return false;
-	}
-	for (size_t i = 0; i < a->n_watchers; i++)
-		if (!watcher_reachable(a->watchers[i])) {
-			snprintf(reason, len, "not ready: the API server is not answering a list or watch");
-			return false;
-		}
-	if (!a->cfg.sink) {
-		snprintf(reason, len, "not ready: no sink");
-		return false;
-	}
-	if ((problem = oidc_problem(a->oidc))) {
-		snprintf(reason, len, "not ready: %s", problem);
-		return false;
-	}
-	return true;
-}
-
-static int handle_metrics(struct buf *out, void *userdata) {
-	struct adapter *a = userdata;
-	struct queue_stats st;
-	char reason[8];
-
-	sink_get_stats(a->sink, &st);
-	return metrics_render(a->metrics, &st, handle_ready(reason, sizeof(reason), a),
-		loop_now_usec(), out);
-}
-
 /* Logging as configured: K_LOGGING_CONFIG (a zap configuration) under
  * Knative; --log-level and --log-format override it; without either, JSON
  * on stderr, or text when stderr is a terminal. */
@@ -370,52 +154,6 @@ static int setup_logging(struct adapter *a) {
 	else if (!a->cfg.logging_config && isatty(STDERR_FILENO))
 		o.format = LOG_FORMAT_TEXT;
 	log_configure(&o);
-	return 0;
-}
-
-static int start_endpoints(struct adapter *a) {
-	static const struct probes_ops ops = { .ready = handle_ready, .metrics = handle_metrics };
-	char err[400] = "";
-	int r;
-
-	if (a->cfg.metrics_protocol && strcmp(a->cfg.metrics_protocol, "prometheus") != 0 &&
-		strcmp(a->cfg.metrics_protocol, "none") != 0)
-		log_warn("main", "K_OBSERVABILITY_CONFIG asks for a metrics protocol this adapter "
-				 "does not export; no metrics are served (use prometheus)",
-			LOG_STR("protocol", a->cfg.metrics_protocol));
-	if (!a->cfg.probes_addr && !a->cfg.metrics_addr)
-		return 0;
-	for (;;) {
-		bool probes_failed;
-		char **failed;
-
-		r = probes_create(a->loop, a->cfg.probes_addr, a->cfg.metrics_addr, &ops, a,
-			&a->probes, err, sizeof(err));
-		if (r == 0)
-			break;
-		probes_failed = a->cfg.probes_addr && strstr(err, a->cfg.probes_addr) == err;
-		failed = probes_failed ? &a->cfg.probes_addr : &a->cfg.metrics_addr;
-		/* On the command line, outside a cluster, a default port that is
-		 * taken (a local sink on 8080, say) only costs the endpoint. In a
-		 * pod, or when chosen, it is an error: the kubelet needs it. */
-		if (r != -EADDRINUSE || kube_in_cluster(a->kube) ||
-			(probes_failed ? a->cfg.probes_addr_chosen : a->cfg.metrics_addr_chosen)) {
-			log_error("main", err,
-				LOG_STR("field", probes_failed ? "--probes-addr" : "--metrics-addr"));
-			return r;
-		}
-		log_warn("main", probes_failed ?
-				"default probe port taken; serving no probes (choose one with --probes-addr)" :
-				"default metrics port taken; serving no metrics (choose one with --metrics-addr)",
-			LOG_STR("error", err));
-		free(*failed);
-		*failed = NULL;
-		if (!a->cfg.probes_addr && !a->cfg.metrics_addr)
-			return 0;
-	}
-	log_info("main", "serving probes and metrics",
-		LOG_INT("probes_port", probes_port(a->probes, false)),
-		LOG_INT("metrics_port", probes_port(a->probes, true)));
 	return 0;
 }
 
@@ -530,19 +268,19 @@ int main(int argc, char **argv) {
 		goto out;
 	}
 	loop_timer_init(&a.drain_timer, handle_drain_timer, &a);
-	loop_timer_init(&a.checkpoint_timer, handle_checkpoint_timer, &a);
+	loop_timer_init(&a.checkpoint_timer, adapter_checkpoint_timer, &a);
 	sink_on_space(a.sink, handle_queue_space, &a);
 	sink_set_metrics(a.sink, a.metrics);
 	sink_set_oidc(a.sink, a.oidc);
 	if (a.cfg.state_dir) {
-		r = checkpoint_writer_create(a.loop, handle_checkpoint_written, &a,
+		r = checkpoint_writer_create(a.loop, adapter_checkpoint_written, &a,
 			&a.checkpoint_writer);
 		if (r < 0) {
 			log_error("main", "cannot start", LOG_STR("error", strerror(-r)));
 			goto out;
 		}
 	}
-	if (a.cfg.state_dir && load_checkpoint(&a) < 0) {
+	if (a.cfg.state_dir && adapter_checkpoint_load(&a) < 0) {
 		ret = EXIT_CONFIG;
 		goto out;
 	}
@@ -576,7 +314,7 @@ int main(int argc, char **argv) {
 		LOG_STR("namespaces", namespaces.data ? namespaces.data : ""),
 		LOG_INT("namespace_count", a.cfg.n_namespaces));
 	buf_finish(&namespaces);
-	if (start_endpoints(&a) < 0)
+	if (adapter_start_endpoints(&a) < 0)
 		goto out;
 	for (size_t i = 0; i < a.n_watchers; i++)
 		watcher_start(a.watchers[i]);
@@ -587,7 +325,7 @@ int main(int argc, char **argv) {
 	}
 	ret = loop_run(a.loop);
 	if (ret > 0 && a.cfg.state_dir)
-		write_checkpoint(&a); /* leaving on an error: keep what is known */
+		adapter_checkpoint_write(&a); /* leaving on an error: keep what is known */
 	if (ret < 0) {
 		log_error("main", "event loop failed", LOG_STR("error", strerror(-ret)));
 		ret = EXIT_RUNTIME;
