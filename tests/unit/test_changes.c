@@ -266,3 +266,139 @@ Test(changes, strip_managed_fields_escaped_key_and_strings) {
 		"{\"metadata\":{\"name\":\"\\\"managedFields\\\"\"}}");
 	cr_assert_eq(r, 1);
 }
+
+/* ---------------- ingest: the table's last bytes, the hook ---------------- */
+
+#include "adapter/ingest.h"
+#include "adapter/objects.h"
+
+static char seen_paths[2048];
+static bool seen_has_paths;
+static char seen_json[2048];
+
+static int capture(enum cevent_op op, const struct kobj *obj, void *userdata) {
+	(void)op, (void)userdata;
+	seen_has_paths = obj->changed_paths != NULL;
+	snprintf(seen_paths, sizeof(seen_paths), "%s", obj->changed_paths ? obj->changed_paths : "");
+	snprintf(seen_json, sizeof(seen_json), "%.*s", (int)obj->json_len, obj->json);
+	return 0;
+}
+
+static struct kobj make_obj(const char *json, const char *rv) {
+	struct kobj o;
+
+	memset(&o, 0, sizeof(o));
+	o.json = json;
+	o.json_len = strlen(json);
+	snprintf(o.uid, sizeof(o.uid), "u1");
+	snprintf(o.name, sizeof(o.name), "d15");
+	snprintf(o.namespace, sizeof(o.namespace), "ns");
+	snprintf(o.resource_version, sizeof(o.resource_version), "%s", rv);
+	return o;
+}
+
+/* One watch event through the hook, as watch_stream.c passes it. */
+static int through(struct objects *t, const struct config *cfg, const struct kobj *obj) {
+	struct ingest in;
+	int r = ingest_begin(&in, cfg, t, obj, capture, NULL);
+
+	if (r == 0)
+		r = objects_update(t, in.obj, false, ingest_emit, &in);
+	ingest_end(&in);
+	return r;
+}
+
+Test(changes, objects_last_bytes_full_and_reference) {
+	struct objects t;
+	struct kobj o = make_obj("{\"a\":1}", "1");
+	struct config cfg = { 0 };
+
+	objects_init(&t, true, NULL);
+	cr_assert_eq(objects_last_bytes(&t, "u1", &out), -ENOENT);
+	cr_assert_eq(through(&t, &cfg, &o), 1);
+	cr_assert_eq(objects_last_bytes(&t, "u1", &out), 0);
+	cr_assert_str_eq(out.data, "{\"a\":1}");
+	objects_finish(&t);
+	/* References only: no bytes. */
+	objects_init(&t, false, NULL);
+	cr_assert_eq(through(&t, &cfg, &o), 1);
+	cr_assert_eq(objects_last_bytes(&t, "u1", &out), -ENOENT);
+	objects_finish(&t);
+}
+
+Test(changes, ingest_update_gets_paths_add_does_not) {
+	struct objects t;
+	struct config cfg = { .with_changes = true };
+	struct kobj v1 = make_obj("{\"metadata\":{\"resourceVersion\":\"1\"}}", "1");
+	struct kobj v2 = make_obj("{\"metadata\":{\"resourceVersion\":\"2\",\"labels\":{\"x\":\"\"}}}",
+		"2");
+	struct kobj v3 = make_obj("{\"metadata\":{\"resourceVersion\":\"3\",\"labels\":{\"x\":\"\"}}}",
+		"3");
+
+	objects_init(&t, true, NULL);
+	cr_assert_eq(through(&t, &cfg, &v1), 1);
+	cr_assert_not(seen_has_paths); /* an add */
+	cr_assert_eq(through(&t, &cfg, &v2), 1);
+	cr_assert(seen_has_paths);
+	cr_assert_str_eq(seen_paths, "metadata.labels.x");
+	cr_assert_eq(through(&t, &cfg, &v3), 1);
+	cr_assert(seen_has_paths);
+	cr_assert_str_eq(seen_paths, ""); /* only the version changed */
+	/* Without the flag: nothing. */
+	cfg.with_changes = false;
+	v2.resource_version[0] = '4';
+	cr_assert_eq(through(&t, &cfg, &v2), 1);
+	cr_assert_not(seen_has_paths);
+	objects_finish(&t);
+}
+
+Test(changes, ingest_strips_what_is_recorded_and_sent) {
+	struct objects t;
+	struct config cfg = { .strip_managed_fields = true };
+	struct kobj o = make_obj("{\"metadata\":{\"name\":\"d15\",\"managedFields\":[{}]}}", "1");
+
+	objects_init(&t, true, NULL);
+	cr_assert_eq(through(&t, &cfg, &o), 1);
+	cr_assert_str_eq(seen_json, "{\"metadata\":{\"name\":\"d15\"}}");
+	cr_assert_eq(objects_last_bytes(&t, "u1", &out), 0);
+	cr_assert_str_eq(out.data, "{\"metadata\":{\"name\":\"d15\"}}");
+	objects_finish(&t);
+}
+
+/* ---------------- the extension on the event ---------------- */
+
+#include "adapter/cevent.h"
+
+Test(changes, cevent_sends_changedpaths_binary_structured_filter) {
+	struct cevent_params params = { .mode = CONFIG_MODE_RESOURCE, .source = "https://k",
+		.default_kind = "Guitar", .default_api_version = "kool.karmalabs.local/v1" };
+	struct kobj o = make_obj("{\"a\":1}", "2");
+	struct cevent *ev = NULL;
+	struct curl_slist *h = NULL;
+	struct cesql_value v;
+	bool found = false;
+
+	o.changed_paths = "metadata.labels.app\\.kubernetes\\.io/name,spec.x";
+	cr_assert_eq(cevent_create(&params, &o, CEVENT_UPDATE, &ev), 0);
+	cr_assert_eq(cevent_http_headers(ev, &h), 0);
+	for (struct curl_slist *l = h; l; l = l->next)
+		found |= strcmp(l->data, "ce-changedpaths: metadata.labels.app\\.kubernetes\\.io/name,"
+					 "spec.x") == 0;
+	cr_assert(found);
+	curl_slist_free_all(h);
+	buf_reset(&out);
+	cr_assert_eq(cevent_structured(ev, &out), 0);
+	cr_assert(strstr(out.data, "\"changedpaths\":\"metadata.labels.app\\\\.kubernetes"
+				   "\\\\.io/name,spec.x\"") != NULL, "%s", out.data);
+	cr_assert_eq(cevent_filter_attr("changedpaths", &v, ev), 1);
+	cevent_destroy(ev);
+	/* Not known: not sent. */
+	o.changed_paths = NULL;
+	cr_assert_eq(cevent_create(&params, &o, CEVENT_UPDATE, &ev), 0);
+	h = NULL;
+	cr_assert_eq(cevent_http_headers(ev, &h), 0);
+	for (struct curl_slist *l = h; l; l = l->next)
+		cr_assert(strncmp(l->data, "ce-changedpaths", 15) != 0);
+	curl_slist_free_all(h);
+	cevent_destroy(ev);
+}
