@@ -418,7 +418,8 @@ int watch_create(const struct watch_owner *owner, const char *ns, const char *ba
 	ndjson_init(&wa->lines, cfg->max_event_bytes);
 	buf_init(&wa->errbody, ERROR_BODY_MAX);
 	/* The last state is needed only to send it with a delete found by a
-	 * relist, in Resource mode, unless references were asked for. */
+	 * relist, in Resource mode, or to diff an update (--with-changes),
+	 * unless references were asked for. */
 	objects_init(&wa->objects,
 		(cfg->mode == CONFIG_MODE_RESOURCE || cfg->with_changes) && !cfg->object_state_refs,
 		&wa->ctx->changes);
