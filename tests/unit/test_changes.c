@@ -402,3 +402,28 @@ Test(changes, cevent_sends_changedpaths_binary_structured_filter) {
 	curl_slist_free_all(h);
 	cevent_destroy(ev);
 }
+
+/* ---------------- the Secrets warning ---------------- */
+
+#include "adapter/secrets_warning.h"
+
+Test(secrets_warning, kind_or_plural_core_v1_resource_mode_only) {
+	struct config_resource by_kind = { .group = "", .version = "v1", .kind = "Secret" };
+	struct config_resource by_plural = { .group = "", .version = "v1", .resource = "secrets" };
+	struct config_resource other_group = { .group = "example.com", .version = "v1",
+		.kind = "Secret" };
+	struct config_resource cm = { .group = "", .version = "v1", .kind = "ConfigMap" };
+	struct config cfg = { .mode = CONFIG_MODE_RESOURCE, .n_resources = 1 };
+
+	cfg.resources = &by_kind;
+	cr_assert(secrets_warning_needed(&cfg));
+	cfg.resources = &by_plural;
+	cr_assert(secrets_warning_needed(&cfg));
+	cfg.resources = &other_group;
+	cr_assert_not(secrets_warning_needed(&cfg));
+	cfg.resources = &cm;
+	cr_assert_not(secrets_warning_needed(&cfg));
+	cfg.resources = &by_kind;
+	cfg.mode = CONFIG_MODE_REFERENCE;
+	cr_assert_not(secrets_warning_needed(&cfg));
+}
