@@ -119,6 +119,7 @@ void config_finish(struct config *cfg) {
 	config_free_resources(cfg);
 	config_free_namespaces(cfg);
 	config_free_extensions(cfg);
+	config_free_headers(cfg);
 	free(cfg->namespace_selector);
 	free(cfg->sink);
 	free(cfg->kubeconfig);
@@ -540,6 +541,7 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 		strchr(cfg->owner_api_version, '.'))
 		config_report(&c, "owner", "apiVersion \"%s\" needs a version", cfg->owner_api_version);
 	validate_sinks(&c);
+	config_check_headers_changes(&c);
 out:
 	config_flags_free(f);
 	if (c.nomem)

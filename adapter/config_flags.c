@@ -158,6 +158,19 @@ static const struct option_def options[] = {
 		.help = "/health and /readiness (default :8080; off or \"\": none)" },
 	{ "metrics-addr", 0, CUSTOM(set_metrics_addr), .arg = "HOST:PORT", .rules = RULE_EMPTY_OK,
 		.help = "Prometheus /metrics (default :9092; off or \"\": none)" },
+	/* What changed, extra headers (config_headers.c). */
+	{ "with-changes", 0, BOOL(with_changes),
+		.help = "update events carry the changedpaths extension: the\n"
+			"JSON paths that changed (see the README)" },
+	{ "strip-managed-fields", 0, BOOL(strip_managed_fields),
+		.help = "drop metadata.managedFields from objects" },
+	{ "header", 0, CUSTOM(config_set_header), .arg = "NAME=VALUE", .rules = RULE_REPEAT,
+		.help = "add this header to every request to the sink\n"
+			"(repeatable; not to the dead-letter sink)" },
+	{ "header-file", 0, CUSTOM(config_set_header_file), .arg = "NAME=PATH",
+		.rules = RULE_REPEAT,
+		.help = "the same, the value read from a file (a mounted Secret):\n"
+			"at start and on SIGHUP; never logged" },
 	{ "help", 'h', BOOL(help), .rules = RULE_EARLY, .help = "this text" },
 	{ "version", 0, BOOL(version), .rules = RULE_EARLY, .help = "the version" },
 };

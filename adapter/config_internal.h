@@ -85,6 +85,19 @@ int config_valid_http_url(const char *url);
  * it. Problems are reported naming origin. */
 void config_check_state_dir(struct ctx *c, const char *origin, const char *dir);
 
+/* ---- --header, --header-file, --with-changes (config_headers.c) ---- */
+
+/* The option table's setters for --header NAME=VALUE and --header-file
+ * NAME=PATH: each occurrence adds one header (the first replaces none: these
+ * come only from flags). */
+void config_set_header(struct ctx *c, const char *origin, const char *value, bool first);
+void config_set_header_file(struct ctx *c, const char *origin, const char *value, bool first);
+/* Whole-config checks: the names against the headers the adapter sets
+ * itself (Authorization with OIDC), --header without an HTTP sink,
+ * --with-changes with --object-state reference. */
+void config_check_headers_changes(struct ctx *c);
+void config_free_headers(struct config *cfg);
+
 /* ---- the option table (config_flags.c) ---- */
 
 /* What the command line said: every occurrence, applied last by config_load(). */

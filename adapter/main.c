@@ -17,7 +17,9 @@
 #include "adapter/nsselector.h"
 #include "adapter/oidc.h"
 #include "adapter/probes.h"
+#include "adapter/secrets_warning.h"
 #include "adapter/sink.h"
+#include "adapter/sink_headers.h"
 #include "adapter/checkpoint.h"
 #include "adapter/util/buf.h"
 #include "adapter/watcher.h"
@@ -94,6 +96,11 @@ static void handle_drain_timer(struct loop_timer *t, void *userdata) {
 static void handle_signal(int signo, void *userdata) {
 	struct adapter *a = userdata;
 
+	if (signo == SIGHUP) {
+		if (a->headers)
+			sink_headers_reload(a->headers); /* --header-file */
+		return;
+	}
 	if (a->draining) {
 		struct queue_stats st;
 
@@ -181,6 +188,7 @@ static void adapter_finish(struct adapter *a) {
 	free(a->watchers);
 	probes_destroy(a->probes);
 	sink_destroy(a->sink);
+	sink_headers_destroy(a->headers);
 	oidc_destroy(a->oidc);
 	http_destroy(a->http);
 	if (a->loop) {
@@ -226,6 +234,8 @@ int main(int argc, char **argv) {
 	 * them is in what it reads: then it would report a guess. */
 	if (!a.kube_input_bad && kube_load(&a.cfg, handle_config_error, &a, &a.kube) < 0)
 		bad_config = true;
+	if (r == 0 && sink_headers_create(&a.cfg, handle_config_error, &a, &a.headers) < 0)
+		bad_config = true;
 	if (bad_config) {
 		ret = EXIT_CONFIG;
 		goto out;
@@ -237,6 +247,7 @@ int main(int argc, char **argv) {
 			w = strtok_r(NULL, "\n", &save))
 			log_warn("main", "filter dropped, as Knative's adapter drops it", LOG_STR("filter", w));
 	}
+	secrets_warning_check(&a.cfg);
 	if (a.cfg.filter)
 		log_info("main", "filters apply", LOG_INT("filters", filter_count(a.cfg.filter)));
 	if (a.cfg.namespace_selector && !a.cfg.all_namespaces) {
@@ -272,6 +283,7 @@ int main(int argc, char **argv) {
 	sink_on_space(a.sink, handle_queue_space, &a);
 	sink_set_metrics(a.sink, a.metrics);
 	sink_set_oidc(a.sink, a.oidc);
+	sink_set_headers(a.sink, a.headers);
 	if (a.cfg.state_dir) {
 		r = checkpoint_writer_create(a.loop, adapter_checkpoint_written, &a,
 			&a.checkpoint_writer);

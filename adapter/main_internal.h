@@ -42,6 +42,7 @@ struct adapter {
 	struct metrics *metrics;
 	struct probes *probes;
 	struct oidc *oidc;
+	struct sink_headers *headers; /* --header, --header-file */
 };
 
 /* adapter_checkpoint.c */

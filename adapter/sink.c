@@ -11,6 +11,7 @@
 #include "adapter/metrics.h"
 #include "adapter/oidc.h"
 #include "adapter/sink.h"
+#include "adapter/sink_headers.h"
 
 #define BACKOFF_INITIAL_USEC (100ull * 1000ull)
 #define BACKOFF_MAX_USEC (30ull * 1000000ull)
@@ -65,6 +66,7 @@ struct sink {
 	struct sink_req *all_reqs; /* every request ever made, for destroy */
 	struct metrics *metrics;
 	struct oidc *oidc;
+	const struct sink_headers *extra_headers; /* --header, --header-file */
 	char *namespace_header; /* "Kn-Namespace: NS", as Knative's adapter sends */
 	char *sink_shown;	/* the sink URL without credentials: knativeerrordest */
 	struct sink_health health[2]; /* [e->dead_letter] */
@@ -277,6 +279,8 @@ static int handle_send(struct queue_entry *e, void *userdata) {
 		r = append_header(&req->headers, s->namespace_header);
 	if (r == 0 && s->oidc && !e->dead_letter)
 		r = auth_header(s, req);
+	if (r == 0 && s->extra_headers && !e->dead_letter)
+		r = sink_headers_append(s->extra_headers, &req->headers);
 	if (r < 0)
 		goto fail;
 	/* No "Expect: 100-continue" round trip for larger bodies. */
@@ -557,6 +561,10 @@ void sink_set_metrics(struct sink *s, struct metrics *m) {
 
 void sink_set_oidc(struct sink *s, struct oidc *o) {
 	s->oidc = o;
+}
+
+void sink_set_headers(struct sink *s, const struct sink_headers *h) {
+	s->extra_headers = h;
 }
 
 int sink_submit(struct sink *s, struct cevent *ev) {

@@ -30,6 +30,14 @@ struct config_extension {
 	char *value;
 };
 
+/* --header NAME=VALUE (value set, path NULL) or --header-file NAME=PATH
+ * (path set, value NULL: sink_headers.c reads it). */
+struct config_header {
+	char *name;
+	char *value;
+	char *path;
+};
+
 struct config {
 	struct config_resource *resources;
 	size_t n_resources;
@@ -92,6 +100,11 @@ struct config {
 	char *oidc_service_account;
 	bool help;
 	bool version;
+	/* What changed, extra headers (changes.h, strip.h, sink_headers.h). */
+	bool with_changes;	   /* update events carry the changedpaths extension */
+	bool strip_managed_fields; /* objects lose metadata.managedFields */
+	struct config_header *headers; /* on every request to the sink, in order */
+	size_t n_headers;
 };
 
 /* Looks a variable up; returns NULL when unset. Tests pass a table. */

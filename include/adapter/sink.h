@@ -34,6 +34,10 @@ void sink_set_metrics(struct sink *s, struct metrics *m);
  * the dead-letter sink) carries its token, and a 401 fetches a new one and
  * retries once. */
 void sink_set_oidc(struct sink *s, struct oidc *o);
+struct sink_headers;
+/* Borrowed; must outlive the sink. NULL: none. Added to every POST to the
+ * sink, not to the dead-letter sink (sink_headers.h). */
+void sink_set_headers(struct sink *s, const struct sink_headers *h);
 /* Takes ownership of ev. */
 int sink_submit(struct sink *s, struct cevent *ev);
 void sink_get_stats(const struct sink *s, struct queue_stats *ret);
