@@ -42,6 +42,7 @@ struct adapter {
 	struct metrics *metrics;
 	struct probes *probes;
 	struct oidc *oidc;
+	struct nsselector *nssel; /* namespaceSelector, or every namespace */
 };
 
 /* adapter_checkpoint.c */
