@@ -223,3 +223,76 @@ def test_nsselector_empty_one_list_per_resource(cluster, sink, adapter_factory, 
     watching = [l for l in ad.logs() if l.get("msg") == "watching"]
     assert len(watching) == 1 and watching[0]["namespace"] in ("", "*", None), watching
     assert names(sink) == [("many-42", "h"), ("many-7", "g")]
+
+
+def test_nsselector_empty_forbidden_falls_back_per_namespace(cluster_factory, sink,
+                                                            adapter_factory, workdir,
+                                                            proxy_factory):
+    """`{}` where guitars may be listed only in some namespaces (RoleBindings
+    of the guitar-reader ClusterRole): the cluster-wide list is answered 403,
+    the adapter says so once and watches per namespace, no restart."""
+    cluster = cluster_factory(backend="real")
+    cluster.guitars()
+    for ns in ("fb-1", "fb-2"):
+        namespace(cluster, ns)
+    cluster.apply(os.path.join(RBAC, "guitar-rbac.yaml"))
+    cluster.apply(os.path.join(RBAC, "nsselector-rbac.yaml"))
+    cluster.kubectl("delete", "clusterrolebinding", "guitar-reader-binding")
+    for ns in ("fb-1", "fb-2"):
+        cluster.kubectl("-n", ns, "create", "rolebinding", "guitar-reader", "--clusterrole",
+                        "guitar-reader", "--serviceaccount", "guitar-eventing:guitar-sa")
+    kc = cluster.proxied_kubeconfig(proxy_factory(cluster), token=token_for(cluster))
+    ad = adapter_factory(["--source-file", manifest(workdir, sink, {})], kubeconfig=kc)
+    pid = ad.proc.pid
+    wait_watching_ns(ad, "fb-1", timeout=60)
+    wait_watching_ns(ad, "fb-2", timeout=60)
+    cluster.guitar("g1", ns="fb-1")
+    cluster.guitar("g2", ns="fb-2")
+    sink.wait_events(2)
+    # A namespace created later is watched as well once it may be.
+    namespace(cluster, "fb-3")
+    cluster.kubectl("-n", "fb-3", "create", "rolebinding", "guitar-reader", "--clusterrole",
+                    "guitar-reader", "--serviceaccount", "guitar-eventing:guitar-sa")
+    wait_watching_ns(ad, "fb-3", timeout=60)
+    cluster.guitar("g3", ns="fb-3")
+    sink.wait_events(3)
+    assert ad.proc.pid == pid and ad.proc.poll() is None
+    assert ad.stop() == 0
+    assert names(sink) == [("fb-1", "g1"), ("fb-2", "g2"), ("fb-3", "g3")]
+    fallbacks = [l for l in ad.logs() if "falling back" in l.get("msg", "")]
+    assert len(fallbacks) == 1 and fallbacks[0]["level"] == "warn", fallbacks
+    # The cluster-wide watch never announced itself as watching.
+    assert [l for l in ad.logs() if l.get("msg") == "watching" and l.get("namespace") == ""
+            and l.get("resource", "").startswith("guitars")] == []
+
+
+def test_nsselector_checkpoint_forgets_left_namespace(emulator, sink, adapter_factory, workdir):
+    """With --state-dir, a namespace that left the selection is not in the
+    next checkpoint; the namespaces still selected are."""
+    cluster = emulator
+    cluster.guitars()
+    namespace(cluster, "cp-stay", {"team": "frets"})
+    namespace(cluster, "cp-go", {"team": "frets"})
+    state = os.path.join(workdir, "state")
+    os.mkdir(state)
+    ad = adapter_factory(["--source-file", manifest(workdir, sink,
+                                                    {"matchLabels": {"team": "frets"}}),
+                          "--state-dir", state, "--checkpoint-interval", "1"],
+                         kubeconfig=cluster.kubeconfig)
+    wait_watching_ns(ad, "cp-stay")
+    wait_watching_ns(ad, "cp-go")
+    cluster.guitar("g", ns="cp-go")
+    cluster.guitar("s", ns="cp-stay")
+    sink.wait_events(2)
+    cluster.kubectl("label", "namespace", "cp-go", "team-")
+    wait_left(ad, "cp-go")
+    cluster.guitar("s2", ns="cp-stay")  # a change, so that a checkpoint follows
+    sink.wait_events(3)
+    path = os.path.join(state, "checkpoint.ndjson")
+    from harness import wait_until
+    wait_until(lambda: os.path.exists(path) and "|cp-go|" not in open(path).read()
+               and "|cp-stay|" in open(path).read(), 15, "a checkpoint without cp-go")
+    assert ad.stop() == 0
+    text = open(path).read()
+    assert "|cp-go|" not in text and "|cp-stay|" in text
+    assert names(sink) == [("cp-go", "g"), ("cp-stay", "s"), ("cp-stay", "s2")]
