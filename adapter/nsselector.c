@@ -22,8 +22,6 @@ struct nsselector {
 	struct hashmap selected; /* name -> s (any non-NULL value) */
 	struct watcher **watchers;
 	size_t n_watchers;
-	struct watcher **waiting; /* fell back before the first list ended */
-	size_t n_waiting;
 	struct loop_timer timer;
 	bool started;
 	bool delivered; /* the watchers have had the set at least once */
@@ -77,9 +75,6 @@ static void handle_timer(struct loop_timer *t, void *userdata) {
 		s->delivered = true;
 		s->dirty = false;
 	}
-	for (size_t i = 0; i < s->n_waiting; i++)
-		watcher_set_namespaces(s->waiting[i], &s->selected);
-	s->n_waiting = 0;
 }
 
 int nsselector_create(struct watch_context *ctx, const char *selector, struct watcher **watchers,
@@ -141,27 +136,11 @@ void nsselector_stop(struct nsselector *s) {
 
 void nsselector_handle_forbidden(struct watcher *w, void *userdata) {
 	struct nsselector *s = userdata;
-	struct watcher **n;
 
 	nsselector_start(s);
-	if (s->delivered) {
+	/* Else every watcher gets the set at the end of the first list. */
+	if (s->delivered)
 		watcher_set_namespaces(w, &s->selected);
-		return;
-	}
-	/* Handed over with everyone's at the end of the first list. */
-	n = realloc(s->waiting, (s->n_waiting + 1) * sizeof(*n));
-	if (!n)
-		return; /* it waits for the next change of the set */
-	s->waiting = n;
-	s->waiting[s->n_waiting++] = w;
-}
-
-bool nsselector_synced(const struct nsselector *s) {
-	return !s || !s->started || s->delivered;
-}
-
-size_t nsselector_count(const struct nsselector *s) {
-	return s ? s->selected.count : 0;
 }
 
 void nsselector_destroy(struct nsselector *s) {
@@ -170,6 +149,5 @@ void nsselector_destroy(struct nsselector *s) {
 	nsselector_stop(s);
 	watch_destroy(s->watch);
 	hashmap_finish(&s->selected);
-	free(s->waiting);
 	free(s);
 }

@@ -15,7 +15,8 @@
  * per-namespace watches to follow it; never from inside a libcurl callback
  * (a zero-delay loop timer applies the changes), and not before the first
  * list is complete (the watchers would otherwise stop and start watches
- * while its pages arrive).
+ * while its pages arrive). A watcher waiting for the set is not synced, so
+ * readiness waits for that first list.
  *
  * Without a selector (all namespaces: `{}` or -A) it is created idle: a
  * watcher whose cluster-wide list is forbidden (403) falls back to
@@ -24,8 +25,8 @@
 struct nsselector;
 
 /* selector: a label selector (NULL: every namespace). Borrows ctx, selector
- * and the watchers, which must outlive it... except at teardown, where the
- * watchers go first and it is only destroyed. Starts nothing. */
+ * and the watchers; the watchers may be destroyed first if it is stopped
+ * before (nsselector_stop) or destroyed right after. Starts nothing. */
 int nsselector_create(struct watch_context *ctx, const char *selector, struct watcher **watchers,
 	size_t n_watchers, struct nsselector **ret_nsselector);
 void nsselector_destroy(struct nsselector *s);
@@ -36,8 +37,5 @@ void nsselector_stop(struct nsselector *s);
 /* For watcher_on_forbidden(): the watcher w lost its cluster-wide list;
  * starts the namespace watch and hands w the namespaces once known. */
 void nsselector_handle_forbidden(struct watcher *w, void *userdata);
-/* True once the namespace list is complete, or when nothing was started. */
-bool nsselector_synced(const struct nsselector *s);
-size_t nsselector_count(const struct nsselector *s);
 
 #endif

@@ -56,13 +56,24 @@ def wait_left(ad, ns, timeout=20):
                        and l.get("namespace") == ns, timeout, f"{ns} to leave the selection")
 
 
-def test_nsselector_label_starts_and_unlabel_stops(cluster, sink, adapter_factory, workdir):
+def sa_kubeconfig(cluster, proxy_factory):
+    """On the real server: the ServiceAccount with rbac/nsselector-rbac.yaml
+    and nothing more; on the emulator: the admin."""
+    if not cluster.real:
+        return cluster.kubeconfig
+    cluster.apply(os.path.join(RBAC, "guitar-rbac.yaml"))
+    cluster.apply(os.path.join(RBAC, "nsselector-rbac.yaml"))
+    return cluster.proxied_kubeconfig(proxy_factory(cluster), token=token_for(cluster))
+
+
+def test_nsselector_label_starts_and_unlabel_stops(cluster, sink, adapter_factory, workdir,
+                                                   proxy_factory):
     cluster.guitars()
     namespace(cluster, "sel-c", {"team": "frets"})
     namespace(cluster, "sel-a")
     ad = adapter_factory(["--source-file", manifest(workdir, sink,
                                                     {"matchLabels": {"team": "frets"}})],
-                         kubeconfig=cluster.kubeconfig)
+                         kubeconfig=sa_kubeconfig(cluster, proxy_factory))
     pid = ad.proc.pid
     wait_watching_ns(ad, "sel-c")
     assert guitar_watches(ad, "sel-a") == []
@@ -197,11 +208,8 @@ def test_nsselector_empty_one_list_per_resource(cluster, sink, adapter_factory, 
     real server, with rbac/nsselector-rbac.yaml's ServiceAccount."""
     cluster.guitars()
     many_namespaces(cluster, 50)
-    kc = cluster.kubeconfig
+    kc = sa_kubeconfig(cluster, proxy_factory)
     if cluster.real:
-        cluster.apply(os.path.join(RBAC, "guitar-rbac.yaml"))
-        cluster.apply(os.path.join(RBAC, "nsselector-rbac.yaml"))
-        kc = cluster.proxied_kubeconfig(proxy_factory(cluster), token=token_for(cluster))
         before = apiserver_lists(cluster, "guitars")
     else:
         before = cluster.stats()["lists"]
