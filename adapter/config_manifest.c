@@ -103,6 +103,11 @@ static char *selector_from_yaml(struct ctx *c, const char *file, struct yamldoc 
 			continue;
 		}
 		vals = yamldoc_get(d, e, "values");
+		if ((strcmp(op, "Exists") == 0 || strcmp(op, "DoesNotExist") == 0) && yamldoc_len(vals)) {
+			/* As the API server's validation says it. */
+			file_error(c, file, vals, fieldbuf, "values: may not be given with operator %s", op);
+			continue;
+		}
 		if (strcmp(op, "In") == 0 || strcmp(op, "NotIn") == 0) {
 			if (!yamldoc_len(vals)) {
 				file_error(c, file, e, fieldbuf, "operator %s needs values", op);

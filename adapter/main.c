@@ -54,6 +54,7 @@ static void handle_fatal(void *userdata) {
 }
 
 static void stop_watchers(struct adapter *a) {
+	nsselector_stop(a->nssel);
 	for (size_t i = 0; i < a->n_watchers; i++)
 		watcher_stop(a->watchers[i]);
 }
@@ -186,6 +187,7 @@ static void adapter_finish(struct adapter *a) {
 	for (size_t i = 0; i < a->n_watchers; i++)
 		watcher_destroy(a->watchers[i]);
 	free(a->watchers);
+	nsselector_destroy(a->nssel);
 	probes_destroy(a->probes);
 	sink_destroy(a->sink);
 	sink_headers_destroy(a->headers);
@@ -250,13 +252,7 @@ int main(int argc, char **argv) {
 	secrets_warning_check(&a.cfg);
 	if (a.cfg.filter)
 		log_info("main", "filters apply", LOG_INT("filters", filter_count(a.cfg.filter)));
-	if (a.cfg.namespace_selector && !a.cfg.all_namespaces) {
-		if (nsselector_resolve(&a.cfg, a.kube) < 0)
-			goto out;
-		if (!a.cfg.n_namespaces)
-			log_warn("main", "spec.namespaceSelector matches no namespace; nothing to watch",
-				LOG_STR("selector", a.cfg.namespace_selector));
-	} else if (!a.cfg.all_namespaces && !a.cfg.n_namespaces) {
+	if (!a.cfg.namespace_selector && !a.cfg.all_namespaces && !a.cfg.n_namespaces) {
 		/* kubectl's rule: the context's namespace, else the pod's, else default. */
 		config_add_namespace(&a.cfg, kube_default_namespace(a.kube));
 	}
@@ -316,6 +312,13 @@ int main(int argc, char **argv) {
 			goto out;
 		a.n_watchers++;
 	}
+	/* A live namespaceSelector, or the fallback of a forbidden all-namespaces list. */
+	if ((a.cfg.namespace_selector || a.cfg.all_namespaces) &&
+		nsselector_create(&a.wctx, a.cfg.all_namespaces ? NULL : a.cfg.namespace_selector,
+			a.watchers, a.n_watchers, &a.nssel) < 0)
+		goto out;
+	for (size_t i = 0; a.nssel && i < a.n_watchers; i++)
+		watcher_on_forbidden(a.watchers[i], nsselector_handle_forbidden, a.nssel);
 	buf_init(&namespaces, 0);
 	if (namespaces_text(&a.cfg, &namespaces) < 0)
 		buf_reset(&namespaces); /* out of memory: the count still says it */
@@ -324,12 +327,15 @@ int main(int argc, char **argv) {
 		LOG_STR("mode", a.cfg.mode == CONFIG_MODE_RESOURCE ? "Resource" : "Reference"),
 		LOG_INT("resources", a.cfg.n_resources),
 		LOG_STR("namespaces", namespaces.data ? namespaces.data : ""),
-		LOG_INT("namespace_count", a.cfg.n_namespaces));
+		LOG_INT("namespace_count", a.cfg.n_namespaces),
+		LOG_STR("namespace_selector", a.cfg.namespace_selector ? a.cfg.namespace_selector : ""));
 	buf_finish(&namespaces);
 	if (adapter_start_endpoints(&a) < 0)
 		goto out;
 	for (size_t i = 0; i < a.n_watchers; i++)
 		watcher_start(a.watchers[i]);
+	if (!a.cfg.all_namespaces)
+		nsselector_start(a.nssel);
 	if (a.cfg.state_dir) {
 		a.first_checkpoint_due = true;
 		a.checkpoint_next_usec = loop_now_usec() + a.cfg.checkpoint_interval_usec;

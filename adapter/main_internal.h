@@ -43,6 +43,7 @@ struct adapter {
 	struct probes *probes;
 	struct oidc *oidc;
 	struct sink_headers *headers; /* --header, --header-file */
+	struct nsselector *nssel; /* namespaceSelector, or every namespace */
 };
 
 /* adapter_checkpoint.c */

@@ -91,6 +91,11 @@ void watch_http_failure(struct watch *wa, long status) {
 		permanent = true;
 		break;
 	case 403:
+		if (wa->owner->forbidden && wa->owner->forbidden(wa->owner->userdata)) {
+			wa->state = ST_IDLE;
+			wa->failing = true;
+			return;
+		}
 		what = "forbidden (403): the identity may not list and watch this resource; check the "
 		       "Role or ClusterRole";
 		permanent = true;

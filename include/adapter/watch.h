@@ -89,6 +89,9 @@ struct watch_owner {
 	bool (*full)(void *userdata);
 	void *userdata;
 	const struct watch_io *io; /* NULL: libcurl */
+	/* NULL, or asked on a 403: true when the owner takes over (the watch
+	 * then goes idle, with no log and no retry, until stopped). */
+	bool (*forbidden)(void *userdata);
 };
 
 /* ns: NULL for cluster-wide; base_path: the resource's collection path; key:
