@@ -158,6 +158,11 @@ static const struct option_def options[] = {
 		.help = "/health and /readiness (default :8080; off or \"\": none)" },
 	{ "metrics-addr", 0, CUSTOM(set_metrics_addr), .arg = "HOST:PORT", .rules = RULE_EMPTY_OK,
 		.help = "Prometheus /metrics (default :9092; off or \"\": none)" },
+	{ "sink-ref", 0, CUSTOM(config_set_sink_ref), .arg = "APIVERSION/KIND/[NS/]NAME",
+		.help = "send to this object's address, followed live: a v1\n"
+			"Service, or an Addressable's status.address.url, e.g.\n"
+			"eventing.knative.dev/v1/Broker/default (NS: the\n"
+			"source's); --sink beside it is a path joined to it" },
 	{ "help", 'h', BOOL(help), .rules = RULE_EARLY, .help = "this text" },
 	{ "version", 0, BOOL(version), .rules = RULE_EARLY, .help = "the version" },
 };
@@ -260,6 +265,12 @@ static void set_sink(struct ctx *c, const char *origin, const char *value, bool 
 	(void)first;
 	if (config_set_str(c, &c->cfg->sink, value) == 0)
 		snprintf(c->sink_origin, sizeof(c->sink_origin), "%s", origin);
+	/* A sink replaces a lower source's reference (K_SINK the manifest's);
+	 * --sink with --sink-ref is a path joined to its address. */
+	if (origin[0] == '-')
+		c->flag_sink = true;
+	if (!c->flag_sink_ref)
+		config_sink_ref_finish(&c->cfg->sink_ref);
 }
 
 static void set_mode(struct ctx *c, const char *origin, const char *value, bool first) {
@@ -377,7 +388,7 @@ static void apply_value(struct ctx *c, const struct option_def *o, const char *o
 		/* Reported: not also "nothing to watch" or "missing". */
 		if (o->set == set_resource)
 			c->bad_resources++;
-		else if (o->set == set_sink)
+		else if (o->set == set_sink || o->set == config_set_sink_ref)
 			c->sink_rejected = true;
 		return;
 	}

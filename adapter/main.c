@@ -18,6 +18,7 @@
 #include "adapter/oidc.h"
 #include "adapter/probes.h"
 #include "adapter/sink.h"
+#include "adapter/sinkref.h"
 #include "adapter/checkpoint.h"
 #include "adapter/util/buf.h"
 #include "adapter/watcher.h"
@@ -180,6 +181,7 @@ static void adapter_finish(struct adapter *a) {
 		watcher_destroy(a->watchers[i]);
 	free(a->watchers);
 	probes_destroy(a->probes);
+	sinkref_destroy(a->sinkref);
 	sink_destroy(a->sink);
 	oidc_destroy(a->oidc);
 	http_destroy(a->http);
@@ -304,6 +306,11 @@ int main(int argc, char **argv) {
 			goto out;
 		a.n_watchers++;
 	}
+	if (a.cfg.sink_ref.kind &&
+		sinkref_create(&a.wctx, &a.cfg.sink_ref,
+			a.cfg.namespace ? a.cfg.namespace : kube_default_namespace(a.kube), a.cfg.sink,
+			a.sink, &a.sinkref) < 0)
+		goto out;
 	buf_init(&namespaces, 0);
 	if (namespaces_text(&a.cfg, &namespaces) < 0)
 		buf_reset(&namespaces); /* out of memory: the count still says it */
@@ -316,6 +323,8 @@ int main(int argc, char **argv) {
 	buf_finish(&namespaces);
 	if (adapter_start_endpoints(&a) < 0)
 		goto out;
+	if (a.sinkref)
+		sinkref_start(a.sinkref);
 	for (size_t i = 0; i < a.n_watchers; i++)
 		watcher_start(a.watchers[i]);
 	if (a.cfg.state_dir) {

@@ -42,6 +42,7 @@ struct adapter {
 	struct metrics *metrics;
 	struct probes *probes;
 	struct oidc *oidc;
+	struct sinkref *sinkref; /* with a sink reference */
 };
 
 /* adapter_checkpoint.c */

@@ -67,6 +67,7 @@ struct sink {
 	struct oidc *oidc;
 	char *namespace_header; /* "Kn-Namespace: NS", as Knative's adapter sends */
 	char *sink_shown;	/* the sink URL without credentials: knativeerrordest */
+	char *url;		/* where events go; NULL: no address yet (sink_set_url) */
 	struct sink_health health[2]; /* [e->dead_letter] */
 };
 
@@ -289,7 +290,7 @@ static int handle_send(struct queue_entry *e, void *userdata) {
 		req->headers = n;
 	}
 	easy = req->xfer.easy;
-	curl_easy_setopt(easy, CURLOPT_URL, e->dead_letter ? s->cfg->dead_letter : s->cfg->sink);
+	curl_easy_setopt(easy, CURLOPT_URL, e->dead_letter ? s->cfg->dead_letter : s->url);
 	curl_easy_setopt(easy, CURLOPT_POST, 1L);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, e->ev->data);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)e->ev->data_len);
@@ -500,9 +501,11 @@ int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 		h->delivered_lines = h->retry_lines;
 		loop_timer_init(&h->summary_timer, handle_summary_timer, h);
 	}
-	s->to_stdout = strcmp(cfg->sink, "-") == 0;
+	/* With a sink reference the address comes later (sink_set_url). */
+	s->to_stdout = !cfg->sink_ref.kind && strcmp(cfg->sink, "-") == 0;
 	r = -ENOMEM;
-	if (!s->to_stdout && !(s->sink_shown = http_url_redact(cfg->sink)))
+	if (!s->to_stdout && !cfg->sink_ref.kind &&
+		(!(s->sink_shown = http_url_redact(cfg->sink)) || !(s->url = strdup(cfg->sink))))
 		goto fail;
 	if (cfg->namespace) {
 		/* NAMESPACE comes from outside: percent-encoded as a CloudEvents
@@ -522,11 +525,14 @@ int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 	r = queue_create(loop, &opts, &ops, s, &s->queue);
 	if (r < 0)
 		goto fail;
+	if (cfg->sink_ref.kind)
+		queue_hold(s->queue, true);
 	*ret_sink = s;
 	return 0;
 fail:
 	free(s->namespace_header);
 	free(s->sink_shown);
+	free(s->url);
 	free(s);
 	return r;
 }
@@ -548,7 +554,23 @@ void sink_destroy(struct sink *s) {
 		loop_timer_disarm(s->loop, &s->health[i].summary_timer);
 	free(s->namespace_header);
 	free(s->sink_shown);
+	free(s->url);
 	free(s);
+}
+
+int sink_set_url(struct sink *s, const char *url) {
+	char *copy = NULL, *shown = NULL;
+
+	if (url && (!(copy = strdup(url)) || !(shown = http_url_redact(url)))) {
+		free(copy);
+		return -ENOMEM;
+	}
+	free(s->url);
+	free(s->sink_shown);
+	s->url = copy;
+	s->sink_shown = shown;
+	queue_hold(s->queue, !url);
+	return 0;
 }
 
 void sink_set_metrics(struct sink *s, struct metrics *m) {
