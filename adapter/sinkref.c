@@ -21,7 +21,10 @@
 #define CHECK_INTERVAL_USEC (200ull * 1000ull)
 
 struct sinkref {
-	struct watch_context ctx; /* a copy: no checkpoint, no metrics */
+	/* Copies: the watch of the reference is in no checkpoint and no
+	 * metrics, and reports the object from its first list on. */
+	struct watch_context ctx;
+	struct config cfg; /* shallow: borrows every pointer */
 	const struct config_sink_ref *ref;
 	struct sink *sink;
 	const char *relative;
@@ -413,7 +416,10 @@ int sinkref_create(const struct watch_context *ctx, const struct config_sink_ref
 
 	if (!sr)
 		return -ENOMEM;
+	sr->cfg = *ctx->cfg;
+	sr->cfg.initial_events = true;
 	sr->ctx = *ctx;
+	sr->ctx.cfg = &sr->cfg;
 	sr->ctx.checkpoint = NULL;
 	sr->ctx.metrics = NULL;
 	sr->ref = ref;
