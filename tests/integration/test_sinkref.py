@@ -184,7 +184,7 @@ def test_sinkref_forbidden_then_granted(cluster_factory, sink, adapter_factory, 
                         env=proxy_env(sink), kubeconfig=kc)
     a.wait_watching(1)
     a.wait_log(lambda l: "cannot be read" in l.get("reason", ""), 30, "the forbidden cause")
-    assert "cannot be read" in a.get("/readiness")[1]
+    wait_until(lambda: "cannot be read" in a.get("/readiness")[1], 15, "readiness to say why")
     cluster.guitar("d15")
     wait_until(lambda: "apiserversource_queue_events 1" in a.get("/metrics", metrics=True)[1],
                15, "the event held")
