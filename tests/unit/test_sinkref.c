@@ -1,0 +1,114 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapter/config.h"
+#include "adapter/sinkref.h"
+
+/* --sink-ref's "APIVERSION/KIND/[NAMESPACE/]NAME" and the address an object
+ * gives (Knative's resolver: a v1 Service's cluster DNS name, else an
+ * Addressable's status), joined with a relative reference by libcurl. */
+
+static void parse_ok(const char *s, const char *group, const char *version, const char *kind,
+	const char *ns, const char *name) {
+	struct config_sink_ref ref = { 0 };
+	char problem[200] = "";
+
+	cr_assert_eq(config_parse_sink_ref(s, &ref, problem, sizeof(problem)), 0, "%s: %s", s,
+		problem);
+	cr_assert_str_eq(ref.group, group);
+	cr_assert_str_eq(ref.version, version);
+	cr_assert_str_eq(ref.kind, kind);
+	if (ns)
+		cr_assert_str_eq(ref.namespace, ns);
+	else
+		cr_assert_null(ref.namespace);
+	cr_assert_str_eq(ref.name, name);
+	config_sink_ref_finish(&ref);
+}
+
+static void parse_bad(const char *s, const char *want) {
+	struct config_sink_ref ref = { 0 };
+	char problem[200] = "";
+
+	cr_assert_eq(config_parse_sink_ref(s, &ref, problem, sizeof(problem)), -EINVAL, "%s", s);
+	cr_assert(strstr(problem, want), "%s: %s", s, problem);
+	cr_assert_null(ref.kind);
+}
+
+Test(sinkref, flag_forms) {
+	parse_ok("v1/Service/default/player", "", "v1", "Service", "default", "player");
+	parse_ok("v1/Service/player", "", "v1", "Service", NULL, "player");
+	parse_ok("serving.knative.dev/v1/Service/ns/name", "serving.knative.dev", "v1", "Service",
+		"ns", "name");
+	parse_ok("eventing.knative.dev/v1/Broker/default", "eventing.knative.dev", "v1", "Broker",
+		NULL, "default");
+	parse_ok("apps/v1/Deployment/x", "apps", "v1", "Deployment", NULL, "x");
+	parse_ok("messaging.knative.dev/v1beta1/Channel/n/c.x", "messaging.knative.dev", "v1beta1",
+		"Channel", "n", "c.x");
+}
+
+Test(sinkref, malformed_flag_names_the_part) {
+	parse_bad("", "is not APIVERSION/KIND/[NAMESPACE/]NAME");
+	parse_bad("v1/Service", "is not APIVERSION/KIND/[NAMESPACE/]NAME");
+	parse_bad("v1//x", "is not APIVERSION/KIND/[NAMESPACE/]NAME");
+	parse_bad("a.b/v1/Service/ns/name/extra", "is not APIVERSION/KIND/[NAMESPACE/]NAME");
+	parse_bad("V1/Service/x", "APIVERSION is not group/version");
+	parse_bad("v1/Serv-ice/x", "KIND is not a kind");
+	parse_bad("v1/Service/Bad_NS/x", "NAMESPACE is not a namespace name");
+	parse_bad("v1/Service/ns/Player", "NAME is not an object name");
+}
+
+static const struct config_sink_ref service = { .group = "", .version = "v1", .kind = "Service",
+	.name = "player" };
+static const struct config_sink_ref broker = { .group = "eventing.knative.dev", .version = "v1",
+	.kind = "Broker", .name = "default" };
+
+static void address(const struct config_sink_ref *ref, const char *json, const char *relative,
+	int want_r, const char *want) {
+	char *url = NULL, problem[300] = "";
+	int r = sinkref_address(json, strlen(json), ref, "ns", relative, &url, problem,
+		sizeof(problem));
+
+	cr_assert_eq(r, want_r, "%s: %d %s", json, r, problem);
+	if (r == 0)
+		cr_assert_str_eq(url, want);
+	else
+		cr_assert(strstr(problem, want), "%s", problem);
+	free(url);
+}
+
+Test(sinkref, service_is_its_cluster_dns_name) {
+	/* Knative's resolver: plain http, no port, whatever the Service says. */
+	address(&service, "{\"spec\":{\"ports\":[{\"port\":8080}]}}", NULL, 0,
+		"http://player.ns.svc.cluster.local/");
+	address(&service, "{}", "/events", 0, "http://player.ns.svc.cluster.local/events");
+}
+
+Test(sinkref, addressable_status) {
+	address(&broker, "{\"status\":{\"address\":{\"url\":\"http://b.example/ns/default\"}}}", NULL,
+		0, "http://b.example/ns/default");
+	/* status.addresses wins over status.address; its first entry. */
+	address(&broker,
+		"{\"status\":{\"address\":{\"url\":\"http://old/\"},\"addresses\":["
+		"{\"name\":\"https\",\"url\":\"https://first/x\"},{\"url\":\"http://second/\"}]}}",
+		NULL, 0, "https://first/x");
+	address(&broker, "{\"status\":{}}", NULL, -ENOENT, "no address yet (status.address.url)");
+	address(&broker, "{\"status\":{\"addresses\":[{\"name\":\"a\"}]}}", NULL, -ENOENT,
+		"status.addresses[0] has no url");
+	address(&broker, "{\"status\":{\"address\":{\"url\":\"ftp://x/\"}}}", NULL, -ENOENT,
+		"is not an http:// or https:// URL");
+	address(&broker, "{\"status\":{\"address\":{\"url\":\"/relative\"}}}", NULL, -ENOENT,
+		"is not an http:// or https:// URL");
+	address(&broker, "not json", NULL, -ENOENT, "not valid JSON");
+}
+
+Test(sinkref, relative_reference_is_joined) {
+	const char *obj = "{\"status\":{\"address\":{\"url\":\"http://b.example/a/b\"}}}";
+
+	address(&broker, obj, "c", 0, "http://b.example/a/c");
+	address(&broker, obj, "/c?x=1", 0, "http://b.example/c?x=1");
+	address(&broker, obj, "../c", 0, "http://b.example/c");
+	address(&broker, obj, "?q=1", 0, "http://b.example/a/b?q=1");
+}
