@@ -1,7 +1,9 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "adapter/config.h"
 #include "adapter/sinkref.h"
@@ -111,4 +113,94 @@ Test(sinkref, relative_reference_is_joined) {
 	address(&broker, obj, "/c?x=1", 0, "http://b.example/c?x=1");
 	address(&broker, obj, "../c", 0, "http://b.example/c");
 	address(&broker, obj, "?q=1", 0, "http://b.example/a/b?q=1");
+}
+
+/* ---------------- precedence: the sink as a whole ---------------- */
+
+struct env {
+	const char *k_sink;
+};
+
+static const char *lookup(const char *name, void *ud) {
+	struct env *e = ud;
+
+	return strcmp(name, "K_SINK") == 0 ? e->k_sink : NULL;
+}
+
+static void on_error(const char *field, const char *msg, void *ud) {
+	char *last = ud;
+
+	snprintf(last, 600, "%s: %s", field, msg);
+}
+
+static const char manifest[] = "apiVersion: sources.knative.dev/v1\n"
+			       "kind: ApiServerSource\n"
+			       "metadata:\n"
+			       "  namespace: src\n"
+			       "spec:\n"
+			       "  resources:\n"
+			       "  - apiVersion: v1\n"
+			       "    kind: Pod\n"
+			       "  sink:\n"
+			       "    ref:\n"
+			       "      apiVersion: eventing.knative.dev/v1\n"
+			       "      kind: Broker\n"
+			       "      name: default\n"
+			       "    uri: /extra\n";
+
+static int load(struct config *c, const char *k_sink, char **argv, int argc, char *err) {
+	struct env env = { k_sink };
+	char path[] = "/tmp/test-sinkref-XXXXXX";
+	int fd = mkstemp(path), r;
+	char *args[16] = { "adapter", "--source-file", path };
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, manifest, sizeof(manifest) - 1), (ssize_t)sizeof(manifest) - 1);
+	close(fd);
+	for (int i = 0; i < argc; i++)
+		args[3 + i] = argv[i];
+	err[0] = '\0';
+	r = config_load(c, 3 + argc, args, lookup, &env, on_error, err);
+	unlink(path);
+	return r;
+}
+
+Test(sinkref, manifest_ref_and_uri_are_kept_together) {
+	struct config c;
+	char err[600];
+
+	cr_assert_eq(load(&c, NULL, NULL, 0, err), 0, "%s", err);
+	cr_assert_str_eq(c.sink_ref.group, "eventing.knative.dev");
+	cr_assert_str_eq(c.sink_ref.kind, "Broker");
+	cr_assert_null(c.sink_ref.namespace); /* the source's, resolved at start */
+	cr_assert_str_eq(c.sink, "/extra");
+	config_finish(&c);
+}
+
+Test(sinkref, a_higher_source_replaces_the_whole_sink) {
+	struct config c;
+	char err[600];
+	char *ref_flag[] = { "--sink-ref", "v1/Service/player" };
+	char *both[] = { "--sink", "events", "--sink-ref", "v1/Service/player" };
+	char *sink_flag[] = { "--sink", "http://flag/" };
+
+	/* K_SINK over the manifest: its URL, no reference. */
+	cr_assert_eq(load(&c, "http://env/", NULL, 0, err), 0, "%s", err);
+	cr_assert_null(c.sink_ref.kind);
+	cr_assert_str_eq(c.sink, "http://env/");
+	config_finish(&c);
+	/* --sink-ref over K_SINK and the manifest: the reference alone. */
+	cr_assert_eq(load(&c, "http://env/", ref_flag, 2, err), 0, "%s", err);
+	cr_assert_str_eq(c.sink_ref.kind, "Service");
+	cr_assert_null(c.sink);
+	config_finish(&c);
+	/* --sink with --sink-ref: joined later. */
+	cr_assert_eq(load(&c, NULL, both, 4, err), 0, "%s", err);
+	cr_assert_str_eq(c.sink_ref.name, "player");
+	cr_assert_str_eq(c.sink, "events");
+	config_finish(&c);
+	/* --sink alone over the manifest: no reference. */
+	cr_assert_eq(load(&c, NULL, sink_flag, 2, err), 0, "%s", err);
+	cr_assert_null(c.sink_ref.kind);
+	config_finish(&c);
 }
