@@ -158,11 +158,11 @@ static const struct option_def options[] = {
 		.help = "/health and /readiness (default :8080; off or \"\": none)" },
 	{ "metrics-addr", 0, CUSTOM(set_metrics_addr), .arg = "HOST:PORT", .rules = RULE_EMPTY_OK,
 		.help = "Prometheus /metrics (default :9092; off or \"\": none)" },
-	{ "sink-ref", 0, CUSTOM(config_set_sink_ref), .arg = "APIVERSION/KIND/[NS/]NAME",
-		.help = "send to this object's address, followed live: a v1\n"
-			"Service, or an Addressable's status.address.url, e.g.\n"
-			"eventing.knative.dev/v1/Broker/default (NS: the\n"
-			"source's); --sink beside it is a path joined to it" },
+	{ "sink-ref", 0, CUSTOM(config_set_sink_ref), .arg = "REF",
+		.help = "APIVERSION/KIND/[NS/]NAME: send to this object's address,\n"
+			"followed live: a v1 Service, or an Addressable's status\n"
+			"address, e.g. eventing.knative.dev/v1/Broker/default\n"
+			"(NS: the source's); --sink beside it is joined to it" },
 	{ "help", 'h', BOOL(help), .rules = RULE_EARLY, .help = "this text" },
 	{ "version", 0, BOOL(version), .rules = RULE_EARLY, .help = "the version" },
 };
