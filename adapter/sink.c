@@ -67,7 +67,7 @@ struct sink {
 	struct oidc *oidc;
 	char *namespace_header; /* "Kn-Namespace: NS", as Knative's adapter sends */
 	char *sink_shown;	/* the sink URL without credentials: knativeerrordest */
-	char *url;		/* where events go; NULL: no address yet (sink_set_url) */
+	const char *url;	/* where events go (borrowed); NULL: no address yet */
 	struct sink_health health[2]; /* [e->dead_letter] */
 };
 
@@ -501,12 +501,8 @@ int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 		h->delivered_lines = h->retry_lines;
 		loop_timer_init(&h->summary_timer, handle_summary_timer, h);
 	}
-	/* With a sink reference the address comes later (sink_set_url). */
 	s->to_stdout = !cfg->sink_ref.kind && strcmp(cfg->sink, "-") == 0;
 	r = -ENOMEM;
-	if (!s->to_stdout && !cfg->sink_ref.kind &&
-		(!(s->sink_shown = http_url_redact(cfg->sink)) || !(s->url = strdup(cfg->sink))))
-		goto fail;
 	if (cfg->namespace) {
 		/* NAMESPACE comes from outside: percent-encoded as a CloudEvents
 		 * attribute is, so a line break cannot start another header (a
@@ -523,17 +519,15 @@ int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 	if (s->to_stdout)
 		opts.max_inflight = 1;
 	r = queue_create(loop, &opts, &ops, s, &s->queue);
+	/* With a sink reference, no address yet: sinkref.c gives it. */
+	if (r == 0 && !s->to_stdout)
+		r = sink_set_url(s, cfg->sink_ref.kind ? NULL : cfg->sink);
 	if (r < 0)
 		goto fail;
-	if (cfg->sink_ref.kind)
-		queue_hold(s->queue, true);
 	*ret_sink = s;
 	return 0;
 fail:
-	free(s->namespace_header);
-	free(s->sink_shown);
-	free(s->url);
-	free(s);
+	sink_destroy(s);
 	return r;
 }
 
@@ -554,21 +548,17 @@ void sink_destroy(struct sink *s) {
 		loop_timer_disarm(s->loop, &s->health[i].summary_timer);
 	free(s->namespace_header);
 	free(s->sink_shown);
-	free(s->url);
 	free(s);
 }
 
 int sink_set_url(struct sink *s, const char *url) {
-	char *copy = NULL, *shown = NULL;
+	char *shown = url ? http_url_redact(url) : NULL;
 
-	if (url && (!(copy = strdup(url)) || !(shown = http_url_redact(url)))) {
-		free(copy);
+	if (url && !shown)
 		return -ENOMEM;
-	}
-	free(s->url);
 	free(s->sink_shown);
-	s->url = copy;
 	s->sink_shown = shown;
+	s->url = url;
 	queue_hold(s->queue, !url);
 	return 0;
 }

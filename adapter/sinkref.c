@@ -230,6 +230,7 @@ static int use_url(struct sinkref *sr, char *url) {
 		free(url);
 		return 0;
 	}
+	/* The sink borrows url: the old one is freed once it has let go. */
 	r = sink_set_url(sr->sink, url);
 	if (r < 0) {
 		free(url);
@@ -465,6 +466,8 @@ void sinkref_destroy(struct sinkref *sr) {
 		loop_timer_disarm(sr->ctx.loop, &sr->timer);
 		loop_timer_disarm(sr->ctx.loop, &sr->check_timer);
 	}
+	if (sr->url)
+		sink_set_url(sr->sink, NULL); /* it borrows sr->url */
 	free(sr->url);
 	free(sr->field_selector);
 	free(sr->ns);

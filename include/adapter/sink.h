@@ -34,8 +34,9 @@ void sink_set_metrics(struct sink *s, struct metrics *m);
  * the dead-letter sink) carries its token, and a 401 fetches a new one and
  * retries once. */
 void sink_set_oidc(struct sink *s, struct oidc *o);
-/* Where the next attempts go (url is copied): POSTs in flight finish at the
- * old address, and retries go to the new one. NULL: no address yet; nothing
+/* Where the next attempts go (url is borrowed: valid until the next call or
+ * sink_destroy): POSTs in flight finish at the old address, and retries go
+ * to the new one. NULL: no address yet; nothing
  * is sent (the dead-letter sink included) and events wait in the queue. A
  * sink created with a sink reference starts so. Safe inside a libcurl
  * callback. Returns 0 or -ENOMEM (nothing changed). */
