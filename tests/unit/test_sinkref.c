@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "adapter/config.h"
+#include "adapter/loop.h"
+#include "adapter/queue.h"
 #include "adapter/sinkref.h"
 
 /* --sink-ref's "APIVERSION/KIND/[NAMESPACE/]NAME" and the address an object
@@ -203,4 +205,70 @@ Test(sinkref, a_higher_source_replaces_the_whole_sink) {
 	cr_assert_eq(load(&c, NULL, sink_flag, 2, err), 0, "%s", err);
 	cr_assert_null(c.sink_ref.kind);
 	config_finish(&c);
+}
+
+/* ---------------- the queue's hold: what an unresolved sink does ---------------- */
+
+struct held {
+	struct loop *loop;
+	struct queue_entry *sent[8];
+	int nsent, delivered;
+};
+
+static int held_send(struct queue_entry *e, void *ud) {
+	struct held *h = ud;
+
+	h->sent[h->nsent++] = e;
+	if (h->nsent == 3)
+		loop_quit(h->loop, 0);
+	return 0;
+}
+
+static void held_finished(struct queue_entry *e, enum queue_outcome out, bool exhausted,
+	void *ud) {
+	struct held *h = ud;
+
+	(void)e, (void)exhausted;
+	h->delivered += out == QUEUE_OUT_DELIVERED;
+}
+
+static struct cevent *held_event(const char *key) {
+	struct cevent *e = calloc(1, sizeof(*e));
+
+	cr_assert_not_null(e);
+	e->key = strdup(key);
+	snprintf(e->id, sizeof(e->id), "%s", key);
+	e->bytes = 100;
+	return e;
+}
+
+Test(sinkref, held_queue_keeps_events_and_lets_inflight_finish) {
+	static const struct queue_ops ops = { .send = held_send, .finished = held_finished };
+	struct queue_options o = { .max_inflight = 8, .backoff_initial_usec = 1000,
+		.backoff_max_usec = 4000 };
+	struct held h = { 0 };
+	struct queue *q;
+	struct queue_stats st;
+
+	cr_assert_eq(loop_create(&h.loop), 0);
+	cr_assert_eq(queue_create(h.loop, &o, &ops, &h, &q), 0);
+	queue_push(q, held_event("a"));
+	queue_dispatch(q);
+	cr_assert_eq(h.nsent, 1); /* in flight when the address goes away */
+	queue_hold(q, true);
+	queue_push(q, held_event("b"));
+	queue_push(q, held_event("c"));
+	queue_dispatch(q);
+	cr_assert_eq(h.nsent, 1); /* held: nothing new starts */
+	queue_complete(q, h.sent[0], QUEUE_DELIVERED, 0);
+	cr_assert_eq(h.delivered, 1); /* the one in flight finished */
+	cr_assert_eq(h.nsent, 1);
+	queue_get_stats(q, &st);
+	cr_assert_eq(st.queued, 2);
+	queue_hold(q, false); /* sending resumes from the loop */
+	cr_assert_eq(h.nsent, 1);
+	cr_assert_eq(loop_run(h.loop), 0);
+	cr_assert_eq(h.nsent, 3);
+	queue_destroy(q);
+	loop_destroy(h.loop);
 }
