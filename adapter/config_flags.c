@@ -171,6 +171,11 @@ static const struct option_def options[] = {
 		.rules = RULE_REPEAT,
 		.help = "the same, the value read from a file (a mounted Secret):\n"
 			"at start and on SIGHUP; never logged" },
+	{ "sink-ref", 0, CUSTOM(config_set_sink_ref), .arg = "REF",
+		.help = "APIVERSION/KIND/[NS/]NAME: send to this object's address,\n"
+			"followed live: a v1 Service, or an Addressable's status\n"
+			"address, e.g. eventing.knative.dev/v1/Broker/default\n"
+			"(NS: the source's); --sink beside it is joined to it" },
 	{ "help", 'h', BOOL(help), .rules = RULE_EARLY, .help = "this text" },
 	{ "version", 0, BOOL(version), .rules = RULE_EARLY, .help = "the version" },
 };
@@ -273,6 +278,12 @@ static void set_sink(struct ctx *c, const char *origin, const char *value, bool 
 	(void)first;
 	if (config_set_str(c, &c->cfg->sink, value) == 0)
 		snprintf(c->sink_origin, sizeof(c->sink_origin), "%s", origin);
+	/* A sink replaces a lower source's reference (K_SINK the manifest's);
+	 * --sink with --sink-ref is a path joined to its address. */
+	if (origin[0] == '-')
+		c->flag_sink = true;
+	if (!c->flag_sink_ref)
+		config_sink_ref_finish(&c->cfg->sink_ref);
 }
 
 static void set_mode(struct ctx *c, const char *origin, const char *value, bool first) {
@@ -390,7 +401,7 @@ static void apply_value(struct ctx *c, const struct option_def *o, const char *o
 		/* Reported: not also "nothing to watch" or "missing". */
 		if (o->set == set_resource)
 			c->bad_resources++;
-		else if (o->set == set_sink)
+		else if (o->set == set_sink || o->set == config_set_sink_ref)
 			c->sink_rejected = true;
 		return;
 	}

@@ -20,6 +20,7 @@
 #include "adapter/secrets_warning.h"
 #include "adapter/sink.h"
 #include "adapter/sink_headers.h"
+#include "adapter/sinkref.h"
 #include "adapter/checkpoint.h"
 #include "adapter/util/buf.h"
 #include "adapter/watcher.h"
@@ -189,6 +190,7 @@ static void adapter_finish(struct adapter *a) {
 	free(a->watchers);
 	nsselector_destroy(a->nssel);
 	probes_destroy(a->probes);
+	sinkref_destroy(a->sinkref);
 	sink_destroy(a->sink);
 	sink_headers_destroy(a->headers);
 	oidc_destroy(a->oidc);
@@ -319,6 +321,11 @@ int main(int argc, char **argv) {
 		goto out;
 	for (size_t i = 0; a.nssel && i < a.n_watchers; i++)
 		watcher_on_forbidden(a.watchers[i], nsselector_handle_forbidden, a.nssel);
+	if (a.cfg.sink_ref.kind &&
+		sinkref_create(&a.wctx, &a.cfg.sink_ref,
+			a.cfg.namespace ? a.cfg.namespace : kube_default_namespace(a.kube), a.cfg.sink,
+			a.sink, &a.sinkref) < 0)
+		goto out;
 	buf_init(&namespaces, 0);
 	if (namespaces_text(&a.cfg, &namespaces) < 0)
 		buf_reset(&namespaces); /* out of memory: the count still says it */
@@ -332,6 +339,8 @@ int main(int argc, char **argv) {
 	buf_finish(&namespaces);
 	if (adapter_start_endpoints(&a) < 0)
 		goto out;
+	if (a.sinkref)
+		sinkref_start(a.sinkref);
 	for (size_t i = 0; i < a.n_watchers; i++)
 		watcher_start(a.watchers[i]);
 	if (!a.cfg.all_namespaces)

@@ -44,6 +44,7 @@ struct adapter {
 	struct oidc *oidc;
 	struct sink_headers *headers; /* --header, --header-file */
 	struct nsselector *nssel; /* namespaceSelector, or every namespace */
+	struct sinkref *sinkref; /* with a sink reference */
 };
 
 /* adapter_checkpoint.c */

@@ -346,6 +346,8 @@ void watch_list_start(struct watch *wa) {
 		r = watch_append_query(&path, "continue", wa->list_continue);
 	if (r == 0 && wa->owner->label_selector)
 		r = watch_append_query(&path, "labelSelector", wa->owner->label_selector);
+	if (r == 0 && wa->owner->field_selector)
+		r = watch_append_query(&path, "fieldSelector", wa->owner->field_selector);
 	if (r == 0)
 		r = kobj_list_create(wa->ctx->cfg->max_event_bytes, handle_list_item, wa,
 			&wa->list);

@@ -177,6 +177,8 @@ void watch_stream_start(struct watch *wa) {
 		r = watch_append_query(&path, "timeoutSeconds", timeout);
 	if (r == 0 && wa->owner->label_selector)
 		r = watch_append_query(&path, "labelSelector", wa->owner->label_selector);
+	if (r == 0 && wa->owner->field_selector)
+		r = watch_append_query(&path, "fieldSelector", wa->owner->field_selector);
 	if (r == 0)
 		/* The server ends it after timeoutSeconds; silent past that (and a
 		 * margin), it is dead: a stuck proxy, a lost peer. */

@@ -77,6 +77,7 @@ struct watch_owner {
 	struct watch_context *ctx;
 	const char *label;	    /* the resource, for logs */
 	const char *label_selector; /* NULL: everything */
+	const char *field_selector; /* NULL: none ("metadata.name=X": one object) */
 	/* Kind and apiVersion for the deletes a relist finds. */
 	const char *kind;
 	const char *api_version;
