@@ -158,6 +158,13 @@ static const struct option_def options[] = {
 		.help = "/health and /readiness (default :8080; off or \"\": none)" },
 	{ "metrics-addr", 0, CUSTOM(set_metrics_addr), .arg = "HOST:PORT", .rules = RULE_EMPTY_OK,
 		.help = "Prometheus /metrics (default :9092; off or \"\": none)" },
+	{ "leader-elect", 0, BOOL(leader_elect), .section = "High availability",
+		.help = "run as one of several replicas: only the holder of a\n"
+			"coordination.k8s.io Lease watches and delivers; the others\n"
+			"stand by (the state is kept in the ConfigMap LEASE-state)" },
+	{ "leader-elect-lease", 0, STRING(leader_elect_lease), .arg = "NAME",
+		.help = "the Lease's name, in NAMESPACE or the kubeconfig's\n"
+			"(default: the source's name, else apiserversource-adapter)" },
 	{ "help", 'h', BOOL(help), .rules = RULE_EARLY, .help = "this text" },
 	{ "version", 0, BOOL(version), .rules = RULE_EARLY, .help = "the version" },
 };
