@@ -118,7 +118,7 @@ out:
 }
 
 static char *configmap_json(struct leader_state *s, const char *b64, size_t b64_len,
-	size_t objects) {
+	size_t raw_len) {
 	yajl_gen g = yajl_gen_alloc(NULL);
 	const unsigned char *out;
 	size_t len;
@@ -127,7 +127,7 @@ static char *configmap_json(struct leader_state *s, const char *b64, size_t b64_
 #define S(str) yajl_gen_string(g, (const unsigned char *)(str), strlen(str))
 	if (!g)
 		return NULL;
-	snprintf(count, sizeof(count), "%zu", objects);
+	snprintf(count, sizeof(count), "%zu", raw_len);
 	yajl_gen_map_open(g);
 	S("apiVersion");
 	S("v1");
@@ -155,7 +155,7 @@ static char *configmap_json(struct leader_state *s, const char *b64, size_t b64_
 	S(FORMAT);
 	S("holder");
 	S(s->holder);
-	S("objects");
+	S("bytes"); /* uncompressed */
 	S(count);
 	yajl_gen_map_close(g);
 	S("binaryData");
@@ -242,7 +242,7 @@ int leader_state_load(struct leader_state *s, leader_state_loaded_fn done, void 
 	return kcall_start(&s->call, "GET", s->item_path, NULL, TIMEOUT_MS, handle_loaded, s);
 }
 
-int leader_state_save(struct leader_state *s, const char *data, size_t len, size_t objects,
+int leader_state_save(struct leader_state *s, const char *data, size_t len, size_t raw_len,
 	leader_state_saved_fn done, void *userdata) {
 	char *b64 = NULL, *body;
 	size_t n = 0;
@@ -255,7 +255,7 @@ int leader_state_save(struct leader_state *s, const char *data, size_t len, size
 		free(b64);
 		return -E2BIG;
 	}
-	body = configmap_json(s, b64, n, objects);
+	body = configmap_json(s, b64, n, raw_len);
 	free(b64);
 	if (!body)
 		return -ENOMEM;

@@ -39,7 +39,7 @@ void leader_state_destroy(struct leader_state *s);
 /* Reads the ConfigMap and remembers its resourceVersion for the saves. */
 int leader_state_load(struct leader_state *s, leader_state_loaded_fn done, void *userdata);
 /* Compresses and writes data (a checkpoint file's bytes). */
-int leader_state_save(struct leader_state *s, const char *data, size_t len, size_t objects,
+int leader_state_save(struct leader_state *s, const char *data, size_t len, size_t raw_len,
 	leader_state_saved_fn done, void *userdata);
 bool leader_state_busy(const struct leader_state *s);
 
