@@ -158,7 +158,7 @@ static const struct option_def options[] = {
 		.help = "/health and /readiness (default :8080; off or \"\": none)" },
 	{ "metrics-addr", 0, CUSTOM(set_metrics_addr), .arg = "HOST:PORT", .rules = RULE_EMPTY_OK,
 		.help = "Prometheus /metrics (default :9092; off or \"\": none)" },
-	{ "leader-elect", 0, BOOL(leader_elect), .section = "High availability",
+	{ "leader-elect", 0, BOOL(leader_elect),
 		.help = "run as one of several replicas: only the holder of a\n"
 			"coordination.k8s.io Lease watches and delivers; the others\n"
 			"stand by (the state is kept in the ConfigMap LEASE-state)" },

@@ -25,7 +25,7 @@ GUITARS = f"/apis/kool.karmalabs.local/v1/namespaces/{NS}/guitars"
 LEASE_DURATION = 15.0
 RETRY_MAX = 2.0 * 2.2  # a standby tries every retry period, jittered by up to 1.2 times it
 
-pytestmark = pytest.mark.skipif("real" not in BACKENDS, reason="needs the real control plane")
+real_only = pytest.mark.skipif("real" not in BACKENDS, reason="needs the real control plane")
 
 
 @pytest.fixture
@@ -36,15 +36,16 @@ def plane(cluster_factory, proxy_factory):
     cluster.apply(os.path.join(RBAC, "leader-election.yaml"))
     token = cluster.kubectl("-n", NS, "create", "token", "guitar-sa",
                             "--duration=10m").stdout.strip()
+    cluster.sa_token = token
     cluster.sa_kubeconfig = cluster.proxied_kubeconfig(proxy_factory(cluster), token=token)
     return cluster
 
 
-def replica(adapter_factory, cluster, sink, name, *extra):
+def replica(adapter_factory, cluster, sink, name, *extra, kubeconfig=None):
     return adapter_factory(["--resource", GUITAR, "-n", NS, "--sink", sink.url,
                             "--leader-elect", "--leader-elect-lease", LEASE, *extra],
                            env={"NAMESPACE": NS, "POD_NAME": name},
-                           kubeconfig=cluster.sa_kubeconfig)
+                           kubeconfig=kubeconfig or cluster.sa_kubeconfig)
 
 
 def leads(a, timeout=30.0):
@@ -90,6 +91,7 @@ def change(cluster, ledger, name, op):
     ledger.change(name, {"create": "add", "update": "update", "delete": "delete"}[op])
 
 
+@real_only
 def test_leader_one_delivers_standby_ready(plane, sink, adapter_factory):
     a = replica(adapter_factory, plane, sink, "replica-a")
     leads(a)
@@ -111,6 +113,7 @@ def test_leader_one_delivers_standby_ready(plane, sink, adapter_factory):
     assert len(sink.requests()) == 3  # one replica delivered, once each
 
 
+@real_only
 def test_leader_sigkill_during_burst_nothing_lost(plane, sink, adapter_factory):
     ledger = Ledger("SIGKILL of the leader during a burst of 2,000 changes (real)")
     a = replica(adapter_factory, plane, sink, "replica-a")
@@ -161,6 +164,7 @@ def test_leader_sigkill_during_burst_nothing_lost(plane, sink, adapter_factory):
     assert b.stop() == 0
 
 
+@real_only
 def test_leader_sigterm_releases_lease_fast(plane, sink, adapter_factory):
     a = replica(adapter_factory, plane, sink, "replica-a")
     leads(a)
@@ -182,3 +186,52 @@ def test_leader_sigterm_releases_lease_fast(plane, sink, adapter_factory):
     assert [e["headers"]["ce-name"] for e in events] == ["before", "after"]
     assert lease(plane)["spec"]["holderIdentity"].startswith("replica-b_")
     assert b.stop() == 0
+
+
+@real_only
+def test_leader_cannot_renew_stops_and_exits_nonzero(plane, sink, adapter_factory, proxy_factory):
+    """Cut off from the API server, the leader gives up within the renew
+    deadline (client-go's OnStoppedLeading) and exits 1; the standby takes
+    over and delivers what changed meanwhile."""
+    ledger = Ledger("leader cut off from the API server (real)")
+    proxy = proxy_factory(plane)
+    a = replica(adapter_factory, plane, sink, "replica-a",
+                kubeconfig=plane.proxied_kubeconfig(proxy, token=plane.sa_token))
+    leads(a)
+    a.wait_watching(timeout=30)
+    b = replica(adapter_factory, plane, sink, "replica-b")
+    stands_by(b)
+    change(plane, ledger, "before", "create")
+    sink.wait_events(1, timeout=30)
+    cut_at = time.monotonic()
+    proxy.block()
+    for name in ("during1", "during2"):
+        change(plane, ledger, name, "create")
+    change(plane, ledger, "before", "update")
+    assert a.wait_exit(10 + 2 + 8) == 1
+    gave_up = time.monotonic() - cut_at
+    print(f"leader gave up {gave_up:.1f}s after the cut")
+    assert any(l.get("msg", "").startswith("lost the lease") for l in a.logs())
+    leads(b, LEASE_DURATION + 2 * RETRY_MAX + 5)
+    wait_until(lambda: len(sink.events()) >= 4, 30, "the changes made during the cut")
+    ledger.check(sink.events(), allow_duplicates=True)
+    assert b.stop() == 0
+
+
+def refused(emulator, adapter_factory, sink, workdir, *extra):
+    a = adapter_factory(["--resource", GUITAR, "-n", NS, "--sink", sink.url, "--leader-elect",
+                         *extra], env={"NAMESPACE": NS}, kubeconfig=emulator.kubeconfig)
+    assert a.wait_exit(15) == 2
+    return [l for l in a.logs() if l.get("level") == "error"]
+
+
+def test_leader_elect_with_state_dir_is_refused(emulator, adapter_factory, sink, workdir):
+    errors = refused(emulator, adapter_factory, sink, workdir, "--state-dir", workdir)
+    assert len(errors) == 1 and errors[0]["field"] == "--state-dir", errors
+    assert "ConfigMap" in errors[0]["msg"]
+
+
+def test_leader_elect_lease_bad_name_is_refused(emulator, adapter_factory, sink, workdir):
+    errors = refused(emulator, adapter_factory, sink, workdir, "--leader-elect-lease", "Bad_Name")
+    assert len(errors) == 1 and errors[0]["field"] == "--leader-elect-lease", errors
+    assert errors[0]["value"] == "Bad_Name"
