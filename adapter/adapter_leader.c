@@ -27,6 +27,9 @@
 #define RENEW_USEC (10ull * 1000000ull)
 #define RETRY_USEC (2ull * 1000000ull)
 #define STATE_INTERVAL_USEC (1000ull * 1000ull)
+/* Compressing runs on the loop: a large state is recorded less often, so
+ * that it takes at most 1/STATE_COST_SHARE of the loop's time. */
+#define STATE_COST_SHARE 20u
 #define FINAL_SAVE_USEC (5ull * 1000000ull)
 #define RELEASE_USEC (3ull * 1000000ull)
 #define DEFAULT_LEASE "apiserversource-adapter"
@@ -130,6 +133,7 @@ static void upload(struct adapter *a) {
 	struct adapter_leader *al = a->leader;
 	char *path = NULL, *data = NULL;
 	size_t len = 0;
+	uint64_t started = loop_now_usec(), cost;
 	int r;
 
 	al->upload_pending = false;
@@ -140,6 +144,8 @@ static void upload(struct adapter *a) {
 		r = leader_state_save(al->state, data, len, len, handle_saved, a);
 	free(path);
 	free(data);
+	cost = (loop_now_usec() - started) * STATE_COST_SHARE;
+	a->cfg.checkpoint_interval_usec = cost > STATE_INTERVAL_USEC ? cost : STATE_INTERVAL_USEC;
 	if (r < 0)
 		handle_saved(r, a);
 }

@@ -4,13 +4,11 @@ Each replica runs as the guitar-sa ServiceAccount with exactly
 rbac/guitar-rbac.yaml and rbac/leader-election.yaml. The ledger (ledger.py)
 checks that a failover loses nothing: every change reaches the sink at least
 once (duplicates across the failover carry the same id)."""
-import json
 import os
 import signal
 import threading
 import time
 import urllib.error
-import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -42,9 +40,10 @@ def plane(cluster_factory, proxy_factory):
 
 
 def replica(adapter_factory, cluster, sink, name, *extra, kubeconfig=None):
+    # TMPDIR: a SIGKILLed replica leaves its private directory behind.
     return adapter_factory(["--resource", GUITAR, "-n", NS, "--sink", sink.url,
                             "--leader-elect", "--leader-elect-lease", LEASE, *extra],
-                           env={"NAMESPACE": NS, "POD_NAME": name},
+                           env={"NAMESPACE": NS, "POD_NAME": name, "TMPDIR": cluster.dir},
                            kubeconfig=kubeconfig or cluster.sa_kubeconfig)
 
 
@@ -68,6 +67,16 @@ def metric(a, name):
 
 def lease(cluster):
     return cluster.api("GET", f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/{LEASE}")
+
+
+def recorded_state(cluster):
+    import base64
+    import zlib
+    try:
+        cm = cluster.api("GET", f"/api/v1/namespaces/{NS}/configmaps/{LEASE}-state")
+    except urllib.error.HTTPError:
+        return b""
+    return zlib.decompress(base64.b64decode(cm["binaryData"]["checkpoint.ndjson.zlib"]))
 
 
 def guitar_body(name, labels=None):
@@ -111,6 +120,13 @@ def test_leader_one_delivers_standby_ready(plane, sink, adapter_factory):
     assert b.watching_count() == 0  # the standby never watched
     assert lease(plane)["spec"]["holderIdentity"].startswith("replica-a_")
     assert len(sink.requests()) == 3  # one replica delivered, once each
+    # What a successor would need is in the cluster: the leader's checkpoint.
+    state = wait_until(lambda: (lambda t: t.count(b'"type":"OBJECT"') == 3 and t)(
+        recorded_state(plane)), 15, "the three objects in the recorded state")
+    assert state.startswith(b'{"type":"CHECKPOINT","version":2}')
+    assert b.stop() == 0  # a standby stops at once
+    assert a.stop() == 0
+    assert lease(plane)["spec"]["holderIdentity"] == ""  # released
 
 
 @real_only
@@ -220,7 +236,8 @@ def test_leader_cannot_renew_stops_and_exits_nonzero(plane, sink, adapter_factor
 
 def refused(emulator, adapter_factory, sink, workdir, *extra):
     a = adapter_factory(["--resource", GUITAR, "-n", NS, "--sink", sink.url, "--leader-elect",
-                         *extra], env={"NAMESPACE": NS}, kubeconfig=emulator.kubeconfig)
+                         *extra], env={"NAMESPACE": NS, "TMPDIR": workdir},
+                        kubeconfig=emulator.kubeconfig)
     assert a.wait_exit(15) == 2
     return [l for l in a.logs() if l.get("level") == "error"]
 
