@@ -237,6 +237,48 @@ def test_leader_cannot_renew_stops_and_exits_nonzero(plane, sink, adapter_factor
     assert b.stop() == 0
 
 
+@real_only
+def test_leader_waits_out_a_stale_lease_on_its_own_clock(plane, sink, adapter_factory):
+    """A Lease whose renewTime is hours old is still not taken at once: like
+    client-go, a candidate trusts only its own clock, from when it first saw
+    the Lease unchanged, for leaseDurationSeconds."""
+    plane.api("POST", f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases", {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": LEASE, "namespace": NS},
+        "spec": {"holderIdentity": "ghost", "leaseDurationSeconds": 15,
+                 "acquireTime": "2020-01-01T00:00:00.000000Z",
+                 "renewTime": "2020-01-01T00:00:00.000000Z", "leaseTransitions": 4}})
+    started = time.monotonic()
+    a = replica(adapter_factory, plane, sink, "replica-a")
+    stands_by(a)
+    status, body = a.get("/readiness")
+    assert status == 200 and "standby: ghost leads" in body, (status, body)
+    leads(a, LEASE_DURATION + 2 * RETRY_MAX + 5)
+    took = time.monotonic() - started
+    print(f"stale lease taken after {took:.1f}s")
+    assert LEASE_DURATION <= took <= LEASE_DURATION + RETRY_MAX + 3, took
+    spec = lease(plane)["spec"]
+    assert spec["holderIdentity"].startswith("replica-a_") and spec["leaseTransitions"] == 5
+    a.wait_watching(timeout=30)
+    plane.guitar("taken")
+    assert [e["headers"]["ce-name"] for e in sink.wait_events(1, timeout=30)] == ["taken"]
+    assert a.stop() == 0
+
+
+@real_only
+def test_leader_forbidden_lease_names_the_role(plane, sink, adapter_factory):
+    plane.kubectl("-n", NS, "delete", "rolebinding", "guitar-leader-election")
+    a = replica(adapter_factory, plane, sink, "replica-a")
+    warn = a.wait_log(lambda l: l.get("msg") == "cannot read or take the lease, retrying", 30,
+                      "the 403 on the Lease")[0]
+    assert warn["status"] == 403 and "rbac/leader-election.yaml" in warn["error"], warn
+    status, body = a.get("/readiness")
+    assert status == 200 and "standby: waiting for the lease" in body, (status, body)
+    plane.apply(os.path.join(RBAC, "leader-election.yaml"))
+    leads(a, 30)
+    assert a.stop() == 0
+
+
 def refused(emulator, adapter_factory, sink, workdir, *extra):
     a = adapter_factory(["--resource", GUITAR, "-n", NS, "--sink", sink.url, "--leader-elect",
                          *extra], env={"NAMESPACE": NS, "TMPDIR": workdir},
