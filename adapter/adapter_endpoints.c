@@ -51,7 +51,6 @@ static int handle_metrics(struct buf *out, void *userdata) {
 	struct adapter *a = userdata;
 	struct queue_stats st;
 	char reason[300];
-
 	int r;
 
 	sink_get_stats(a->sink, &st);

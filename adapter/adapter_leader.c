@@ -368,6 +368,8 @@ int adapter_leader_start(struct adapter *a) {
 	r = leader_state_create(a->kube, a->http, al->ns, al->state_name, al->identity, &al->state);
 	if (r == 0)
 		r = leader_create(a->kube, a->http, a->loop, &p, &ops, a, &al->leader);
+	if (r < 0)
+		log_error("main", "cannot start leader election", LOG_STR("error", strerror(-r)));
 	return r;
 }
 

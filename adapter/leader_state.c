@@ -231,7 +231,11 @@ static void handle_saved(int err, long status, const char *body, size_t len, con
 	(void)errbuf;
 	if (!err && (status == 200 || status == 201))
 		r = take_rv(s, body, len, NULL);
-	else if (!err)
+	else if (!err && status == 404)
+		s->exists = false; /* deleted meanwhile: created again next time */
+	if (!err && status == 404)
+		r = -ENOENT;
+	else if (!err && status != 200 && status != 201)
 		r = status == 409 ? -EBUSY : status == 403 ? -EACCES : status == 413 ? -E2BIG : -EIO;
 	s->saved(r, s->userdata);
 }
