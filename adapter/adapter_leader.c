@@ -1,10 +1,10 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <openssl/rand.h>
 
 #include "adapter/kube.h"
 #include "adapter/leader.h"
@@ -44,10 +44,10 @@ struct adapter_leader {
 	char *lease;
 	char *state_name;
 	const char *ns;
-	bool loaded;	     /* the predecessor's state is in; the watches run */
-	bool fenced;	     /* lost the lead: record nothing more */
+	bool loaded;         /* the predecessor's state is in; the watches run */
+	bool fenced;         /* lost the lead: record nothing more */
 	bool upload_pending; /* a checkpoint newer than the one being saved */
-	bool final;	     /* the drain's last state: release the Lease once saved */
+	bool final;          /* the drain's last state: release the Lease once saved */
 	bool too_big_logged;
 	bool releasing;
 	unsigned save_failures;
@@ -69,8 +69,9 @@ static void handle_stopped(struct leader *l, void *userdata) {
 	(void)l;
 	/* client-go's OnStoppedLeading: the pod restarts and stands by. What
 	 * is queued is in the last recorded state; the successor sends it. */
-	stop_leading(userdata, "exiting: this replica no longer leads; the successor resumes from "
-			       "the recorded state");
+	stop_leading(userdata,
+		"exiting: this replica no longer leads; the successor resumes from "
+		"the recorded state");
 }
 
 static void released(struct leader *l, void *userdata) {
@@ -97,8 +98,9 @@ static void handle_saved(int r, void *userdata) {
 	if (al->fenced)
 		return;
 	if (r == -EBUSY) {
-		stop_leading(a, "exiting: another replica wrote the recorded state (409); this one no "
-				"longer leads");
+		stop_leading(a,
+			"exiting: another replica wrote the recorded state (409); this one no "
+			"longer leads");
 		return;
 	}
 	if (r == 0) {
@@ -110,14 +112,17 @@ static void handle_saved(int r, void *userdata) {
 		a->checkpointed_signature = 0; /* the next interval tries again */
 		if (r == -E2BIG && !al->too_big_logged) {
 			al->too_big_logged = true;
-			log_error("main", "the state does not fit in one ConfigMap (1 MiB); not recorded: a "
-					  "successor relists without it and cannot report deletes made "
-					  "meanwhile (use --object-state reference to shrink it)",
+			log_error("main",
+				"the state does not fit in one ConfigMap (1 MiB); not recorded: a "
+				"successor relists without it and cannot report deletes made "
+				"meanwhile (use --object-state reference to shrink it)",
 				LOG_STR("configmap", al->state_name));
 		} else if (r != -E2BIG && al->save_failures++ == 0) {
-			log_warn("main", "cannot record the state in the cluster, retrying at the next "
-					 "interval",
-				LOG_STR("configmap", al->state_name), LOG_STR("error", strerror(-r)));
+			log_warn("main",
+				"cannot record the state in the cluster, retrying at the next "
+				"interval",
+				LOG_STR("configmap", al->state_name),
+				LOG_STR("error", strerror(-r)));
 		}
 	}
 	if (al->upload_pending) {
@@ -210,8 +215,9 @@ static void handle_loaded(int r, const char *data, size_t len, void *userdata) {
 	if (r == 0 && len)
 		r = adopt(a, data, len);
 	if (r < 0)
-		log_error("main", "the recorded state is damaged; listing afresh (changes made while "
-				  "no replica led are reported from the relist only)",
+		log_error("main",
+			"the recorded state is damaged; listing afresh (changes made while "
+			"no replica led are reported from the relist only)",
 			LOG_STR("configmap", al->state_name), LOG_STR("error", strerror(-r)));
 	else if (!len)
 		log_info("main", "no recorded state yet, starting afresh",
@@ -288,7 +294,8 @@ static bool valid_name(const char *s) {
 	if (n == 0 || n > 253 - strlen(STATE_SUFFIX))
 		return false;
 	for (const char *p = s; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+			    *p == '.'))
 			return false;
 	return s[0] != '-' && s[0] != '.' && s[n - 1] != '-' && s[n - 1] != '.';
 }
@@ -313,19 +320,21 @@ static char *make_identity(void) {
 int adapter_leader_setup(struct adapter *a) {
 	struct adapter_leader *al;
 	const char *tmp = getenv("TMPDIR");
-	const char *lease = a->cfg.leader_elect_lease ? a->cfg.leader_elect_lease :
-			    a->cfg.name			 ? a->cfg.name :
-							   DEFAULT_LEASE;
+	const char *lease = a->cfg.leader_elect_lease ? a->cfg.leader_elect_lease
+		: a->cfg.name                         ? a->cfg.name
+						      : DEFAULT_LEASE;
 
 	if (a->cfg.state_dir) {
-		log_error("config", "--state-dir: not with --leader-elect, which keeps the state in the "
-				    "cluster (a ConfigMap)",
+		log_error("config",
+			"--state-dir: not with --leader-elect, which keeps the state in the "
+			"cluster (a ConfigMap)",
 			LOG_STR("field", "--state-dir"));
 		return -EINVAL;
 	}
 	if (!valid_name(lease)) {
-		log_error("config", "--leader-elect-lease: not a valid Lease name (lower-case letters, "
-				    "digits, '-' and '.', at most 247 characters)",
+		log_error("config",
+			"--leader-elect-lease: not a valid Lease name (lower-case letters, "
+			"digits, '-' and '.', at most 247 characters)",
 			LOG_STR("field", "--leader-elect-lease"), LOG_STR("value", lease));
 		return -EINVAL;
 	}
@@ -337,14 +346,17 @@ int adapter_leader_setup(struct adapter *a) {
 	al->ns = a->cfg.namespace ? a->cfg.namespace : kube_default_namespace(a->kube);
 	al->lease = strdup(lease);
 	al->identity = make_identity();
-	if (!al->lease || !al->identity || asprintf(&al->state_name, "%s" STATE_SUFFIX, lease) < 0 ||
-		asprintf(&al->dir, "%s/apiserversource-leader-XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0) {
+	if (!al->lease || !al->identity ||
+		asprintf(&al->state_name, "%s" STATE_SUFFIX, lease) < 0 ||
+		asprintf(&al->dir, "%s/apiserversource-leader-XXXXXX", tmp && *tmp ? tmp : "/tmp") <
+			0) {
 		al->state_name = NULL;
 		return -ENOMEM;
 	}
 	if (!mkdtemp(al->dir)) {
-		log_error("main", "--leader-elect: cannot create a private directory for the state "
-				  "(set TMPDIR to a writable directory)",
+		log_error("main",
+			"--leader-elect: cannot create a private directory for the state "
+			"(set TMPDIR to a writable directory)",
 			LOG_STR("dir", al->dir), LOG_STR("error", strerror(errno)));
 		free(al->dir);
 		al->dir = NULL;
@@ -359,10 +371,15 @@ int adapter_leader_setup(struct adapter *a) {
 }
 
 int adapter_leader_start(struct adapter *a) {
-	static const struct leader_ops ops = { .started = handle_started, .stopped = handle_stopped };
+	static const struct leader_ops ops = { .started = handle_started,
+		.stopped = handle_stopped };
 	struct adapter_leader *al = a->leader;
-	struct leader_params p = { .ns = al->ns, .name = al->lease, .identity = al->identity,
-		.lease_usec = LEASE_USEC, .renew_usec = RENEW_USEC, .retry_usec = RETRY_USEC };
+	struct leader_params p = { .ns = al->ns,
+		.name = al->lease,
+		.identity = al->identity,
+		.lease_usec = LEASE_USEC,
+		.renew_usec = RENEW_USEC,
+		.retry_usec = RETRY_USEC };
 	int r;
 
 	r = leader_state_create(a->kube, a->http, al->ns, al->state_name, al->identity, &al->state);
@@ -406,7 +423,8 @@ int adapter_leader_metrics(struct adapter *a, struct buf *out) {
 	if (!a->leader)
 		return 0;
 	return buf_printf(out,
-		"# HELP apiserversource_leader 1 when this replica holds the lease (--leader-elect)\n"
+		"# HELP apiserversource_leader 1 when this replica holds the lease "
+		"(--leader-elect)\n"
 		"# TYPE apiserversource_leader gauge\napiserversource_leader %d\n",
 		leader_leading(a->leader->leader) ? 1 : 0);
 }

@@ -35,8 +35,8 @@ static void reset(struct kcall *c) {
 	c->answer_over = false;
 }
 
-static void handle_done(struct http_xfer *x, int err, long status, const char *errbuf,
-	void *userdata) {
+static void handle_done(
+	struct http_xfer *x, int err, long status, const char *errbuf, void *userdata) {
 	struct kcall *c = userdata;
 	char *answer = c->answer;
 	size_t len = c->answer_len;
@@ -76,8 +76,8 @@ void kcall_finish(struct kcall *c) {
 	reset(c);
 }
 
-int kcall_start(struct kcall *c, const char *method, const char *path, char *body,
-	long timeout_ms, kcall_done_fn done, void *userdata) {
+int kcall_start(struct kcall *c, const char *method, const char *path, char *body, long timeout_ms,
+	kcall_done_fn done, void *userdata) {
 	struct curl_slist *n;
 	int r;
 
@@ -101,7 +101,8 @@ int kcall_start(struct kcall *c, const char *method, const char *path, char *bod
 	curl_easy_setopt(c->xfer.easy, CURLOPT_HTTPHEADER, c->headers);
 	if (body) {
 		curl_easy_setopt(c->xfer.easy, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c->xfer.easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+		curl_easy_setopt(
+			c->xfer.easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
 	}
 	if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
 		curl_easy_setopt(c->xfer.easy, CURLOPT_CUSTOMREQUEST, method);

@@ -1,9 +1,9 @@
 #include <errno.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <openssl/rand.h>
 #include <yajl/yajl_gen.h>
 
 #include "adapter/kcall.h"
@@ -17,7 +17,15 @@
 #define ANSWER_MAX (64u * 1024u)
 #define JITTER_FACTOR 1.2 /* client-go's JitterFactor for candidates */
 
-enum step { STEP_NONE, STEP_GET, STEP_CREATE, STEP_UPDATE, STEP_FAST, STEP_RELEASE_GET, STEP_RELEASE };
+enum step {
+	STEP_NONE,
+	STEP_GET,
+	STEP_CREATE,
+	STEP_UPDATE,
+	STEP_FAST,
+	STEP_RELEASE_GET,
+	STEP_RELEASE
+};
 
 struct leader {
 	struct kube *kube;
@@ -33,7 +41,7 @@ struct leader {
 	enum step step;
 	struct leader_record observed; /* the Lease as last read or written */
 	char observed_spec[512];       /* its spec, to notice a change */
-	uint64_t observed_usec;	       /* when it last changed, on our clock */
+	uint64_t observed_usec;        /* when it last changed, on our clock */
 	struct leader_record writing;  /* what the request in flight writes */
 	bool leading;
 	uint64_t poll_start_usec; /* the first renewal attempt since the last success */
@@ -72,7 +80,8 @@ int leader_record_parse(const char *json, size_t len, struct leader_record *ret)
 		yajl_tree_free(root);
 		return -EBADMSG;
 	}
-	copy_str(rec.rv, sizeof(rec.rv), json_get_str(json_get(root, "metadata"), "resourceVersion"));
+	copy_str(rec.rv, sizeof(rec.rv),
+		json_get_str(json_get(root, "metadata"), "resourceVersion"));
 	copy_str(rec.holder, sizeof(rec.holder), json_get_str(spec, "holderIdentity"));
 	copy_str(rec.acquire_time, sizeof(rec.acquire_time), json_get_str(spec, "acquireTime"));
 	copy_str(rec.renew_time, sizeof(rec.renew_time), json_get_str(spec, "renewTime"));
@@ -151,7 +160,7 @@ static void observe(struct leader *l, const struct leader_record *rec) {
 
 static bool lease_valid(const struct leader *l, uint64_t now) {
 	return l->observed_usec &&
-	       l->observed_usec + (uint64_t)l->observed.duration_sec * 1000000ull > now;
+		l->observed_usec + (uint64_t)l->observed.duration_sec * 1000000ull > now;
 }
 
 static uint64_t jittered(uint64_t usec) {
@@ -178,7 +187,8 @@ static void succeeded(struct leader *l) {
 		l->leading = true;
 		log_info("leader", "acquired the lease; this replica leads",
 			LOG_STR("lease", l->name), LOG_STR("namespace", l->ns),
-			LOG_STR("identity", l->identity), LOG_INT("transitions", l->writing.transitions));
+			LOG_STR("identity", l->identity),
+			LOG_INT("transitions", l->writing.transitions));
 		copy_str(l->last_holder_logged, sizeof(l->last_holder_logged), l->identity);
 		if (l->ops->started)
 			l->ops->started(l, l->userdata);
@@ -192,24 +202,28 @@ static void failed(struct leader *l, const char *why, long status) {
 	if (l->leading) {
 		if (now >= l->poll_start_usec + l->renew_usec) {
 			l->leading = false;
-			log_error("leader", "lost the lease: no renewal within the renew deadline; "
-					    "stopping watches and delivery",
-				LOG_STR("lease", l->name), LOG_STR("error", why), LOG_INT("status", status),
+			log_error("leader",
+				"lost the lease: no renewal within the renew deadline; "
+				"stopping watches and delivery",
+				LOG_STR("lease", l->name), LOG_STR("error", why),
+				LOG_INT("status", status),
 				LOG_INT("renew_deadline_s", l->renew_usec / 1000000u));
 			if (l->ops->stopped)
 				l->ops->stopped(l, l->userdata);
 			return;
 		}
 		if (l->failures++ == 0)
-			log_warn("leader", "cannot renew the lease, retrying", LOG_STR("lease", l->name),
-				LOG_STR("error", why), LOG_INT("status", status),
+			log_warn("leader", "cannot renew the lease, retrying",
+				LOG_STR("lease", l->name), LOG_STR("error", why),
+				LOG_INT("status", status),
 				LOG_INT("retry_in_ms", l->retry_usec / 1000u));
 		schedule(l, l->retry_usec);
 		return;
 	}
 	if (why && l->failures++ == 0)
-		log_warn("leader", "cannot read or take the lease, retrying", LOG_STR("lease", l->name),
-			LOG_STR("error", why), LOG_INT("status", status));
+		log_warn("leader", "cannot read or take the lease, retrying",
+			LOG_STR("lease", l->name), LOG_STR("error", why),
+			LOG_INT("status", status));
 	schedule(l, jittered(l->retry_usec));
 }
 
@@ -223,11 +237,11 @@ static long timeout_ms(const struct leader *l) {
 	return (long)(l->renew_usec / 1000u);
 }
 
-static void handle_answer(int err, long status, const char *body, size_t len, const char *errbuf,
-	void *userdata);
+static void handle_answer(
+	int err, long status, const char *body, size_t len, const char *errbuf, void *userdata);
 
-static int request(struct leader *l, enum step step, const char *method, const char *path,
-	bool with_body) {
+static int request(
+	struct leader *l, enum step step, const char *method, const char *path, bool with_body) {
 	char *body = NULL;
 	int r;
 
@@ -247,11 +261,13 @@ static void write_record(struct leader *l, const struct leader_record *old) {
 	char now[64];
 
 	now_micro(now);
-	l->writing = (struct leader_record){ .duration_sec = (long long)(l->lease_usec / 1000000u) };
+	l->writing =
+		(struct leader_record){ .duration_sec = (long long)(l->lease_usec / 1000000u) };
 	copy_str(l->writing.holder, sizeof(l->writing.holder), l->identity);
 	copy_str(l->writing.renew_time, sizeof(l->writing.renew_time), now);
 	if (old && l->leading) {
-		copy_str(l->writing.acquire_time, sizeof(l->writing.acquire_time), old->acquire_time);
+		copy_str(l->writing.acquire_time, sizeof(l->writing.acquire_time),
+			old->acquire_time);
 		l->writing.transitions = old->transitions;
 	} else {
 		copy_str(l->writing.acquire_time, sizeof(l->writing.acquire_time), now);
@@ -286,11 +302,12 @@ static void release_put(struct leader *l, const struct leader_record *old) {
 		release_finished(l, false);
 }
 
-static void handle_release_answer(struct leader *l, enum step step, int err, long status,
-	const struct leader_record *rec) {
+static void handle_release_answer(
+	struct leader *l, enum step step, int err, long status, const struct leader_record *rec) {
 	if (err || (status != 200)) {
 		/* A conflict: read again and retry (client-go does). */
-		if (!err && status == 409 && request(l, STEP_RELEASE_GET, "GET", l->item_path, false) == 0)
+		if (!err && status == 409 &&
+			request(l, STEP_RELEASE_GET, "GET", l->item_path, false) == 0)
 			return;
 		log_warn("leader", "cannot release the lease; a standby takes it when it expires",
 			LOG_STR("lease", l->name), LOG_INT("status", status));
@@ -308,14 +325,14 @@ static void handle_release_answer(struct leader *l, enum step step, int err, lon
 	release_finished(l, true);
 }
 
-static void handle_answer(int err, long status, const char *body, size_t len, const char *errbuf,
-	void *userdata) {
+static void handle_answer(
+	int err, long status, const char *body, size_t len, const char *errbuf, void *userdata) {
 	struct leader *l = userdata;
 	enum step step = l->step;
 	struct leader_record rec = { 0 };
 	char why[300];
 	bool parsed = !err && (status == 200 || status == 201) &&
-		      leader_record_parse(body, len, &rec) == 0;
+		leader_record_parse(body, len, &rec) == 0;
 
 	l->step = STEP_NONE;
 	if (err)
@@ -329,8 +346,9 @@ static void handle_answer(int err, long status, const char *body, size_t len, co
 	if (l->releasing)
 		return;
 	if (!err && status == 403)
-		snprintf(why, sizeof(why), "forbidden (403): the service account needs get, create and "
-					   "update on leases in its namespace (rbac/leader-election.yaml)");
+		snprintf(why, sizeof(why),
+			"forbidden (403): the service account needs get, create and "
+			"update on leases in its namespace (rbac/leader-election.yaml)");
 	switch (step) {
 	case STEP_FAST:
 		if (parsed && status == 200) {
@@ -355,7 +373,8 @@ static void handle_answer(int err, long status, const char *body, size_t len, co
 			return;
 		}
 		observe(l, &rec);
-		if (rec.holder[0] && strcmp(rec.holder, l->identity) != 0 && lease_valid(l, loop_now_usec())) {
+		if (rec.holder[0] && strcmp(rec.holder, l->identity) != 0 &&
+			lease_valid(l, loop_now_usec())) {
 			if (l->leading) {
 				/* Someone else holds it: we lost it. */
 				l->poll_start_usec = 0;
@@ -363,7 +382,8 @@ static void handle_answer(int err, long status, const char *body, size_t len, co
 				return;
 			}
 			if (strcmp(l->last_holder_logged, rec.holder) != 0) {
-				copy_str(l->last_holder_logged, sizeof(l->last_holder_logged), rec.holder);
+				copy_str(l->last_holder_logged, sizeof(l->last_holder_logged),
+					rec.holder);
 				log_info("leader", "standing by: another replica leads",
 					LOG_STR("lease", l->name), LOG_STR("holder", rec.holder));
 			}

@@ -1,8 +1,8 @@
 #include <errno.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/evp.h>
 #include <yajl/yajl_gen.h>
 #include <zlib.h>
 
@@ -54,8 +54,8 @@ int leader_state_encode(const char *data, size_t len, char **ret_text, size_t *r
 	return 0;
 }
 
-int leader_state_decode(const char *text, size_t len, size_t max_out, char **ret_data,
-	size_t *ret_len) {
+int leader_state_decode(
+	const char *text, size_t len, size_t max_out, char **ret_data, size_t *ret_len) {
 	char *z = NULL, *out = NULL, *p;
 	size_t zlen = 0, pos, cap = 0, have = 0;
 	z_stream st = { 0 };
@@ -117,8 +117,8 @@ out:
 	return r;
 }
 
-static char *configmap_json(struct leader_state *s, const char *b64, size_t b64_len,
-	size_t raw_len) {
+static char *configmap_json(
+	struct leader_state *s, const char *b64, size_t b64_len, size_t raw_len) {
 	yajl_gen g = yajl_gen_alloc(NULL);
 	const unsigned char *out;
 	size_t len;
@@ -189,8 +189,8 @@ static int take_rv(struct leader_state *s, const char *body, size_t len, yajl_va
 	return 0;
 }
 
-static void handle_loaded(int err, long status, const char *body, size_t len, const char *errbuf,
-	void *userdata) {
+static void handle_loaded(
+	int err, long status, const char *body, size_t len, const char *errbuf, void *userdata) {
 	struct leader_state *s = userdata;
 	yajl_val root = NULL, v;
 	const char *text;
@@ -223,8 +223,8 @@ static void handle_loaded(int err, long status, const char *body, size_t len, co
 	free(data);
 }
 
-static void handle_saved(int err, long status, const char *body, size_t len, const char *errbuf,
-	void *userdata) {
+static void handle_saved(
+	int err, long status, const char *body, size_t len, const char *errbuf, void *userdata) {
 	struct leader_state *s = userdata;
 	int r = err;
 
@@ -236,7 +236,10 @@ static void handle_saved(int err, long status, const char *body, size_t len, con
 	if (!err && status == 404)
 		r = -ENOENT;
 	else if (!err && status != 200 && status != 201)
-		r = status == 409 ? -EBUSY : status == 403 ? -EACCES : status == 413 ? -E2BIG : -EIO;
+		r = status == 409       ? -EBUSY
+			: status == 403 ? -EACCES
+			: status == 413 ? -E2BIG
+					: -EIO;
 	s->saved(r, s->userdata);
 }
 

@@ -13,8 +13,8 @@
 
 /* err: 0 when an answer came (any status; body is its text, NUL-terminated,
  * valid only during the call), else a negative errno from http.c. */
-typedef void (*kcall_done_fn)(int err, long status, const char *body, size_t len,
-	const char *errbuf, void *userdata);
+typedef void (*kcall_done_fn)(
+	int err, long status, const char *body, size_t len, const char *errbuf, void *userdata);
 
 struct kcall {
 	struct kube *kube;
@@ -38,8 +38,8 @@ void kcall_init(struct kcall *c, struct kube *kube, struct http *http, size_t an
 void kcall_finish(struct kcall *c);
 /* method: "GET", "POST", "PUT". Takes ownership of body (JSON, or NULL). A
  * request in flight is cancelled first. done may start the next request. */
-int kcall_start(struct kcall *c, const char *method, const char *path, char *body,
-	long timeout_ms, kcall_done_fn done, void *userdata);
+int kcall_start(struct kcall *c, const char *method, const char *path, char *body, long timeout_ms,
+	kcall_done_fn done, void *userdata);
 void kcall_cancel(struct kcall *c);
 
 #endif

@@ -47,7 +47,7 @@ bool leader_state_busy(const struct leader_state *s);
 int leader_state_encode(const char *data, size_t len, char **ret_text, size_t *ret_len);
 /* The reverse, refusing more than max_out bytes inflated (-E2BIG) and
  * anything damaged (-EBADMSG). */
-int leader_state_decode(const char *text, size_t len, size_t max_out, char **ret_data,
-	size_t *ret_len);
+int leader_state_decode(
+	const char *text, size_t len, size_t max_out, char **ret_data, size_t *ret_len);
 
 #endif

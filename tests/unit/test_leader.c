@@ -1,5 +1,5 @@
-#include <errno.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -44,8 +44,9 @@ Test(leader, lease_record_holder_is_escaped) {
 
 Test(leader, lease_record_released_and_bad) {
 	struct leader_record back;
-	const char *released = "{\"metadata\":{\"resourceVersion\":\"9\"},\"spec\":{\"holderIdentity\":"
-			       "\"\",\"leaseDurationSeconds\":1,\"leaseTransitions\":2}}";
+	const char *released =
+		"{\"metadata\":{\"resourceVersion\":\"9\"},\"spec\":{\"holderIdentity\":"
+		"\"\",\"leaseDurationSeconds\":1,\"leaseTransitions\":2}}";
 
 	cr_assert_eq(leader_record_parse(released, strlen(released), &back), 0);
 	cr_assert_str_eq(back.holder, "");
