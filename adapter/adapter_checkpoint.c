@@ -57,6 +57,7 @@ void adapter_checkpoint_written(int r, void *userdata) {
 		return;
 	}
 	a->checkpointed_signature = a->checkpoint_signature;
+	adapter_leader_checkpointed(a, r); /* --leader-elect: recorded in the cluster too */
 	log_debug("main", "checkpoint written", LOG_STR("dir", a->cfg.state_dir),
 		LOG_INT("write_ms", (loop_now_usec() - a->checkpoint_started_usec) / 1000u));
 }

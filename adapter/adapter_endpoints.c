@@ -26,6 +26,8 @@ bool adapter_ready(char *reason, size_t len, void *userdata) {
 		snprintf(reason, len, "shutting down");
 		return false;
 	}
+	if (adapter_leader_standby(a, reason, len))
+		return true; /* ready, idle: another replica leads */
 	if (!adapter_all_listed(a)) {
 		snprintf(reason, len, "not ready: waiting for the initial list of every watch "
 				      "(is the API server reachable?)");
@@ -54,11 +56,13 @@ bool adapter_ready(char *reason, size_t len, void *userdata) {
 static int handle_metrics(struct buf *out, void *userdata) {
 	struct adapter *a = userdata;
 	struct queue_stats st;
-	char reason[8];
+	char reason[300];
+	int r;
 
 	sink_get_stats(a->sink, &st);
-	return metrics_render(a->metrics, &st, adapter_ready(reason, sizeof(reason), a),
+	r = metrics_render(a->metrics, &st, adapter_ready(reason, sizeof(reason), a),
 		loop_now_usec(), out);
+	return r < 0 ? r : adapter_leader_metrics(a, out);
 }
 
 int adapter_start_endpoints(struct adapter *a) {

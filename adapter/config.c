@@ -133,6 +133,7 @@ void config_finish(struct config *cfg) {
 	free(cfg->source_file);
 	free(cfg->dead_letter);
 	free(cfg->state_dir);
+	free(cfg->leader_elect_lease);
 	free(cfg->kube_service_host);
 	free(cfg->kube_service_port);
 	free(cfg->home);

@@ -176,6 +176,13 @@ static const struct option_def options[] = {
 			"followed live: a v1 Service, or an Addressable's status\n"
 			"address, e.g. eventing.knative.dev/v1/Broker/default\n"
 			"(NS: the source's); --sink beside it is joined to it" },
+	{ "leader-elect", 0, BOOL(leader_elect),
+		.help = "run as one of several replicas: only the holder of a\n"
+			"coordination.k8s.io Lease watches and delivers; the others\n"
+			"stand by (the state is kept in the ConfigMap LEASE-state)" },
+	{ "leader-elect-lease", 0, STRING(leader_elect_lease), .arg = "NAME",
+		.help = "the Lease's name, in NAMESPACE or the kubeconfig's\n"
+			"(default: the source's name, else apiserversource-adapter)" },
 	{ "help", 'h', BOOL(help), .rules = RULE_EARLY, .help = "this text" },
 	{ "version", 0, BOOL(version), .rules = RULE_EARLY, .help = "the version" },
 };

@@ -61,6 +61,8 @@ static void stop_watchers(struct adapter *a) {
 }
 
 static void finish_drain(struct adapter *a) {
+	if (adapter_leader_finish(a))
+		return; /* records the last state, releases the Lease, then quits */
 	if (a->cfg.state_dir)
 		adapter_checkpoint_write(a);
 	loop_quit(a->loop, 0);
@@ -185,6 +187,7 @@ static int namespaces_text(const struct config *cfg, struct buf *out) {
 static void adapter_finish(struct adapter *a) {
 	/* Joins a write in flight; its snapshot holds references to objects. */
 	checkpoint_writer_destroy(a->checkpoint_writer);
+	adapter_leader_destroy(a);
 	for (size_t i = 0; i < a->n_watchers; i++)
 		watcher_destroy(a->watchers[i]);
 	free(a->watchers);
@@ -259,6 +262,11 @@ int main(int argc, char **argv) {
 		config_add_namespace(&a.cfg, kube_default_namespace(a.kube));
 	}
 
+	if (a.cfg.leader_elect && adapter_leader_setup(&a) < 0) {
+		ret = EXIT_CONFIG;
+		goto out;
+	}
+
 	r = loop_create(&a.loop);
 	if (r == 0)
 		r = http_create(a.loop, &a.http);
@@ -290,7 +298,7 @@ int main(int argc, char **argv) {
 			goto out;
 		}
 	}
-	if (a.cfg.state_dir && adapter_checkpoint_load(&a) < 0) {
+	if (a.cfg.state_dir && !a.leader && adapter_checkpoint_load(&a) < 0) {
 		ret = EXIT_CONFIG;
 		goto out;
 	}
@@ -341,11 +349,13 @@ int main(int argc, char **argv) {
 		goto out;
 	if (a.sinkref)
 		sinkref_start(a.sinkref);
-	for (size_t i = 0; i < a.n_watchers; i++)
+	if (a.leader && adapter_leader_start(&a) < 0)
+		goto out; /* else the leader starts the watches once it leads */
+	for (size_t i = 0; !a.leader && i < a.n_watchers; i++)
 		watcher_start(a.watchers[i]);
-	if (!a.cfg.all_namespaces)
+	if (!a.leader && !a.cfg.all_namespaces)
 		nsselector_start(a.nssel);
-	if (a.cfg.state_dir) {
+	if (a.cfg.state_dir && !a.leader) {
 		a.first_checkpoint_due = true;
 		a.checkpoint_next_usec = loop_now_usec() + a.cfg.checkpoint_interval_usec;
 		loop_timer_arm_in(a.loop, &a.checkpoint_timer, CHECKPOINT_POLL_USEC);

@@ -45,6 +45,7 @@ struct adapter {
 	struct sink_headers *headers; /* --header, --header-file */
 	struct nsselector *nssel; /* namespaceSelector, or every namespace */
 	struct sinkref *sinkref; /* with a sink reference */
+	struct adapter_leader *leader; /* --leader-elect */
 };
 
 /* adapter_checkpoint.c */
@@ -57,5 +58,15 @@ bool adapter_all_listed(struct adapter *a);
 /* adapter_endpoints.c */
 bool adapter_ready(char *reason, size_t len, void *userdata);
 int adapter_start_endpoints(struct adapter *a);
+
+/* adapter_leader.c (--leader-elect) */
+struct buf;
+int adapter_leader_setup(struct adapter *a);
+int adapter_leader_start(struct adapter *a);
+void adapter_leader_destroy(struct adapter *a);
+void adapter_leader_checkpointed(struct adapter *a, int r);
+bool adapter_leader_finish(struct adapter *a);
+bool adapter_leader_standby(struct adapter *a, char *reason, size_t len);
+int adapter_leader_metrics(struct adapter *a, struct buf *out);
 
 #endif

@@ -188,7 +188,7 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
 		char reason[512] = "";
 		char body[600];
 		bool ready = p->ops->ready(reason, sizeof(reason), p->userdata);
-		int n = snprintf(body, sizeof(body), "%s\n", ready ? "ready" : reason);
+		int n = snprintf(body, sizeof(body), "%s\n", ready && !reason[0] ? "ready" : reason);
 		return respond(conn, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, text, body,
 			n < (int)sizeof(body) ? (size_t)n : sizeof(body) - 1);
 	}

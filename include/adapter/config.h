@@ -98,6 +98,10 @@ struct config {
 	 * with this audience, from the TokenRequest API. */
 	char *oidc_audience;
 	char *oidc_service_account;
+	/* High availability: --leader-elect runs watches and delivery only while
+	 * holding the Lease --leader-elect-lease (NULL: the source's name). */
+	bool leader_elect;
+	char *leader_elect_lease;
 	bool help;
 	bool version;
 	/* What changed, extra headers (changes.h, strip.h, sink_headers.h). */

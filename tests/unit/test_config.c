@@ -432,7 +432,8 @@ Test(config, every_flag_and_letter_is_in_the_table) {
 		"checkpoint-interval", "drain-timeout", "object-state", "watch-timeout", "request-timeout",
 		"log-level",
 		"log-format", "probes-addr", "metrics-addr", "sink-ref", "help:h", "version",
-		"with-changes", "strip-managed-fields", "header", "header-file", NULL };
+		"with-changes", "strip-managed-fields", "header", "header-file", "leader-elect",
+		"leader-elect-lease", NULL };
 	struct config_option_info o;
 	size_t n = 0;
 
