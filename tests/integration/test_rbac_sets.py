@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from harness import RBAC, wait_until
+from harness import RBAC, SAMPLES, wait_until
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"
 SETS_DIR = os.path.join(RBAC, "least-privilege")
@@ -126,7 +126,9 @@ def run_until(adapter, delivered, timeout):
             return
         if adapter.proc.poll() is not None:
             raise Refused(f"adapter exited ({adapter.proc.returncode})")
-        denied = [l for l in adapter.logs() if l.get("status") == 403]
+        denied = [l for l in adapter.logs() if l.get("status") == 403 or
+                  (l.get("level") in ("warn", "error") and
+                   "permission denied" in str(l.get("error", "")).lower())]
         if denied:
             raise Refused(f"403: {denied[0].get('msg')} {denied[0].get('error', '')}")
         time.sleep(0.1)
@@ -174,10 +176,66 @@ def scenario_oidc(cluster, sink, start, timeout, tag):
     return a
 
 
+def scenario_namespace_selector(cluster, sink, start, timeout, tag):
+    path = os.path.join(cluster.dir, f"selector-{tag}.yaml")
+    with open(path, "w") as f:
+        f.write("apiVersion: sources.knative.dev/v1\nkind: ApiServerSource\n"
+                f"metadata: {{name: selected, namespace: {SA_NS}}}\n"
+                "spec:\n  mode: Resource\n"
+                "  resources: [{apiVersion: kool.karmalabs.local/v1, kind: Guitar}]\n"
+                "  namespaceSelector: {matchLabels: {bridge: 'on'}}\n"
+                f"  sink: {{uri: '{sink.url}'}}\n")
+    a = start(["--source-file", path, "--fail-fast"], {}, with_sink=False)
+    name = f"sel-{tag}"
+    run_until(a, lambda: a.watching_count() >= 2, timeout)  # namespaces, guitars
+    cluster.guitar(name, ns=OTHER_NS)
+    run_until(a, lambda: name in names_at(sink), timeout)
+    return a
+
+
+def scenario_sink_ref(cluster, sink, start, timeout, tag):
+    # The Service's cluster DNS name does not resolve here: libcurl's
+    # http_proxy takes the POST to the test's sink.
+    a = start(["--resource", GUITAR, "-n", SA_NS, "--fail-fast",
+               "--sink-ref", f"v1/Service/{SA_NS}/cloudevents-player"],
+              {"http_proxy": sink.url, "no_proxy": "127.0.0.1,localhost"}, with_sink=False)
+    name = f"ref-{tag}"
+    run_until(a, lambda: a.watching_count() >= 2, timeout)  # the Service, guitars
+    cluster.guitar(name)
+    run_until(a, lambda: name in names_at(sink), timeout)
+    return a
+
+
+def scenario_leader_election(cluster, sink, start, timeout, tag):
+    # A fresh election each run: the Lease and the state are created,
+    # read back and updated (renewals every 2 s, state saves every 1 s).
+    cluster.kubectl("-n", SA_NS, "delete", "lease", "guitar-adapter", "--ignore-not-found")
+    cluster.kubectl("-n", SA_NS, "delete", "configmap", "guitar-adapter-state",
+                    "--ignore-not-found")
+    a = start(["--resource", GUITAR, "-n", SA_NS, "--fail-fast", "--leader-elect",
+               "--leader-elect-lease", "guitar-adapter"],
+              {"NAMESPACE": SA_NS, "POD_NAME": f"bridge-{tag}", "TMPDIR": cluster.dir})
+    first, second = f"lead-{tag}", f"lead-{tag}-2"
+    run_until(a, lambda: a.watching_count() >= 1, timeout)
+    cluster.guitar(first)
+    run_until(a, lambda: first in names_at(sink), timeout)
+
+    cluster.guitar(second)
+    run_until(a, lambda: second in names_at(sink), timeout)
+    # Renewals and state updates come after the deliveries: give them time
+    # to be refused (a 403 ends the wait early).
+    deadline = time.monotonic() + 5
+    run_until(a, lambda: time.monotonic() > deadline, timeout)
+    return a
+
+
 SETS = {
     "namespaced.yaml": scenario_namespaced,
     "all-namespaces.yaml": scenario_all_namespaces,
     "oidc.yaml": scenario_oidc,
+    "namespace-selector.yaml": scenario_namespace_selector,
+    "sink-ref.yaml": scenario_sink_ref,
+    "leader-election.yaml": scenario_leader_election,
 }
 
 
@@ -186,6 +244,8 @@ def ground(cluster_factory, sink, adapter_factory, proxy_factory):
     cluster = cluster_factory(backend="real")
     cluster.guitars()
     cluster.kubectl("create", "namespace", OTHER_NS)
+    cluster.kubectl("label", "namespace", OTHER_NS, "bridge=on")
+    cluster.apply(os.path.join(SAMPLES, "cloudevents-player-service.yaml"))
     proxy = proxy_factory(cluster)
     return cluster, sink, adapter_factory, proxy
 
@@ -197,8 +257,9 @@ def attempt(ground, objs, scenario, timeout, tag):
     kc, token = token_kubeconfig(cluster, proxy, objs)
     started = []
 
-    def start(args, env):
-        a = adapter_factory(args + ["--sink", sink.url], env=env, kubeconfig=kc)
+    def start(args, env, with_sink=True):
+        a = adapter_factory(args + (["--sink", sink.url] if with_sink else []), env=env,
+                            kubeconfig=kc)
         started.append(a)
         return a
     try:
