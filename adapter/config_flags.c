@@ -79,6 +79,8 @@ static void set_log_level(struct ctx *c, const char *origin, const char *value, 
 static void set_log_format(struct ctx *c, const char *origin, const char *value, bool first);
 static void set_probes_addr(struct ctx *c, const char *origin, const char *value, bool first);
 static void set_metrics_addr(struct ctx *c, const char *origin, const char *value, bool first);
+static void set_content_mode(struct ctx *c, const char *origin, const char *value, bool first);
+static void set_batch_linger(struct ctx *c, const char *origin, const char *value, bool first);
 
 /* In --help order. Defaults are set in config_load(); the help text states them. */
 static const struct option_def options[] = {
@@ -158,6 +160,16 @@ static const struct option_def options[] = {
 		.help = "/health and /readiness (default :8080; off or \"\": none)" },
 	{ "metrics-addr", 0, CUSTOM(set_metrics_addr), .arg = "HOST:PORT", .rules = RULE_EMPTY_OK,
 		.help = "Prometheus /metrics (default :9092; off or \"\": none)" },
+	{ "content-mode", 0, CUSTOM(set_content_mode), .arg = "binary|structured|batched",
+		.section = "Content modes",
+		.help = "ce-* headers (default), one application/cloudevents+json\n"
+			"object, or application/cloudevents-batch+json arrays" },
+	{ "batch-max-events", 0, SIZE(batch_max_events, 1, 100000, "events"), .arg = "N",
+		.help = "events per batched request (default 100)" },
+	{ "batch-max-bytes", 0, SIZE(batch_max_bytes, 1024, 1ull << 30, "bytes"), .arg = "N",
+		.help = "bytes per batched request (default 1048576; a larger\nevent goes alone)" },
+	{ "batch-linger", 0, CUSTOM(set_batch_linger), .arg = "DURATION",
+		.help = "how long a batch waits to fill: seconds, or with a\nunit: 10ms, 1s (default 10ms)" },
 	{ "help", 'h', BOOL(help), .rules = RULE_EARLY, .help = "this text" },
 	{ "version", 0, BOOL(version), .rules = RULE_EARLY, .help = "the version" },
 };
@@ -355,6 +367,20 @@ static void set_metrics_addr(struct ctx *c, const char *origin, const char *valu
 	(void)first;
 	set_addr(c, &c->cfg->metrics_addr, value, origin);
 	c->cfg->metrics_addr_chosen = true;
+}
+
+static void set_content_mode(struct ctx *c, const char *origin, const char *value, bool first) {
+	(void)first;
+	if (config_parse_content_mode(value, &c->cfg->content_mode) < 0)
+		config_report(c, origin, "must be binary, structured or batched, not \"%s\"", value);
+}
+
+static void set_batch_linger(struct ctx *c, const char *origin, const char *value, bool first) {
+	(void)first;
+	if (config_parse_duration(value, 60ull * 1000000ull, &c->cfg->batch_linger_usec) < 0)
+		config_report(c, origin, "\"%s\" is not a duration up to 60s (seconds, or e.g. 10ms, 1s)",
+			value);
+	c->cfg->batch_linger_set = true;
 }
 
 /* ---------------- applying a value ---------------- */
