@@ -160,18 +160,18 @@ static const struct option_def options[] = {
 		.help = "/health and /readiness (default :8080; off or \"\": none)" },
 	{ "metrics-addr", 0, CUSTOM(set_metrics_addr), .arg = "HOST:PORT", .rules = RULE_EMPTY_OK,
 		.help = "Prometheus /metrics (default :9092; off or \"\": none)" },
-	{ "content-mode", 0, CUSTOM(set_content_mode), .arg = "binary|structured|batched",
-		.section = "Content modes",
-		.help = "ce-* headers (default), one application/cloudevents+json\n"
-			"object, or application/cloudevents-batch+json arrays" },
+	{ "help", 'h', BOOL(help), .rules = RULE_EARLY, .help = "this text" },
+	{ "version", 0, BOOL(version), .rules = RULE_EARLY, .help = "the version" },
+	{ "content-mode", 0, CUSTOM(set_content_mode), .arg = "MODE", .section = "Content modes",
+		.help = "binary (ce-* headers; the default), structured (one\n"
+			"application/cloudevents+json object per POST) or batched\n"
+			"(application/cloudevents-batch+json arrays)" },
 	{ "batch-max-events", 0, SIZE(batch_max_events, 1, 100000, "events"), .arg = "N",
 		.help = "events per batched request (default 100)" },
 	{ "batch-max-bytes", 0, SIZE(batch_max_bytes, 1024, 1ull << 30, "bytes"), .arg = "N",
 		.help = "bytes per batched request (default 1048576; a larger\nevent goes alone)" },
 	{ "batch-linger", 0, CUSTOM(set_batch_linger), .arg = "DURATION",
 		.help = "how long a batch waits to fill: seconds, or with a\nunit: 10ms, 1s (default 10ms)" },
-	{ "help", 'h', BOOL(help), .rules = RULE_EARLY, .help = "this text" },
-	{ "version", 0, BOOL(version), .rules = RULE_EARLY, .help = "the version" },
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -18,10 +18,12 @@ struct sink_batcher {
 	struct sink_batch *open[2]; /* collecting, [dead_letter] */
 	struct sink_batch *wait_head, *wait_tail; /* closed, waiting for a request slot */
 	size_t requests;			  /* POSTs in flight */
+	struct loop_timer kick; /* starts closed batches from the loop */
 	struct sink_batch *all;
 };
 
 static void handle_batch_timer(struct loop_timer *t, void *userdata);
+static void handle_kick(struct loop_timer *t, void *userdata);
 
 struct sink_batch_options *sink_batch_options_init(struct sink_batch_options *ret,
 	const struct config *cfg, const struct queue_options *q, const char *dest) {
@@ -69,6 +71,7 @@ int sink_batcher_create(struct loop *loop, const struct sink_batch_options *opts
 	*bt = (struct sink_batcher){ .loop = loop, .queue = queue, .ops = ops,
 		.ops_userdata = ops_userdata, .opts = *opts, .post = post,
 		.post_userdata = post_userdata };
+	loop_timer_init(&bt->kick, handle_kick, bt);
 	if (!bt->opts.max_events)
 		bt->opts.max_events = 1;
 	if (!bt->opts.max_requests)
@@ -80,6 +83,7 @@ int sink_batcher_create(struct loop *loop, const struct sink_batch_options *opts
 void sink_batcher_destroy(struct sink_batcher *bt) {
 	if (!bt)
 		return;
+	loop_timer_disarm(bt->loop, &bt->kick);
 	while (bt->all)
 		batch_free(bt, bt->all);
 	free(bt);
@@ -125,14 +129,21 @@ static int batch_grow(struct sink_batch *b) {
 	return 0;
 }
 
-/* No more events: the batch is due from the loop (never from inside the
- * queue's send), where its body is written. Should arming fail, the linger
- * timer, still armed, does the same. */
+/* No more events: the batch waits for a request slot behind the batches
+ * closed before it, and goes from the loop (never from inside the queue's
+ * send), where its body is written. */
 static void batch_close(struct sink_batcher *bt, struct sink_batch *b) {
 	if (bt->open[b->dead_letter] == b)
 		bt->open[b->dead_letter] = NULL;
 	b->closed = true;
-	loop_timer_arm_in(bt->loop, &b->timer, 0);
+	loop_timer_disarm(bt->loop, &b->timer);
+	if (bt->wait_tail)
+		bt->wait_tail->next_wait = b;
+	else
+		bt->wait_head = b;
+	bt->wait_tail = b;
+	if (!loop_timer_armed(&bt->kick))
+		loop_timer_arm_in(bt->loop, &bt->kick, 0);
 }
 
 /* The JSON array of the events' objects, in order. */
@@ -210,13 +221,22 @@ static void complete_all(struct sink_batcher *bt, struct sink_batch *b, enum que
 static void start(struct sink_batcher *bt, struct sink_batch *b) {
 	int r;
 
+	if (!b->n) { /* its only event could not be added */
+		batch_free(bt, b);
+		return;
+	}
+	if (b->texts && batch_body(b) < 0) {
+		/* No body: the events go back to the queue as a failed attempt. */
+		complete_all(bt, b, QUEUE_RETRY, 0);
+		return;
+	}
 	bt->requests++;
 	r = bt->post(b, bt->post_userdata);
 	if (r < 0)
 		sink_batcher_done(bt, b, QUEUE_RETRY, r, 0, NULL, 0, 0);
 }
 
-/* Starts waiting batches while request slots are free. */
+/* Starts waiting batches, in order, while request slots are free. */
 static void pump(struct sink_batcher *bt) {
 	while (bt->wait_head && bt->requests < bt->opts.max_requests) {
 		struct sink_batch *b = bt->wait_head;
@@ -229,32 +249,18 @@ static void pump(struct sink_batcher *bt) {
 	}
 }
 
-/* The linger ended (or the batch filled, or its retry is due): it waits
- * for a request slot, in order. */
+static void handle_kick(struct loop_timer *t, void *userdata) {
+	(void)t;
+	pump(userdata);
+}
+
+/* The linger ended before the batch filled. */
 static void handle_batch_timer(struct loop_timer *t, void *userdata) {
 	struct sink_batch *b = userdata;
-	struct sink_batcher *bt = b->owner;
 
 	(void)t;
-	if (bt->open[b->dead_letter] == b)
-		bt->open[b->dead_letter] = NULL;
-	b->closed = true;
-	loop_timer_disarm(bt->loop, &b->timer);
-	if (!b->n) { /* its only event could not be added */
-		batch_free(bt, b);
-		return;
-	}
-	if (b->texts && batch_body(b) < 0) {
-		/* No body: the events go back to the queue as a failed attempt. */
-		complete_all(bt, b, QUEUE_RETRY, 0);
-		return;
-	}
-	if (bt->wait_tail)
-		bt->wait_tail->next_wait = b;
-	else
-		bt->wait_head = b;
-	bt->wait_tail = b;
-	pump(bt);
+	batch_close(b->owner, b);
+	pump(b->owner);
 }
 
 static bool budget_spent(const struct sink_batcher *bt, const struct sink_batch *b) {
@@ -275,11 +281,13 @@ static bool budget_spent(const struct sink_batcher *bt, const struct sink_batch 
 static void handle_retry_timer(struct loop_timer *t, void *userdata) {
 	struct sink_batch *b = userdata;
 
+	(void)t;
 	for (size_t i = 0; i < b->n; i++)
 		b->entries[i]->attempts++;
 	b->attempts++;
 	loop_timer_init(&b->timer, handle_batch_timer, b);
-	handle_batch_timer(t, userdata);
+	batch_close(b->owner, b);
+	pump(b->owner);
 }
 
 void sink_batcher_done(struct sink_batcher *bt, struct sink_batch *b, enum queue_result result,

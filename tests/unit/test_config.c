@@ -431,7 +431,8 @@ Test(config, every_flag_and_letter_is_in_the_table) {
 		"kubeconfig", "context", "name", "fail-fast", "max-event-bytes", "state-dir",
 		"checkpoint-interval", "drain-timeout", "object-state", "watch-timeout", "request-timeout",
 		"log-level",
-		"log-format", "probes-addr", "metrics-addr", "help:h", "version", NULL };
+		"log-format", "probes-addr", "metrics-addr", "help:h", "version",
+		"content-mode", "batch-max-events", "batch-max-bytes", "batch-linger", NULL };
 	struct config_option_info o;
 	size_t n = 0;
 
