@@ -566,6 +566,10 @@ void sink_get_stats(const struct sink *s, struct queue_stats *ret) {
 		ret->inflight = sink_batcher_requests(s->batcher);
 }
 
+void sink_flush(struct sink *s) {
+	sink_batcher_flush(s->batcher);
+}
+
 bool sink_idle(const struct sink *s) {
 	return queue_empty(s->queue);
 }

@@ -24,6 +24,7 @@ struct sink_batcher {
 
 static void handle_batch_timer(struct loop_timer *t, void *userdata);
 static void handle_kick(struct loop_timer *t, void *userdata);
+static void batch_close(struct sink_batcher *bt, struct sink_batch *b);
 
 struct sink_batch_options *sink_batch_options_init(struct sink_batch_options *ret,
 	const struct config *cfg, const struct queue_options *q, const char *dest) {
@@ -87,6 +88,12 @@ void sink_batcher_destroy(struct sink_batcher *bt) {
 	while (bt->all)
 		batch_free(bt, bt->all);
 	free(bt);
+}
+
+void sink_batcher_flush(struct sink_batcher *bt) {
+	for (size_t i = 0; bt && i < 2; i++)
+		if (bt->open[i])
+			batch_close(bt, bt->open[i]);
 }
 
 size_t sink_batcher_requests(const struct sink_batcher *bt) {

@@ -87,6 +87,9 @@ int sink_batcher_add(struct sink_batcher *bt, struct queue_entry *e);
  * handed back to the queue. Not from inside a libcurl callback. */
 void sink_batcher_done(struct sink_batcher *bt, struct sink_batch *b, enum queue_result result,
 	int err, long status, const char *body, size_t body_len, uint64_t retry_after_usec);
+/* Sends the batches still collecting now, without waiting for the linger
+ * (the drain on SIGTERM). NULL-tolerant. */
+void sink_batcher_flush(struct sink_batcher *bt);
 /* Batch POSTs in flight. */
 size_t sink_batcher_requests(const struct sink_batcher *bt);
 
