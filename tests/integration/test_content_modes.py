@@ -293,3 +293,33 @@ def test_content_mode_batched_sigterm_sends_open_batch(emulator, sink, adapter_f
     assert time.monotonic() - t0 < 15
     assert [ev.get_attributes()["name"] for ev in sdk_batch(sink.requests()[0])] == names
     assert [l for l in a.logs() if l.get("msg") == "all events delivered, exiting"]
+
+
+def test_content_mode_batched_oidc_token_per_batch(cluster_factory, sink_factory,
+                                                  adapter_factory):
+    """Real control plane, OIDC to the sink: each batch POST carries a bearer
+    token; a 401 fetches a new token and retries the batch whole, once."""
+    cluster = cluster_factory(backend="real")
+    cluster.guitars()
+    cluster.kubectl("-n", NS, "create", "serviceaccount", "oidc-batch-sa")
+    sink = sink_factory(responses="401")
+    names = ["o0", "o1", "o2"]
+    apply_guitars(cluster, names)
+    a = adapter_factory(["--resource", GUITAR, "-n", NS, "--sink", sink.url, "--initial-events",
+                         "--content-mode", "batched", "--batch-linger", "300ms"],
+                        env={"NAMESPACE": NS, "K_AUDIENCE": "batch-audience",
+                             "K_OIDC_SERVICE_ACCOUNT": "oidc-batch-sa"},
+                        kubeconfig=cluster.kubeconfig)
+    a.wait_watching(timeout=30)
+    sink.wait_events(1, timeout=30)
+    assert a.stop() == 0
+    first, second = sink.requests()[:2]
+    assert (first["status"], second["status"]) == (401, 200)
+    assert first["body"] == second["body"]
+    tokens = [r["headers"]["authorization"].split(" ", 1) for r in (first, second)]
+    assert all(scheme == "Bearer" for scheme, _ in tokens)
+    assert tokens[0][1] != tokens[1][1], "a 401 must bring a new token"
+    assert [ev.get_attributes()["name"] for ev in sdk_batch(second)] == names
+    assert len(sink.requests()) == 2
+    log = open(a.log_path).read()
+    assert tokens[0][1] not in log and tokens[1][1] not in log
