@@ -127,6 +127,13 @@ def test_content_mode_batched_503_retried_whole_lands_once(cluster, sink_factory
     a = start(cluster, sink, adapter_factory, "--initial-events", "--content-mode", "batched",
               "--batch-linger", "300ms")
     sink.wait_events(1)
+    # Metrics: requests per batch, events per event.
+    metrics = wait_until(lambda: (lambda m: 'result="delivered"} 5' in m and m)(
+        a.get("/metrics", metrics=True)[1]), 10, "the delivery in /metrics")
+    assert 'apiserversource_sink_requests_total{class="5xx"} 2' in metrics, metrics
+    assert 'apiserversource_sink_requests_total{class="2xx"} 1' in metrics, metrics
+    assert "apiserversource_retries_total 10" in metrics, metrics  # 5 events, 2 retries each
+    assert "apiserversource_inflight_requests 0" in metrics, metrics
     assert a.stop() == 0
     reqs = sink.requests()
     assert [r["status"] for r in reqs] == [503, 503, 200], [r["status"] for r in reqs]
