@@ -182,7 +182,7 @@ int sink_batcher_add(struct sink_batcher *bt, struct queue_entry *e) {
 	len = text.len;
 	/* Full, or this event would take it past max_bytes: it starts the
 	 * next one (alone, if it is larger than max_bytes by itself). */
-	if (b && b->n && b->bytes + len + 1 > bt->opts.max_bytes) {
+	if (b && b->n && b->bytes + len + 2 > bt->opts.max_bytes) {
 		batch_close(bt, b);
 		b = NULL;
 	}
@@ -203,7 +203,7 @@ int sink_batcher_add(struct sink_batcher *bt, struct queue_entry *e) {
 	b->entries[b->n] = e;
 	b->lens[b->n] = len;
 	b->texts[b->n++] = buf_steal(&text, NULL);
-	b->bytes += len + 1; /* a comma, or the brackets */
+	b->bytes += len + 1; /* and a comma or '[': the body is bytes + 1 (']') */
 	if (b->n == bt->opts.max_events || b->bytes + 1 >= bt->opts.max_bytes)
 		batch_close(bt, b);
 	return 0;
