@@ -142,7 +142,6 @@ static int batch_grow(struct sink_batch *b) {
 static void batch_close(struct sink_batcher *bt, struct sink_batch *b) {
 	if (bt->open[b->dead_letter] == b)
 		bt->open[b->dead_letter] = NULL;
-	b->closed = true;
 	loop_timer_disarm(bt->loop, &b->timer);
 	if (bt->wait_tail)
 		bt->wait_tail->next_wait = b;

@@ -39,7 +39,6 @@ struct sink_batch {
 	size_t cap;
 	size_t bytes;
 	unsigned attempts;
-	bool closed;
 	struct loop_timer timer; /* the linger while open, then the retry delay */
 	struct sink_batch *next_wait;
 	struct sink_batch *prev, *next; /* every batch, for destroy */
