@@ -1,12 +1,15 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "adapter/config.h"
+#include "adapter/config_internal.h"
 
-/* The content-mode options' parsers (--content-mode, --batch-linger). */
+/* The content-mode options' parsers and setters (--content-mode,
+ * --batch-linger; the option table is in config_flags.c). */
 
 int config_parse_content_mode(const char *s, enum config_content_mode *ret_mode) {
 	static const struct {
@@ -49,4 +52,18 @@ int config_parse_duration(const char *s, uint64_t max_usec, uint64_t *ret_usec) 
 		return 0;
 	}
 	return -EINVAL;
+}
+
+void config_set_content_mode(struct ctx *c, const char *origin, const char *value, bool first) {
+	(void)first;
+	if (config_parse_content_mode(value, &c->cfg->content_mode) < 0)
+		config_report(c, origin, "must be binary, structured or batched, not \"%s\"", value);
+}
+
+void config_set_batch_linger(struct ctx *c, const char *origin, const char *value, bool first) {
+	(void)first;
+	if (config_parse_duration(value, 60ull * 1000000ull, &c->cfg->batch_linger_usec) < 0)
+		config_report(c, origin, "\"%s\" is not a duration up to 60s (seconds, or e.g. 10ms, 1s)",
+			value);
+	c->cfg->batch_linger_set = true;
 }

@@ -79,8 +79,6 @@ static void set_log_level(struct ctx *c, const char *origin, const char *value, 
 static void set_log_format(struct ctx *c, const char *origin, const char *value, bool first);
 static void set_probes_addr(struct ctx *c, const char *origin, const char *value, bool first);
 static void set_metrics_addr(struct ctx *c, const char *origin, const char *value, bool first);
-static void set_content_mode(struct ctx *c, const char *origin, const char *value, bool first);
-static void set_batch_linger(struct ctx *c, const char *origin, const char *value, bool first);
 
 /* In --help order. Defaults are set in config_load(); the help text states them. */
 static const struct option_def options[] = {
@@ -160,18 +158,34 @@ static const struct option_def options[] = {
 		.help = "/health and /readiness (default :8080; off or \"\": none)" },
 	{ "metrics-addr", 0, CUSTOM(set_metrics_addr), .arg = "HOST:PORT", .rules = RULE_EMPTY_OK,
 		.help = "Prometheus /metrics (default :9092; off or \"\": none)" },
+	/* What changed, extra headers (config_headers.c). */
+	{ "with-changes", 0, BOOL(with_changes),
+		.help = "update events carry the changedpaths extension: the\n"
+			"JSON paths that changed (see the README)" },
+	{ "strip-managed-fields", 0, BOOL(strip_managed_fields),
+		.help = "drop metadata.managedFields from objects" },
+	{ "header", 0, CUSTOM(config_set_header), .arg = "NAME=VALUE", .rules = RULE_REPEAT,
+		.help = "add this header to every request to the sink\n"
+			"(repeatable; not to the dead-letter sink)" },
+	{ "header-file", 0, CUSTOM(config_set_header_file), .arg = "NAME=PATH",
+		.rules = RULE_REPEAT,
+		.help = "the same, the value read from a file (a mounted Secret):\n"
+			"at start and on SIGHUP; never logged" },
+	{ "sink-ref", 0, CUSTOM(config_set_sink_ref), .arg = "REF",
+		.help = "APIVERSION/KIND/[NS/]NAME: send to this object's address,\n"
+			"followed live: a v1 Service, or an Addressable's status\n"
+			"address, e.g. eventing.knative.dev/v1/Broker/default\n"
+			"(NS: the source's); --sink beside it is joined to it" },
 	{ "help", 'h', BOOL(help), .rules = RULE_EARLY, .help = "this text" },
 	{ "version", 0, BOOL(version), .rules = RULE_EARLY, .help = "the version" },
-	{ "content-mode", 0, CUSTOM(set_content_mode), .arg = "MODE", .section = "Content modes",
-		.help = "binary (ce-* headers; the default), structured (one\n"
-			"application/cloudevents+json object per POST) or batched\n"
-			"(application/cloudevents-batch+json arrays)" },
+	{ "content-mode", 0, CUSTOM(config_set_content_mode), .arg = "MODE",
+		.section = "Content modes", .help = "binary (the default), structured or batched" },
 	{ "batch-max-events", 0, SIZE(batch_max_events, 1, 100000, "events"), .arg = "N",
 		.help = "events per batched request (default 100)" },
 	{ "batch-max-bytes", 0, SIZE(batch_max_bytes, 1024, 1ull << 30, "bytes"), .arg = "N",
-		.help = "bytes per batched request (default 1048576; a larger\nevent goes alone)" },
-	{ "batch-linger", 0, CUSTOM(set_batch_linger), .arg = "DURATION",
-		.help = "how long a batch waits to fill: seconds, or with a\nunit: 10ms, 1s (default 10ms)" },
+		.help = "bytes per batched request (default 1048576)" },
+	{ "batch-linger", 0, CUSTOM(config_set_batch_linger), .arg = "DURATION",
+		.help = "how long a batch may wait to fill (default 10ms)" },
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -272,6 +286,12 @@ static void set_sink(struct ctx *c, const char *origin, const char *value, bool 
 	(void)first;
 	if (config_set_str(c, &c->cfg->sink, value) == 0)
 		snprintf(c->sink_origin, sizeof(c->sink_origin), "%s", origin);
+	/* A sink replaces a lower source's reference (K_SINK the manifest's);
+	 * --sink with --sink-ref is a path joined to its address. */
+	if (origin[0] == '-')
+		c->flag_sink = true;
+	if (!c->flag_sink_ref)
+		config_sink_ref_finish(&c->cfg->sink_ref);
 }
 
 static void set_mode(struct ctx *c, const char *origin, const char *value, bool first) {
@@ -369,20 +389,6 @@ static void set_metrics_addr(struct ctx *c, const char *origin, const char *valu
 	c->cfg->metrics_addr_chosen = true;
 }
 
-static void set_content_mode(struct ctx *c, const char *origin, const char *value, bool first) {
-	(void)first;
-	if (config_parse_content_mode(value, &c->cfg->content_mode) < 0)
-		config_report(c, origin, "must be binary, structured or batched, not \"%s\"", value);
-}
-
-static void set_batch_linger(struct ctx *c, const char *origin, const char *value, bool first) {
-	(void)first;
-	if (config_parse_duration(value, 60ull * 1000000ull, &c->cfg->batch_linger_usec) < 0)
-		config_report(c, origin, "\"%s\" is not a duration up to 60s (seconds, or e.g. 10ms, 1s)",
-			value);
-	c->cfg->batch_linger_set = true;
-}
-
 /* ---------------- applying a value ---------------- */
 
 /* The checks every value gets; false after reporting. */
@@ -403,7 +409,7 @@ static void apply_value(struct ctx *c, const struct option_def *o, const char *o
 		/* Reported: not also "nothing to watch" or "missing". */
 		if (o->set == set_resource)
 			c->bad_resources++;
-		else if (o->set == set_sink)
+		else if (o->set == set_sink || o->set == config_set_sink_ref)
 			c->sink_rejected = true;
 		return;
 	}

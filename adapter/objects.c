@@ -47,6 +47,14 @@ const struct checkpoint_object *objects_get(const struct objects *o, const char 
 	return hashmap_get(&o->map, key);
 }
 
+int objects_last_bytes(const struct objects *o, const char *key, struct buf *out) {
+	const struct checkpoint_object *s = hashmap_get(&o->map, key);
+
+	if (!s || !s->json)
+		return -ENOENT;
+	return buf_append(out, s->json, s->json_len);
+}
+
 bool objects_next(struct objects *o, struct hashmap_iter *it, const char **ret_key,
 	const struct checkpoint_object **ret_object) {
 	void *v;

@@ -13,6 +13,7 @@
 #include "adapter/sink.h"
 #include "adapter/sink_batch.h"
 #include "adapter/sink_content.h"
+#include "adapter/sink_headers.h"
 
 #define BACKOFF_INITIAL_USEC (100ull * 1000ull)
 #define BACKOFF_MAX_USEC (30ull * 1000000ull)
@@ -69,30 +70,13 @@ struct sink {
 	struct sink_req *all_reqs; /* every request ever made, for destroy */
 	struct metrics *metrics;
 	struct oidc *oidc;
+	const struct sink_headers *extra_headers; /* --header, --header-file */
 	char *namespace_header; /* "Kn-Namespace: NS", as Knative's adapter sends */
 	char *sink_shown;	/* the sink URL without credentials: knativeerrordest */
+	const char *url;	/* where events go (borrowed); NULL: no address yet */
 	struct sink_health health[2]; /* [e->dead_letter] */
 	struct sink_batcher *batcher; /* batched content mode */
 };
-
-enum queue_result sink_classify(int err, long status) {
-	if (err)
-		return QUEUE_RETRY;
-	if (status >= 200 && status < 300)
-		return QUEUE_DELIVERED;
-	if (status >= 500 && status < 600)
-		return QUEUE_RETRY;
-	switch (status) {
-	case 404: /* a Knative Service still starting, a Broker not ready yet */
-	case 408:
-	case 425:
-	case 429:
-		return QUEUE_RETRY;
-	default:
-		return QUEUE_DROP;
-	}
-}
-
 
 static size_t handle_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
 	struct sink_req *req = userdata;
@@ -145,13 +129,11 @@ static void handle_post_done(struct http_xfer *x, int err, long status, const ch
 	}
 	if (req->batch) {
 		struct sink_batch *b = req->batch;
-		char *body = req->body.len ? strndup(req->body.data, req->body.len) : NULL;
-		size_t body_len = body ? req->body.len : 0;
-		if (res != QUEUE_DELIVERED)
-			log_debug("sink", "batch delivery attempt failed", LOG_INT("events", b->n),
-				LOG_INT("status", status), LOG_STR("error", err ? errbuf : ""));
+		size_t len = 0;
+		char *body = buf_steal(&req->body, &len);
+
 		release_req(s, req);
-		sink_batcher_done(s->batcher, b, res, err, status, body, body_len, retry_after);
+		sink_batcher_done(s->batcher, b, res, err, status, body, len, retry_after);
 		free(body);
 		return;
 	}
@@ -227,13 +209,15 @@ static int start_post(struct sink *s, struct sink_req *req, bool dead_letter, co
 		r = append_header(&req->headers, s->namespace_header);
 	if (r == 0 && s->oidc && !dead_letter)
 		r = auth_header(s, req);
+	if (r == 0 && s->extra_headers && !dead_letter)
+		r = sink_headers_append(s->extra_headers, &req->headers);
 	/* No "Expect: 100-continue" round trip for larger bodies. */
 	if (r == 0)
 		r = append_header(&req->headers, "Expect:");
 	if (r < 0)
 		return r;
 	easy = req->xfer.easy;
-	curl_easy_setopt(easy, CURLOPT_URL, dead_letter ? s->cfg->dead_letter : s->cfg->sink);
+	curl_easy_setopt(easy, CURLOPT_URL, dead_letter ? s->cfg->dead_letter : s->url);
 	curl_easy_setopt(easy, CURLOPT_POST, 1L);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
@@ -266,7 +250,7 @@ static int handle_send(struct queue_entry *e, void *userdata) {
 	if (s->to_stdout)
 		return (r = sink_content_write_line(STDOUT_FILENO, e->ev)) < 0 ? r : 1;
 	if (s->batcher)
-		return sink_batcher_add(s->batcher, e);
+		return sink_batcher_add(s->batcher, e, s->sink_shown);
 	req = req_get(s);
 	if (!req)
 		return -ENOMEM;
@@ -291,8 +275,13 @@ fail:
 /* Batched mode: one POST of a batch's JSON array. */
 static int handle_batch_post(struct sink_batch *b, void *userdata) {
 	struct sink *s = userdata;
-	struct sink_req *req = req_get(s);
-	int r = req ? http_xfer_init(&req->xfer, handle_post_done, req) : -ENOMEM;
+	struct sink_req *req;
+	int r;
+
+	if (!b->dead_letter && !s->url)
+		return -EAGAIN; /* no address (a sink reference): retried */
+	req = req_get(s);
+	r = req ? http_xfer_init(&req->xfer, handle_post_done, req) : -ENOMEM;
 
 	if (r == 0) {
 		req->batch = b;
@@ -487,11 +476,9 @@ int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 		h->delivered_lines = h->retry_lines;
 		loop_timer_init(&h->summary_timer, handle_summary_timer, h);
 	}
-	s->to_stdout = strcmp(cfg->sink, "-") == 0;
+	s->to_stdout = !cfg->sink_ref.kind && strcmp(cfg->sink, "-") == 0;
 	batched = !s->to_stdout && cfg->content_mode == CONFIG_CONTENT_BATCHED;
 	r = -ENOMEM;
-	if (!s->to_stdout && !(s->sink_shown = http_url_redact(cfg->sink)))
-		goto fail;
 	if (cfg->namespace) {
 		/* NAMESPACE comes from outside: percent-encoded as a CloudEvents
 		 * attribute is, so a line break cannot start another header (a
@@ -509,8 +496,11 @@ int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 		opts.max_inflight = 1;
 	/* Batched: max_inflight counts POSTs; each holds up to max_events. */
 	if (batched)
-		opts.max_inflight *= sink_batch_options_init(&bopts, cfg, &opts, s->sink_shown)->max_events;
+		opts.max_inflight *= sink_batch_options_init(&bopts, cfg, &opts)->max_events;
 	r = queue_create(loop, &opts, &ops, s, &s->queue);
+	/* With a sink reference, no address yet: sinkref.c gives it. */
+	if (r == 0 && !s->to_stdout)
+		r = sink_set_url(s, cfg->sink_ref.kind ? NULL : cfg->sink);
 	if (r == 0 && batched)
 		r = sink_batcher_create(loop, &bopts, s->queue, &ops, s, handle_batch_post, s,
 			&s->batcher);
@@ -519,10 +509,7 @@ int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 	*ret_sink = s;
 	return 0;
 fail:
-	queue_destroy(s->queue);
-	free(s->namespace_header);
-	free(s->sink_shown);
-	free(s);
+	sink_destroy(s);
 	return r;
 }
 
@@ -548,12 +535,28 @@ void sink_destroy(struct sink *s) {
 	free(s);
 }
 
+int sink_set_url(struct sink *s, const char *url) {
+	char *shown = url ? http_url_redact(url) : NULL;
+
+	if (url && !shown)
+		return -ENOMEM;
+	free(s->sink_shown);
+	s->sink_shown = shown;
+	s->url = url;
+	queue_hold(s->queue, !url);
+	return 0;
+}
+
 void sink_set_metrics(struct sink *s, struct metrics *m) {
 	s->metrics = m;
 }
 
 void sink_set_oidc(struct sink *s, struct oidc *o) {
 	s->oidc = o;
+}
+
+void sink_set_headers(struct sink *s, const struct sink_headers *h) {
+	s->extra_headers = h;
 }
 
 int sink_submit(struct sink *s, struct cevent *ev) {

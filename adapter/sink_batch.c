@@ -4,6 +4,7 @@
 
 #include "adapter/cevent_json.h"
 #include "adapter/config.h"
+#include "adapter/log.h"
 #include "adapter/sink_batch.h"
 #include "adapter/util/backoff.h"
 
@@ -27,13 +28,12 @@ static void handle_kick(struct loop_timer *t, void *userdata);
 static void batch_close(struct sink_batcher *bt, struct sink_batch *b);
 
 struct sink_batch_options *sink_batch_options_init(struct sink_batch_options *ret,
-	const struct config *cfg, const struct queue_options *q, const char *dest) {
+	const struct config *cfg, const struct queue_options *q) {
 	*ret = (struct sink_batch_options){
 		.max_events = cfg->batch_max_events ? cfg->batch_max_events : SINK_BATCH_MAX_EVENTS,
 		.max_bytes = cfg->batch_max_bytes ? cfg->batch_max_bytes : SINK_BATCH_MAX_BYTES,
 		.linger_usec = cfg->batch_linger_set ? cfg->batch_linger_usec : SINK_BATCH_LINGER_USEC,
 		.max_requests = cfg->max_inflight,
-		.dead_letter_dest = dest,
 		.retry_max = q->retry_max,
 		.retry_timeout_usec = q->retry_timeout_usec,
 		.backoff_initial_usec = q->backoff_initial_usec,
@@ -164,8 +164,8 @@ static int batch_body(struct sink_batch *b) {
 	return r;
 }
 
-int sink_batcher_add(struct sink_batcher *bt, struct queue_entry *e) {
-	struct cevent_json_error err = { .dest = bt->opts.dead_letter_dest,
+int sink_batcher_add(struct sink_batcher *bt, struct queue_entry *e, const char *dest) {
+	struct cevent_json_error err = { .dest = dest,
 		.code = e->failed_status, .data = e->failed_body };
 	struct sink_batch *b = bt->open[e->dead_letter];
 	struct buf text;
@@ -301,6 +301,9 @@ void sink_batcher_done(struct sink_batcher *bt, struct sink_batch *b, enum queue
 	uint64_t delay;
 
 	bt->requests--;
+	if (result != QUEUE_DELIVERED)
+		log_debug("sink", "batch delivery attempt failed", LOG_INT("events", b->n),
+			LOG_INT("status", status), LOG_STR("error", err ? strerror(-err) : ""));
 	for (size_t i = 0; i < b->n; i++) {
 		struct queue_entry *e = b->entries[i];
 		e->last_status = status;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "adapter/cevent_json.h"
+#include "adapter/sink.h"
 #include "adapter/sink_content.h"
 
 static int append_header(struct curl_slist **headers, const char *line) {
@@ -96,4 +97,22 @@ int sink_content_write_line(int fd, const struct cevent *ev) {
 	}
 	buf_finish(&b);
 	return r;
+}
+
+enum queue_result sink_classify(int err, long status) {
+	if (err)
+		return QUEUE_RETRY;
+	if (status >= 200 && status < 300)
+		return QUEUE_DELIVERED;
+	if (status >= 500 && status < 600)
+		return QUEUE_RETRY;
+	switch (status) {
+	case 404: /* a Knative Service still starting, a Broker not ready yet */
+	case 408:
+	case 425:
+	case 429:
+		return QUEUE_RETRY;
+	default:
+		return QUEUE_DROP;
+	}
 }

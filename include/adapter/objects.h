@@ -45,6 +45,11 @@ void objects_adopt(struct objects *o, struct hashmap *map);
 size_t objects_count(const struct objects *o);
 /* The object stored under key, or NULL. Borrowed from the table. */
 const struct checkpoint_object *objects_get(const struct objects *o, const char *key);
+/* The last state recorded under key (as objects_get), appended to out: the
+ * one accessor of an object's previous bytes (--with-changes). Returns 0,
+ * -ENOENT when the object is unknown or only its reference is kept, or a
+ * buf_append() error. */
+int objects_last_bytes(const struct objects *o, const char *key, struct buf *out);
 /* Iterates (it starts zeroed); false when done. For checkpoints. */
 bool objects_next(struct objects *o, struct hashmap_iter *it, const char **ret_key,
 	const struct checkpoint_object **ret_object);

@@ -54,7 +54,6 @@ struct sink_batch_options {
 	size_t max_bytes;
 	uint64_t linger_usec;
 	size_t max_requests; /* batch POSTs in flight at once */
-	const char *dead_letter_dest; /* knativeerrordest, for dead-letter batches */
 	/* The queue's retry policy, applied to each batch. */
 	unsigned retry_max;
 	uint64_t retry_timeout_usec;
@@ -64,14 +63,14 @@ struct sink_batch_options {
 };
 
 /* Fills ret from cfg's --batch-* (with the defaults) and the queue's retry
- * policy (q); dest is borrowed. Returns ret. */
+ * policy (q). Returns ret. */
 struct config;
 struct sink_batch_options *sink_batch_options_init(struct sink_batch_options *ret,
-	const struct config *cfg, const struct queue_options *q, const char *dest);
+	const struct config *cfg, const struct queue_options *q);
 
 /* Borrows loop, queue and ops (ops->retrying is called for each event of a
  * batch that waits for a retry, with ops_userdata), which must outlive the
- * batcher; opts is copied (dead_letter_dest borrowed). */
+ * batcher; opts is copied. */
 int sink_batcher_create(struct loop *loop, const struct sink_batch_options *opts,
 	struct queue *queue, const struct queue_ops *ops, void *ops_userdata, sink_batch_post_fn post,
 	void *post_userdata, struct sink_batcher **ret_batcher);
@@ -79,8 +78,10 @@ int sink_batcher_create(struct loop *loop, const struct sink_batch_options *opts
  * them). Cancel the batches' POSTs first: they read the bodies. */
 void sink_batcher_destroy(struct sink_batcher *bt);
 /* Adds e, which the queue is sending (a queue_ops send): 0, or a negative
- * errno when it could not be encoded. Never posts from inside the call. */
-int sink_batcher_add(struct sink_batcher *bt, struct queue_entry *e);
+ * errno when it could not be encoded. dest is knativeerrordest for an event
+ * going to the dead-letter sink (the sink's URL, credentials removed; read
+ * now). Never posts from inside the call. */
+int sink_batcher_add(struct sink_batcher *bt, struct queue_entry *e, const char *dest);
 /* The outcome of b's POST: every event gets the status, error and body
  * (a prefix, may be NULL); then the batch is delivered, retried whole, or
  * handed back to the queue. Not from inside a libcurl callback. */

@@ -9,7 +9,8 @@
 
 /* What one POST carries for an event in the binary or structured content
  * mode (batched mode: sink_batch.h), for the sink or, with Knative's
- * knativeerror* extensions, the dead-letter sink. No I/O, no logging. */
+ * knativeerror* extensions, the dead-letter sink; and what its answer means
+ * (sink_classify(), declared in sink.h). No logging. */
 
 /* Binary: appends the ce-* headers (and the dead-letter ones) and leaves
  * payload empty: the body is the event's data. Structured: appends the

@@ -22,7 +22,7 @@ struct rig {
 };
 
 static int do_send(struct queue_entry *e, void *ud) {
-	return sink_batcher_add(((struct rig *)ud)->bt, e);
+	return sink_batcher_add(((struct rig *)ud)->bt, e, "http://sink/");
 }
 
 static void do_finished(struct queue_entry *e, enum queue_outcome out, bool exhausted, void *ud) {
