@@ -359,33 +359,13 @@ int cevent_http_headers(const struct cevent *ev, struct curl_slist **headers) {
 	return r;
 }
 
-int cevent_structured(const struct cevent *ev, struct buf *out) {
+size_t cevent_attributes(const struct cevent *ev, struct cevent_attr *out, size_t max) {
 	struct attribute attrs[MAX_ATTRIBUTES];
-	size_t n = attributes(ev, attrs, MAX_ATTRIBUTES);
-	const unsigned char *text;
-	size_t len;
-	yajl_gen g = yajl_gen_alloc(NULL);
-	int r = -ENOMEM;
+	size_t n = attributes(ev, attrs, max < MAX_ATTRIBUTES ? max : MAX_ATTRIBUTES);
 
-	if (!g)
-		return r;
-	yajl_gen_config(g, yajl_gen_validate_utf8, 0);
-	yajl_gen_map_open(g);
-	for (size_t i = 0; i < n; i++) {
-		gen_str(g, attrs[i].name);
-		gen_str(g, attrs[i].value);
-	}
-	gen_str(g, "datacontenttype");
-	gen_str(g, "application/json");
-	gen_str(g, "data");
-	/* yajl_gen_number writes its text verbatim: the object's bytes as the API
-	 * server sent them, with no re-serialisation. */
-	yajl_gen_number(g, ev->data, ev->data_len);
-	yajl_gen_map_close(g);
-	if (yajl_gen_get_buf(g, &text, &len) == yajl_gen_status_ok)
-		r = buf_append(out, text, len);
-	yajl_gen_free(g);
-	return r;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (struct cevent_attr){ attrs[i].name, attrs[i].value };
+	return n;
 }
 
 int cevent_filter_attr(const char *name, struct cesql_value *ret_value, void *userdata) {

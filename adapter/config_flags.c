@@ -185,6 +185,14 @@ static const struct option_def options[] = {
 			"(default: the source's name, else apiserversource-adapter)" },
 	{ "help", 'h', BOOL(help), .rules = RULE_EARLY, .help = "this text" },
 	{ "version", 0, BOOL(version), .rules = RULE_EARLY, .help = "the version" },
+	{ "content-mode", 0, CUSTOM(config_set_content_mode), .arg = "MODE",
+		.section = "Content modes", .help = "binary (the default), structured or batched" },
+	{ "batch-max-events", 0, SIZE(batch_max_events, 1, 100000, "events"), .arg = "N",
+		.help = "events per batched request (default 100)" },
+	{ "batch-max-bytes", 0, SIZE(batch_max_bytes, 1024, 1ull << 30, "bytes"), .arg = "N",
+		.help = "bytes per batched request (default 1048576)" },
+	{ "batch-linger", 0, CUSTOM(config_set_batch_linger), .arg = "DURATION",
+		.help = "how long a batch may wait to fill (default 10ms)" },
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

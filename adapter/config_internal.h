@@ -97,6 +97,9 @@ void config_check_state_dir(struct ctx *c, const char *origin, const char *dir);
  * come only from flags). */
 void config_set_header(struct ctx *c, const char *origin, const char *value, bool first);
 void config_set_header_file(struct ctx *c, const char *origin, const char *value, bool first);
+/* --content-mode, --batch-linger (config_content.c). */
+void config_set_content_mode(struct ctx *c, const char *origin, const char *value, bool first);
+void config_set_batch_linger(struct ctx *c, const char *origin, const char *value, bool first);
 /* Whole-config checks: the names against the headers the adapter sets
  * itself (Authorization with OIDC), --header without an HTTP sink,
  * --with-changes with --object-state reference. */

@@ -131,6 +131,7 @@ static void handle_signal(int signo, void *userdata) {
 	log_info("main", "signal received, stopping watches and draining",
 		LOG_STR("signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"));
 	stop_watchers(a);
+	sink_flush(a->sink);
 	a->drain_deadline_usec = loop_now_usec() + a->cfg.drain_timeout_usec;
 	loop_timer_init(&a->drain_timer, handle_drain_timer, a);
 	loop_timer_arm_in(a->loop, &a->drain_timer, 0);

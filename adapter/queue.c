@@ -322,6 +322,10 @@ void queue_get_stats(const struct queue *q, struct queue_stats *ret) {
 	*ret = q->stats;
 }
 
+void queue_count_retries(struct queue *q, size_t n) {
+	q->stats.retries += n;
+}
+
 bool queue_empty(const struct queue *q) {
 	return q->stats.queued == 0;
 }

@@ -1,5 +1,4 @@
 #include <curl/curl.h>
-#include <openssl/evp.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,10 +6,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adapter/cevent_json.h"
 #include "adapter/log.h"
 #include "adapter/metrics.h"
 #include "adapter/oidc.h"
 #include "adapter/sink.h"
+#include "adapter/sink_batch.h"
+#include "adapter/sink_content.h"
 #include "adapter/sink_headers.h"
 
 #define BACKOFF_INITIAL_USEC (100ull * 1000ull)
@@ -35,6 +37,8 @@ struct sink_req {
 	struct buf body;
 	struct sink_req *next_free;
 	struct sink_req *next_all;
+	struct sink_batch *batch; /* batched mode: this POST's batch (entry is NULL) */
+	struct buf payload;	  /* structured mode: the body */
 };
 
 /* What the log says about one destination (the sink, or the dead-letter
@@ -71,26 +75,8 @@ struct sink {
 	char *sink_shown;	/* the sink URL without credentials: knativeerrordest */
 	const char *url;	/* where events go (borrowed); NULL: no address yet */
 	struct sink_health health[2]; /* [e->dead_letter] */
+	struct sink_batcher *batcher; /* batched content mode */
 };
-
-enum queue_result sink_classify(int err, long status) {
-	if (err)
-		return QUEUE_RETRY;
-	if (status >= 200 && status < 300)
-		return QUEUE_DELIVERED;
-	if (status >= 500 && status < 600)
-		return QUEUE_RETRY;
-	switch (status) {
-	case 404: /* a Knative Service still starting, a Broker not ready yet */
-	case 408:
-	case 425:
-	case 429:
-		return QUEUE_RETRY;
-	default:
-		return QUEUE_DROP;
-	}
-}
-
 
 static size_t handle_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
 	struct sink_req *req = userdata;
@@ -114,7 +100,9 @@ static void release_req(struct sink *s, struct sink_req *req) {
 	curl_slist_free_all(req->headers);
 	req->headers = NULL;
 	buf_reset(&req->body);
+	buf_reset(&req->payload);
 	req->entry = NULL;
+	req->batch = NULL;
 	req->next_free = s->free_reqs;
 	s->free_reqs = req;
 }
@@ -132,11 +120,22 @@ static void handle_post_done(struct http_xfer *x, int err, long status, const ch
 	if (!err && status == 401 && req->oidc_generation) {
 		/* The token may have been revoked or rotated: one new token, one
 		 * more attempt, then the usual classification. */
+		bool *auth_retried = e ? &e->auth_retried : &req->batch->auth_retried;
 		oidc_token_rejected(s->oidc, req->oidc_generation);
-		if (!e->auth_retried) {
-			e->auth_retried = true;
+		if (!*auth_retried) {
+			*auth_retried = true;
 			res = QUEUE_RETRY;
 		}
+	}
+	if (req->batch) {
+		struct sink_batch *b = req->batch;
+		size_t len = 0;
+		char *body = buf_steal(&req->body, &len);
+
+		release_req(s, req);
+		sink_batcher_done(s->batcher, b, res, err, status, body, len, retry_after);
+		free(body);
+		return;
 	}
 	e->last_status = status;
 	e->last_error = err;
@@ -147,73 +146,6 @@ static void handle_post_done(struct http_xfer *x, int err, long status, const ch
 			LOG_INT("status", status), LOG_STR("error", err ? errbuf : ""));
 	release_req(s, req);
 	queue_complete(s->queue, e, res, retry_after);
-}
-
-static int send_stdout(struct sink *s, struct queue_entry *e) {
-	struct buf b;
-	size_t off = 0;
-	int r;
-
-	(void)s;
-	buf_init(&b, 0);
-	r = cevent_structured(e->ev, &b);
-	if (r == 0)
-		r = buf_append(&b, "\n", 1);
-	while (r == 0 && off < b.len) {
-		ssize_t n = write(STDOUT_FILENO, b.data + off, b.len - off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			break;
-		}
-		off += (size_t)n;
-	}
-	buf_finish(&b);
-	return r < 0 ? r : 1;
-}
-
-/* Knative's dead-letter convention: where it was going, what the sink
- * answered, and (base64, so any bytes fit a header) the start of its body. */
-static int dead_letter_headers(struct sink *s, struct queue_entry *e,
-	struct curl_slist **headers) {
-	struct buf b;
-	struct curl_slist *n;
-	int r;
-
-	buf_init(&b, 0);
-	r = buf_append_str(&b, "ce-knativeerrordest: ");
-	if (r == 0)
-		r = cevent_percent_encode(s->sink_shown, &b);
-	if (r == 0 && (n = curl_slist_append(*headers, b.data)))
-		*headers = n;
-	else
-		r = -ENOMEM;
-	buf_reset(&b);
-	if (r == 0)
-		r = buf_printf(&b, "ce-knativeerrorcode: %ld", e->failed_status);
-	if (r == 0 && (n = curl_slist_append(*headers, b.data)))
-		*headers = n;
-	else
-		r = r ?: -ENOMEM;
-	if (r == 0 && e->failed_body && *e->failed_body) {
-		size_t len = strlen(e->failed_body);
-		unsigned char *enc = malloc(4 * ((len + 2) / 3) + 1);
-		if (!enc) {
-			r = -ENOMEM;
-		} else {
-			EVP_EncodeBlock(enc, (const unsigned char *)e->failed_body, (int)len);
-			buf_reset(&b);
-			r = buf_printf(&b, "ce-knativeerrordata: %s", enc);
-			free(enc);
-			if (r == 0 && (n = curl_slist_append(*headers, b.data)))
-				*headers = n;
-			else
-				r = r ?: -ENOMEM;
-		}
-	}
-	buf_finish(&b);
-	return r;
 }
 
 static int append_header(struct curl_slist **headers, const char *line) {
@@ -247,57 +179,48 @@ static int auth_header(struct sink *s, struct sink_req *req) {
 	return r;
 }
 
-static int handle_send(struct queue_entry *e, void *userdata) {
-	struct sink *s = userdata;
-	struct sink_req *req;
-	CURL *easy;
-	int r;
+static struct sink_req *req_get(struct sink *s) {
+	struct sink_req *req = s->free_reqs;
 
-	if (s->to_stdout)
-		return send_stdout(s, e);
-	req = s->free_reqs;
 	if (req) {
 		s->free_reqs = req->next_free;
-	} else {
-		req = calloc(1, sizeof(*req));
-		if (!req)
-			return -ENOMEM;
-		req->sink = s;
-		buf_init(&req->body, 0);
-		req->next_all = s->all_reqs;
-		s->all_reqs = req;
+		return req;
 	}
-	r = http_xfer_init(&req->xfer, handle_post_done, req);
-	if (r < 0)
-		goto fail;
-	req->entry = e;
+	req = calloc(1, sizeof(*req));
+	if (!req)
+		return NULL;
+	req->sink = s;
+	buf_init(&req->body, 0);
+	buf_init(&req->payload, 0);
+	req->next_all = s->all_reqs;
+	s->all_reqs = req;
+	return req;
+}
+
+/* Starts req's POST of body: the headers so far plus the common ones. */
+static int start_post(struct sink *s, struct sink_req *req, bool dead_letter, const char *body,
+	size_t body_len) {
+	CURL *easy;
+	int r = 0;
+
 	req->retry_after_usec = 0;
 	req->oidc_generation = 0;
-	r = cevent_http_headers(e->ev, &req->headers);
-	if (r == 0 && e->dead_letter)
-		r = dead_letter_headers(s, e, &req->headers);
-	if (r == 0 && s->namespace_header)
+	if (s->namespace_header)
 		r = append_header(&req->headers, s->namespace_header);
-	if (r == 0 && s->oidc && !e->dead_letter)
+	if (r == 0 && s->oidc && !dead_letter)
 		r = auth_header(s, req);
-	if (r == 0 && s->extra_headers && !e->dead_letter)
+	if (r == 0 && s->extra_headers && !dead_letter)
 		r = sink_headers_append(s->extra_headers, &req->headers);
-	if (r < 0)
-		goto fail;
 	/* No "Expect: 100-continue" round trip for larger bodies. */
-	{
-		struct curl_slist *n = curl_slist_append(req->headers, "Expect:");
-		if (!n) {
-			r = -ENOMEM;
-			goto fail;
-		}
-		req->headers = n;
-	}
+	if (r == 0)
+		r = append_header(&req->headers, "Expect:");
+	if (r < 0)
+		return r;
 	easy = req->xfer.easy;
-	curl_easy_setopt(easy, CURLOPT_URL, e->dead_letter ? s->cfg->dead_letter : s->url);
+	curl_easy_setopt(easy, CURLOPT_URL, dead_letter ? s->cfg->dead_letter : s->url);
 	curl_easy_setopt(easy, CURLOPT_POST, 1L);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, e->ev->data);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)e->ev->data_len);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, req->headers);
 	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(s->cfg->sink_timeout_usec / 1000u));
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
@@ -316,12 +239,58 @@ static int handle_send(struct queue_entry *e, void *userdata) {
 			.flags = CURL_BLOB_COPY };
 		curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &b);
 	}
-	r = http_start(s->http, &req->xfer);
+	return http_start(s->http, &req->xfer);
+}
+
+static int handle_send(struct queue_entry *e, void *userdata) {
+	struct sink *s = userdata;
+	struct sink_req *req;
+	int r;
+
+	if (s->to_stdout)
+		return (r = sink_content_write_line(STDOUT_FILENO, e->ev)) < 0 ? r : 1;
+	if (s->batcher)
+		return sink_batcher_add(s->batcher, e, s->sink_shown);
+	req = req_get(s);
+	if (!req)
+		return -ENOMEM;
+	r = http_xfer_init(&req->xfer, handle_post_done, req);
+	if (r < 0)
+		goto fail;
+	req->entry = e;
+	r = sink_content_request(s->cfg->content_mode, e, s->sink_shown, &req->headers,
+		&req->payload);
+	if (r == 0)
+		r = req->payload.len ?
+			start_post(s, req, e->dead_letter, req->payload.data, req->payload.len) :
+			start_post(s, req, e->dead_letter, e->ev->data, e->ev->data_len);
 	if (r < 0)
 		goto fail;
 	return 0;
 fail:
 	release_req(s, req);
+	return r;
+}
+
+/* Batched mode: one POST of a batch's JSON array. */
+static int handle_batch_post(struct sink_batch *b, void *userdata) {
+	struct sink *s = userdata;
+	struct sink_req *req;
+	int r;
+
+	if (!b->dead_letter && !s->url)
+		return -EAGAIN; /* no address (a sink reference): retried */
+	req = req_get(s);
+	r = req ? http_xfer_init(&req->xfer, handle_post_done, req) : -ENOMEM;
+
+	if (r == 0) {
+		req->batch = b;
+		r = append_header(&req->headers, "Content-Type: " CEVENT_JSON_BATCH_TYPE);
+	}
+	if (r == 0)
+		r = start_post(s, req, b->dead_letter, b->body.data, b->body.len);
+	if (r < 0 && req)
+		release_req(s, req);
 	return r;
 }
 
@@ -481,6 +450,8 @@ int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 		.backoff_max_usec = BACKOFF_MAX_USEC,
 		.retry_after_max_usec = RETRY_AFTER_MAX_USEC,
 	};
+	struct sink_batch_options bopts;
+	bool batched;
 	static const struct queue_ops ops = {
 		.send = handle_send,
 		.finished = handle_finished,
@@ -506,6 +477,7 @@ int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 		loop_timer_init(&h->summary_timer, handle_summary_timer, h);
 	}
 	s->to_stdout = !cfg->sink_ref.kind && strcmp(cfg->sink, "-") == 0;
+	batched = !s->to_stdout && cfg->content_mode == CONFIG_CONTENT_BATCHED;
 	r = -ENOMEM;
 	if (cfg->namespace) {
 		/* NAMESPACE comes from outside: percent-encoded as a CloudEvents
@@ -522,10 +494,16 @@ int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 	}
 	if (s->to_stdout)
 		opts.max_inflight = 1;
+	/* Batched: max_inflight counts POSTs; each holds up to max_events. */
+	if (batched)
+		opts.max_inflight *= sink_batch_options_init(&bopts, cfg, &opts)->max_events;
 	r = queue_create(loop, &opts, &ops, s, &s->queue);
 	/* With a sink reference, no address yet: sinkref.c gives it. */
 	if (r == 0 && !s->to_stdout)
 		r = sink_set_url(s, cfg->sink_ref.kind ? NULL : cfg->sink);
+	if (r == 0 && batched)
+		r = sink_batcher_create(loop, &bopts, s->queue, &ops, s, handle_batch_post, s,
+			&s->batcher);
 	if (r < 0)
 		goto fail;
 	*ret_sink = s;
@@ -544,9 +522,11 @@ void sink_destroy(struct sink *s) {
 		http_xfer_finish(s->http, &s->all_reqs->xfer);
 		curl_slist_free_all(s->all_reqs->headers);
 		buf_finish(&s->all_reqs->body);
+		buf_finish(&s->all_reqs->payload);
 		free(s->all_reqs);
 		s->all_reqs = n;
 	}
+	sink_batcher_destroy(s->batcher);
 	queue_destroy(s->queue);
 	for (size_t i = 0; i < 2; i++)
 		loop_timer_disarm(s->loop, &s->health[i].summary_timer);
@@ -585,6 +565,12 @@ int sink_submit(struct sink *s, struct cevent *ev) {
 
 void sink_get_stats(const struct sink *s, struct queue_stats *ret) {
 	queue_get_stats(s->queue, ret);
+	if (s->batcher) /* POSTs, not the events they carry */
+		ret->inflight = sink_batcher_requests(s->batcher);
+}
+
+void sink_flush(struct sink *s) {
+	sink_batcher_flush(s->batcher);
 }
 
 bool sink_idle(const struct sink *s) {

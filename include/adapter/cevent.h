@@ -60,8 +60,17 @@ int cevent_http_headers(const struct cevent *ev, struct curl_slist **headers);
 int cevent_reference_json(const char *kind, const char *ns, const char *name,
 	const char *api_version, struct buf *out);
 /* One structured-mode JSON object (no newline: raw newlines in the data,
- * whitespace in JSON, became spaces in cevent_create()), data embedded as sent. */
+ * whitespace in JSON, became spaces in cevent_create()), data embedded as
+ * sent. In cevent_json.c, with the other structured encoders. */
 int cevent_structured(const struct cevent *ev, struct buf *out);
+/* The context attributes (datacontenttype aside) and extensions, as binary
+ * mode sends them; the strings are borrowed from ev. Returns how many. */
+struct cevent_attr {
+	const char *name;
+	const char *value;
+};
+#define CEVENT_MAX_ATTRIBUTES 64
+size_t cevent_attributes(const struct cevent *ev, struct cevent_attr *out, size_t max);
 
 /* Knative's subject: /apis/<apiVersion>/namespaces/<ns>/<guessed plural>/<name>. */
 int cevent_subject(const char *api_version, const char *namespace, const char *kind,

@@ -15,6 +15,13 @@
 
 enum config_mode { CONFIG_MODE_RESOURCE, CONFIG_MODE_REFERENCE };
 
+/* How events go to the sink (the CloudEvents HTTP binding's content modes). */
+enum config_content_mode {
+	CONFIG_CONTENT_BINARY, /* ce-* headers, the data as the body (default) */
+	CONFIG_CONTENT_STRUCTURED, /* application/cloudevents+json */
+	CONFIG_CONTENT_BATCHED, /* application/cloudevents-batch+json */
+};
+
 struct config_resource {
 	/* Either kind (from --resource or a manifest) or resource (a plural, from
 	 * K_SOURCE_CONFIG's gvr) is set; discovery resolves the other. */
@@ -120,6 +127,12 @@ struct config {
 		char *namespace;
 		char *name;
 	} sink_ref;
+	/* Content modes (--content-mode, --batch-*): 0 means the default. */
+	enum config_content_mode content_mode;
+	size_t batch_max_events;
+	size_t batch_max_bytes;
+	uint64_t batch_linger_usec;
+	bool batch_linger_set; /* --batch-linger given (0 is a valid linger) */
 };
 
 /* Looks a variable up; returns NULL when unset. Tests pass a table. */
@@ -152,6 +165,12 @@ int config_add_namespace(struct config *cfg, const char *ns);
 int config_parse_sink_ref(const char *s, struct config_sink_ref *ret_ref, char *problem,
 	size_t problem_len);
 void config_sink_ref_finish(struct config_sink_ref *ref);
+/* "binary", "structured" or "batched". Returns 0 or -EINVAL. */
+int config_parse_content_mode(const char *s, enum config_content_mode *ret_mode);
+/* A duration: whole seconds as the other duration flags take ("2"), or a
+ * whole number with a unit: "10ms", "2s", "500us". Returns 0 or -EINVAL
+ * (also past max_usec). */
+int config_parse_duration(const char *s, uint64_t max_usec, uint64_t *ret_usec);
 
 /* The command-line options, from the table that defines them (for tests):
  * returns false past the last. */

@@ -99,6 +99,8 @@ void queue_complete(struct queue *q, struct queue_entry *e, enum queue_result re
  * resumes from the loop. Safe inside a libcurl callback. */
 void queue_hold(struct queue *q, bool hold);
 void queue_get_stats(const struct queue *q, struct queue_stats *ret);
+/* Counts n retries scheduled outside the queue (a batch retried whole). */
+void queue_count_retries(struct queue *q, size_t n);
 bool queue_empty(const struct queue *q);
 /* True when the queue holds max_events or max_bytes: producers should stop
  * (pause their input) until ops->space is called. The bound is checked before

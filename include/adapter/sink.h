@@ -49,6 +49,8 @@ int sink_set_url(struct sink *s, const char *url);
 int sink_submit(struct sink *s, struct cevent *ev);
 void sink_get_stats(const struct sink *s, struct queue_stats *ret);
 bool sink_idle(const struct sink *s);
+/* Sends what waits to fill a batch now (the drain). */
+void sink_flush(struct sink *s);
 /* True when the queue is at its bound: producers pause until fn (set with
  * sink_on_space) is called. */
 bool sink_full(const struct sink *s);

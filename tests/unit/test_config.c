@@ -433,7 +433,8 @@ Test(config, every_flag_and_letter_is_in_the_table) {
 		"log-level",
 		"log-format", "probes-addr", "metrics-addr", "sink-ref", "help:h", "version",
 		"with-changes", "strip-managed-fields", "header", "header-file", "leader-elect",
-		"leader-elect-lease", NULL };
+		"leader-elect-lease", "content-mode", "batch-max-events", "batch-max-bytes",
+		"batch-linger", NULL };
 	struct config_option_info o;
 	size_t n = 0;
 
