@@ -75,10 +75,6 @@ static void set_dead_letter(struct ctx *c, const char *origin, const char *value
 static void set_kubeconfig(struct ctx *c, const char *origin, const char *value, bool first);
 static void set_state_dir(struct ctx *c, const char *origin, const char *value, bool first);
 static void set_object_state(struct ctx *c, const char *origin, const char *value, bool first);
-static void set_log_level(struct ctx *c, const char *origin, const char *value, bool first);
-static void set_log_format(struct ctx *c, const char *origin, const char *value, bool first);
-static void set_probes_addr(struct ctx *c, const char *origin, const char *value, bool first);
-static void set_metrics_addr(struct ctx *c, const char *origin, const char *value, bool first);
 
 /* In --help order. Defaults are set in config_load(); the help text states them. */
 static const struct option_def options[] = {
@@ -149,14 +145,14 @@ static const struct option_def options[] = {
 	{ "request-timeout", 0, SECONDS(request_timeout_usec, 1, 3600, "seconds"), .arg = "SECONDS",
 		.help = "bound on each list and discovery request (default 60);\n"
 			"a watch silent past its timeout plus this is restarted" },
-	{ "log-level", 0, CUSTOM(set_log_level), .arg = "LEVEL",
+	{ "log-level", 0, CUSTOM(config_set_log_level), .arg = "LEVEL",
 		.help = "debug, info, warn or error (default info)" },
-	{ "log-format", 0, CUSTOM(set_log_format), .arg = "json|text",
+	{ "log-format", 0, CUSTOM(config_set_log_format), .arg = "json|text",
 		.help = "log lines as JSON objects or as text (default: text on a\n"
 			"terminal, JSON otherwise; K_LOGGING_CONFIG's encoding)" },
-	{ "probes-addr", 0, CUSTOM(set_probes_addr), .arg = "HOST:PORT", .rules = RULE_EMPTY_OK,
+	{ "probes-addr", 0, CUSTOM(config_set_probes_addr), .arg = "HOST:PORT", .rules = RULE_EMPTY_OK,
 		.help = "/health and /readiness (default :8080; off or \"\": none)" },
-	{ "metrics-addr", 0, CUSTOM(set_metrics_addr), .arg = "HOST:PORT", .rules = RULE_EMPTY_OK,
+	{ "metrics-addr", 0, CUSTOM(config_set_metrics_addr), .arg = "HOST:PORT", .rules = RULE_EMPTY_OK,
 		.help = "Prometheus /metrics (default :9092; off or \"\": none)" },
 	/* What changed, extra headers (config_headers.c). */
 	{ "with-changes", 0, BOOL(with_changes),
@@ -354,46 +350,6 @@ static void set_object_state(struct ctx *c, const char *origin, const char *valu
 		c->cfg->object_state_refs = true;
 	else
 		config_report(c, origin, "must be full or reference, not \"%s\"", value);
-}
-
-static void set_log_level(struct ctx *c, const char *origin, const char *value, bool first) {
-	(void)first;
-	if (log_level_from_string(value, &c->cfg->log_level) < 0)
-		config_report(c, origin, "must be debug, info, warn or error, not \"%s\"", value);
-	c->cfg->log_level_set = true; /* it overrides K_LOGGING_CONFIG's */
-}
-
-static void set_log_format(struct ctx *c, const char *origin, const char *value, bool first) {
-	(void)first;
-	if (strcmp(value, "json") == 0)
-		c->cfg->log_format = LOG_FORMAT_JSON;
-	else if (strcmp(value, "text") == 0)
-		c->cfg->log_format = LOG_FORMAT_TEXT;
-	else
-		config_report(c, origin, "must be json or text, not \"%s\"", value);
-}
-
-/* A listening address: "off" or "" turns the endpoint off. */
-static void set_addr(struct ctx *c, char **dst, const char *value, const char *origin) {
-	if (!*value || strcmp(value, "off") == 0) {
-		free(*dst);
-		*dst = NULL;
-		return;
-	}
-	config_check_addr(c, value, origin);
-	config_set_str(c, dst, value);
-}
-
-static void set_probes_addr(struct ctx *c, const char *origin, const char *value, bool first) {
-	(void)first;
-	set_addr(c, &c->cfg->probes_addr, value, origin);
-	c->cfg->probes_addr_chosen = true;
-}
-
-static void set_metrics_addr(struct ctx *c, const char *origin, const char *value, bool first) {
-	(void)first;
-	set_addr(c, &c->cfg->metrics_addr, value, origin);
-	c->cfg->metrics_addr_chosen = true;
 }
 
 /* ---------------- applying a value ---------------- */

@@ -132,4 +132,11 @@ void config_load_source_file(struct ctx *c, const char *file);
 /* Then Knative's environment. */
 void config_load_env(struct ctx *c, config_getenv_fn get, void *ud);
 
+/* Setters of --log-level, --log-format, --probes-addr, --metrics-addr
+ * (config_observe.c). */
+void config_set_log_level(struct ctx *c, const char *origin, const char *value, bool first);
+void config_set_log_format(struct ctx *c, const char *origin, const char *value, bool first);
+void config_set_probes_addr(struct ctx *c, const char *origin, const char *value, bool first);
+void config_set_metrics_addr(struct ctx *c, const char *origin, const char *value, bool first);
+
 #endif
