@@ -18,6 +18,7 @@
 #include "adapter/oidc.h"
 #include "adapter/probes.h"
 #include "adapter/sink.h"
+#include "adapter/tls_config.h"
 #include "adapter/checkpoint.h"
 #include "adapter/util/buf.h"
 #include "adapter/watcher.h"
@@ -230,6 +231,7 @@ int main(int argc, char **argv) {
 		ret = EXIT_CONFIG;
 		goto out;
 	}
+	tls_config_prepare(&a.cfg, kube_server(a.kube)); /* before the first connection */
 	if (a.cfg.filter_warnings) {
 		/* One line each, as Knative's adapter logs a filter it drops. */
 		char *save = NULL;
