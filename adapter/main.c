@@ -21,6 +21,7 @@
 #include "adapter/sink.h"
 #include "adapter/sink_headers.h"
 #include "adapter/sinkref.h"
+#include "adapter/tls_config.h"
 #include "adapter/checkpoint.h"
 #include "adapter/util/buf.h"
 #include "adapter/watcher.h"
@@ -248,6 +249,7 @@ int main(int argc, char **argv) {
 		ret = EXIT_CONFIG;
 		goto out;
 	}
+	tls_config_prepare(&a.cfg, kube_server(a.kube)); /* before the first connection */
 	if (a.cfg.filter_warnings) {
 		/* One line each, as Knative's adapter logs a filter it drops. */
 		char *save = NULL;
