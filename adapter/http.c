@@ -185,6 +185,8 @@ void http_destroy(struct http *h) {
 int http_xfer_init(struct http_xfer *x, http_done_fn done, void *userdata) {
 	if (x->easy) {
 		curl_easy_reset(x->easy);
+		free(x->url);
+		x->url = NULL;
 	} else {
 		x->easy = curl_easy_init();
 		if (!x->easy)
@@ -216,6 +218,70 @@ void http_xfer_finish(struct http *h, struct http_xfer *x) {
 	if (x->easy)
 		curl_easy_cleanup(x->easy);
 	x->easy = NULL;
+	free(x->url);
+	x->url = NULL;
+}
+
+int http_xfer_set_url(struct http_xfer *x, const char *url) {
+	char *copy;
+
+	if (x->url && strcmp(x->url, url) == 0)
+		return 0;
+	copy = strdup(url);
+	if (!copy)
+		return -ENOMEM;
+	if (curl_easy_setopt(x->easy, CURLOPT_URL, url) != CURLE_OK) {
+		free(copy);
+		return -ENOMEM;
+	}
+	free(x->url);
+	x->url = copy;
+	return 0;
+}
+
+int http_headers_end_line(struct http_headers *h) {
+	return buf_append(&h->lines, "", 1);
+}
+
+int http_headers_add(struct http_headers *h, const char *line) {
+	return buf_append(&h->lines, line, strlen(line) + 1);
+}
+
+int http_headers_link(struct http_headers *h, struct curl_slist **ret_list) {
+	size_t n = 0, i = 0;
+
+	for (size_t off = 0; off < h->lines.len; off += strlen(h->lines.data + off) + 1)
+		n++;
+	if (n > h->cap) {
+		struct curl_slist *nodes = reallocarray(h->nodes, n, sizeof(*nodes));
+		if (!nodes)
+			return -ENOMEM;
+		h->nodes = nodes;
+		h->cap = n;
+	}
+	for (size_t off = 0; off < h->lines.len; off += strlen(h->lines.data + off) + 1, i++) {
+		h->nodes[i].data = h->lines.data + off;
+		h->nodes[i].next = i + 1 < n ? &h->nodes[i + 1] : NULL;
+	}
+	*ret_list = n ? h->nodes : NULL;
+	return 0;
+}
+
+void http_headers_reset(struct http_headers *h) {
+	if (h->secret && h->lines.data)
+		explicit_bzero(h->lines.data, h->lines.len);
+	h->secret = false;
+	buf_reset(&h->lines);
+}
+
+void http_headers_finish(struct http_headers *h) {
+	if (!h)
+		return;
+	http_headers_reset(h);
+	buf_finish(&h->lines);
+	free(h->nodes);
+	h->nodes = NULL;
+	h->cap = 0;
 }
 
 int http_start(struct http *h, struct http_xfer *x) {

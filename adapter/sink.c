@@ -23,12 +23,14 @@
 #define SUMMARY_INTERVAL_USEC (10ull * 1000000ull)
 #define EVENT_LINES_BURST 5
 
-/* One POST in flight. Kept on a free list so easy handles are reused. */
+/* One POST in flight. Kept on a free list so easy handles are reused: the
+ * options that never change are set once (no curl_easy_reset per request),
+ * and the header list is kept for the next request (no allocation per line). */
 struct sink_req {
 	struct http_xfer xfer;
 	struct sink *sink;
 	struct queue_entry *entry;
-	struct curl_slist *headers;
+	struct http_headers headers;
 	uint64_t retry_after_usec;
 	uint64_t oidc_generation; /* of the token sent, 0: none */
 	struct buf body;
@@ -108,8 +110,7 @@ static size_t handle_header(char *buffer, size_t size, size_t nitems, void *user
 }
 
 static void release_req(struct sink *s, struct sink_req *req) {
-	curl_slist_free_all(req->headers);
-	req->headers = NULL;
+	http_headers_reset(&req->headers);
 	buf_reset(&req->body);
 	req->entry = NULL;
 	req->next_free = s->free_reqs;
@@ -172,61 +173,36 @@ static int send_stdout(struct sink *s, struct queue_entry *e) {
 
 /* Knative's dead-letter convention: where it was going, what the sink
  * answered, and (base64, so any bytes fit a header) the start of its body. */
-static int dead_letter_headers(struct sink *s, struct queue_entry *e,
-	struct curl_slist **headers) {
-	struct buf b;
-	struct curl_slist *n;
+static int dead_letter_headers(struct sink *s, struct queue_entry *e, struct http_headers *h) {
 	int r;
 
-	buf_init(&b, 0);
-	r = buf_append_str(&b, "ce-knativeerrordest: ");
+	r = buf_append_str(&h->lines, "ce-knativeerrordest: ");
 	if (r == 0)
-		r = cevent_percent_encode(s->sink_shown, &b);
-	if (r == 0 && (n = curl_slist_append(*headers, b.data)))
-		*headers = n;
-	else
-		r = -ENOMEM;
-	buf_reset(&b);
+		r = cevent_percent_encode(s->sink_shown, &h->lines);
 	if (r == 0)
-		r = buf_printf(&b, "ce-knativeerrorcode: %ld", e->failed_status);
-	if (r == 0 && (n = curl_slist_append(*headers, b.data)))
-		*headers = n;
-	else
-		r = r ?: -ENOMEM;
+		r = http_headers_end_line(h);
+	if (r == 0)
+		r = buf_printf(&h->lines, "ce-knativeerrorcode: %ld", e->failed_status);
+	if (r == 0)
+		r = http_headers_end_line(h);
 	if (r == 0 && e->failed_body && *e->failed_body) {
 		size_t len = strlen(e->failed_body);
 		unsigned char *enc = malloc(4 * ((len + 2) / 3) + 1);
-		if (!enc) {
-			r = -ENOMEM;
-		} else {
-			EVP_EncodeBlock(enc, (const unsigned char *)e->failed_body, (int)len);
-			buf_reset(&b);
-			r = buf_printf(&b, "ce-knativeerrordata: %s", enc);
-			free(enc);
-			if (r == 0 && (n = curl_slist_append(*headers, b.data)))
-				*headers = n;
-			else
-				r = r ?: -ENOMEM;
-		}
+		if (!enc)
+			return -ENOMEM;
+		EVP_EncodeBlock(enc, (const unsigned char *)e->failed_body, (int)len);
+		r = buf_printf(&h->lines, "ce-knativeerrordata: %s", enc);
+		free(enc);
+		if (r == 0)
+			r = http_headers_end_line(h);
 	}
-	buf_finish(&b);
 	return r;
-}
-
-static int append_header(struct curl_slist **headers, const char *line) {
-	struct curl_slist *n = curl_slist_append(*headers, line);
-
-	if (!n)
-		return -ENOMEM;
-	*headers = n;
-	return 0;
 }
 
 /* Authorization: Bearer with the current OIDC token; -EAGAIN (retried like
  * a failed attempt) while a new token is being fetched. */
 static int auth_header(struct sink *s, struct sink_req *req) {
 	const char *token = oidc_token(s->oidc);
-	char *line = NULL;
 	int r;
 
 	if (!token)
@@ -234,70 +210,33 @@ static int auth_header(struct sink *s, struct sink_req *req) {
 	/* oidc.c refuses such a token; never let one add a header. */
 	if (!http_header_value_valid(token))
 		return -EPROTO;
-	if (asprintf(&line, "Authorization: Bearer %s", token) < 0)
-		return -ENOMEM;
-	r = append_header(&req->headers, line);
-	explicit_bzero(line, strlen(line));
-	free(line);
+	req->headers.secret = true;
+	r = buf_append_str(&req->headers.lines, "Authorization: Bearer ");
+	if (r == 0)
+		r = http_headers_add(&req->headers, token);
 	if (r == 0)
 		req->oidc_generation = oidc_generation(s->oidc);
 	return r;
 }
 
-static int handle_send(struct queue_entry *e, void *userdata) {
-	struct sink *s = userdata;
-	struct sink_req *req;
+static struct sink_req *new_req(struct sink *s) {
+	struct sink_req *req = calloc(1, sizeof(*req));
 	CURL *easy;
-	int r;
+	long timeout_ms = (long)(s->cfg->sink_timeout_usec / 1000u);
 
-	if (s->to_stdout)
-		return send_stdout(s, e);
-	req = s->free_reqs;
-	if (req) {
-		s->free_reqs = req->next_free;
-	} else {
-		req = calloc(1, sizeof(*req));
-		if (!req)
-			return -ENOMEM;
-		req->sink = s;
-		buf_init(&req->body, 0);
-		req->next_all = s->all_reqs;
-		s->all_reqs = req;
+	if (!req)
+		return NULL;
+	req->sink = s;
+	buf_init(&req->body, 0);
+	if (http_xfer_init(&req->xfer, handle_post_done, req) < 0) {
+		free(req);
+		return NULL;
 	}
-	r = http_xfer_init(&req->xfer, handle_post_done, req);
-	if (r < 0)
-		goto fail;
-	req->entry = e;
-	req->retry_after_usec = 0;
-	req->oidc_generation = 0;
-	r = cevent_http_headers(e->ev, &req->headers);
-	if (r == 0 && e->dead_letter)
-		r = dead_letter_headers(s, e, &req->headers);
-	if (r == 0 && s->namespace_header)
-		r = append_header(&req->headers, s->namespace_header);
-	if (r == 0 && s->oidc && !e->dead_letter)
-		r = auth_header(s, req);
-	if (r < 0)
-		goto fail;
-	/* No "Expect: 100-continue" round trip for larger bodies. */
-	{
-		struct curl_slist *n = curl_slist_append(req->headers, "Expect:");
-		if (!n) {
-			r = -ENOMEM;
-			goto fail;
-		}
-		req->headers = n;
-	}
+	/* What every POST of this handle shares, set once. */
 	easy = req->xfer.easy;
-	curl_easy_setopt(easy, CURLOPT_URL, e->dead_letter ? s->cfg->dead_letter : s->cfg->sink);
 	curl_easy_setopt(easy, CURLOPT_POST, 1L);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, e->ev->data);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)e->ev->data_len);
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, req->headers);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(s->cfg->sink_timeout_usec / 1000u));
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-		(long)(s->cfg->sink_timeout_usec / 1000u < 10000 ? s->cfg->sink_timeout_usec / 1000u :
-								      10000));
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, handle_body);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, handle_header);
@@ -311,6 +250,48 @@ static int handle_send(struct queue_entry *e, void *userdata) {
 			.flags = CURL_BLOB_COPY };
 		curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &b);
 	}
+	req->next_all = s->all_reqs;
+	s->all_reqs = req;
+	return req;
+}
+
+static int handle_send(struct queue_entry *e, void *userdata) {
+	struct sink *s = userdata;
+	struct sink_req *req;
+	struct curl_slist *list = NULL;
+	CURL *easy;
+	int r;
+
+	if (s->to_stdout)
+		return send_stdout(s, e);
+	req = s->free_reqs;
+	if (req)
+		s->free_reqs = req->next_free;
+	else if (!(req = new_req(s)))
+		return -ENOMEM;
+	req->entry = e;
+	req->retry_after_usec = 0;
+	req->oidc_generation = 0;
+	r = cevent_http_header_lines(e->ev, &req->headers.lines);
+	if (r == 0 && e->dead_letter)
+		r = dead_letter_headers(s, e, &req->headers);
+	if (r == 0 && s->namespace_header)
+		r = http_headers_add(&req->headers, s->namespace_header);
+	if (r == 0 && s->oidc && !e->dead_letter)
+		r = auth_header(s, req);
+	/* No "Expect: 100-continue" round trip for larger bodies. */
+	if (r == 0)
+		r = http_headers_add(&req->headers, "Expect:");
+	if (r == 0)
+		r = http_headers_link(&req->headers, &list);
+	if (r == 0)
+		r = http_xfer_set_url(&req->xfer, e->dead_letter ? s->cfg->dead_letter : s->cfg->sink);
+	if (r < 0)
+		goto fail;
+	easy = req->xfer.easy;
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, e->ev->data);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)e->ev->data_len);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
 	r = http_start(s->http, &req->xfer);
 	if (r < 0)
 		goto fail;
@@ -538,7 +519,7 @@ void sink_destroy(struct sink *s) {
 	while (s->all_reqs) {
 		struct sink_req *n = s->all_reqs->next_all;
 		http_xfer_finish(s->http, &s->all_reqs->xfer);
-		curl_slist_free_all(s->all_reqs->headers);
+		http_headers_finish(&s->all_reqs->headers);
 		buf_finish(&s->all_reqs->body);
 		free(s->all_reqs);
 		s->all_reqs = n;
