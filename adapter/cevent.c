@@ -252,6 +252,10 @@ static int resource_data(const struct kobj *obj, const char *kind, const char *a
 	const char *p = obj->json, *end = obj->json + obj->json_len;
 	int r;
 
+	/* One allocation of the right size, not doublings from 256 bytes. */
+	r = buf_reserve(b, obj->json_len + (add_type ? 64 + strlen(kind) + strlen(api_version) : 0));
+	if (r < 0)
+		return r;
 	if (!add_type)
 		return buf_append(b, obj->json, obj->json_len);
 	while (p < end && *p != '{')
@@ -277,9 +281,12 @@ static int resource_data(const struct kobj *obj, const char *kind, const char *a
  * the data of a pretty-printed list item then fits on one line (of --sink -
  * output, say). */
 static void one_line(char *data, size_t len) {
-	for (char *p = data, *end = data + len; p < end; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
+	/* memchr, not a loop per byte: a watch line holds no raw newline, so
+	 * this is a scan that finds nothing, once per event. */
+	for (char *p = data, *end = data + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+		*p = ' ';
+	for (char *p = data, *end = data + len; (p = memchr(p, '\r', (size_t)(end - p))); p++)
+		*p = ' ';
 }
 
 int cevent_create(const struct cevent_params *params, const struct kobj *obj, enum cevent_op op,
