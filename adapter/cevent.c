@@ -1,9 +1,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <threads.h>
 #include <time.h>
 #include <yajl/yajl_gen.h>
 
@@ -51,50 +53,84 @@ int cevent_subject(const char *api_version, const char *namespace, const char *k
 	int r;
 
 	/* Knative writes the namespace segment even for cluster-scoped objects
-	 * (then empty: "/namespaces//"); triggers written for it match on that. */
-	r = buf_printf(out, "/apis/%s", api_version);
-	if (r == 0 && strchr(api_version, '.') && !strchr(api_version, '/'))
-		r = buf_append_str(out, "/versionUnknown");
+	 * (then empty: "/namespaces//"); triggers written for it match on that.
+	 * Appended piece by piece: this runs once per event. */
+	r = buf_append(out, "/apis/", 6);
 	if (r == 0)
-		r = buf_printf(out, "/namespaces/%s/", namespace);
+		r = buf_append_str(out, api_version);
+	if (r == 0 && strchr(api_version, '.') && !strchr(api_version, '/'))
+		r = buf_append(out, "/versionUnknown", 15);
+	if (r == 0)
+		r = buf_append(out, "/namespaces/", 12);
+	if (r == 0)
+		r = buf_append_str(out, namespace);
+	if (r == 0)
+		r = buf_append(out, "/", 1);
 	if (r == 0)
 		r = cevent_plural_guess(kind, out);
 	if (r == 0)
-		r = buf_printf(out, "/%s", name);
+		r = buf_append(out, "/", 1);
+	if (r == 0)
+		r = buf_append_str(out, name);
 	return r;
+}
+
+/* The binding: space, double quote, percent and anything outside printable
+ * ASCII are encoded (UTF-8 bytes, each as %XX). */
+static bool needs_encoding(unsigned char c) {
+	return c <= 0x20 || c == '"' || c == '%' || c >= 0x7f;
 }
 
 int cevent_percent_encode(const char *value, struct buf *out) {
 	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)value;
 
-	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-		char enc[3];
+	/* Runs of bytes sent as they are go in one append: most values have
+	 * nothing to encode. */
+	while (*p) {
+		const unsigned char *run = p;
 		int r;
-		/* The binding: space, double quote, percent and anything outside
-		 * printable ASCII are encoded (UTF-8 bytes, each as %XX). */
-		if (*p <= 0x20 || *p == '"' || *p == '%' || *p >= 0x7f) {
-			enc[0] = '%';
-			enc[1] = hex[*p >> 4];
-			enc[2] = hex[*p & 15];
-			r = buf_append(out, enc, 3);
-		} else {
-			r = buf_append(out, p, 1);
+
+		while (*p && !needs_encoding(*p))
+			p++;
+		if (p > run) {
+			r = buf_append(out, run, (size_t)(p - run));
+			if (r < 0)
+				return r;
 		}
-		if (r < 0)
-			return r;
+		if (*p) {
+			char enc[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+			r = buf_append(out, enc, 3);
+			if (r < 0)
+				return r;
+			p++;
+		}
 	}
 	return 0;
+}
+
+static EVP_MD *sha1_md;
+static once_flag sha1_once = ONCE_FLAG_INIT;
+
+/* Fetched once: EVP_sha1() makes every EVP_DigestInit_ex() fetch it again
+ * from the provider (a third of an id's cost). Never freed: one per process. */
+static void fetch_sha1(void) {
+	sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL);
 }
 
 void cevent_make_id(const char *uid, const char *resource_version, enum cevent_op op,
 	char ret_id[40]) {
 	static const char *const ops[] = { "add", "update", "delete" };
+	static const char hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_MD_CTX *ctx;
+	char *o = ret_id;
 
+	call_once(&sha1_once, fetch_sha1);
+	ctx = EVP_MD_CTX_new();
 	memset(md, 0, sizeof(md));
-	if (ctx && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL)) {
+	if (ctx && EVP_DigestInit_ex(ctx, sha1_md ? sha1_md : EVP_sha1(), NULL)) {
 		EVP_DigestUpdate(ctx, id_namespace, sizeof(id_namespace));
 		EVP_DigestUpdate(ctx, uid, strlen(uid));
 		EVP_DigestUpdate(ctx, "/", 1);
@@ -106,10 +142,44 @@ void cevent_make_id(const char *uid, const char *resource_version, enum cevent_o
 	EVP_MD_CTX_free(ctx);
 	md[6] = (unsigned char)((md[6] & 0x0f) | 0x50); /* version 5 */
 	md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-	snprintf(ret_id, 40,
-		"%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", md[0],
-		md[1], md[2], md[3], md[4], md[5], md[6], md[7], md[8], md[9], md[10], md[11], md[12],
-		md[13], md[14], md[15]);
+	/* 8-4-4-4-12 lower-case hex digits, written by hand (no printf per event). */
+	for (size_t i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*o++ = '-';
+		*o++ = hex[md[i] >> 4];
+		*o++ = hex[md[i] & 15];
+	}
+	*o = '\0';
+}
+
+/* RFC 3339 UTC with microseconds, as Knative's adapter writes ce-time. The
+ * date and time of day are formatted once per second (per thread), the
+ * microseconds by hand. */
+static void format_time(char ret[64]) {
+	static _Thread_local time_t cached_sec = -1;
+	static _Thread_local char cached[32]; /* "YYYY-MM-DDTHH:MM:SS." */
+	static _Thread_local size_t cached_len;
+	struct timespec now;
+	unsigned usec;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (now.tv_sec != cached_sec) {
+		struct tm tm;
+		int n;
+		gmtime_r(&now.tv_sec, &tm);
+		n = snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d.",
+			tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		cached_len = n > 0 && (size_t)n < sizeof(cached) ? (size_t)n : 0;
+		cached_sec = now.tv_sec;
+	}
+	memcpy(ret, cached, cached_len);
+	usec = (unsigned)(now.tv_nsec / 1000);
+	for (int i = 5; i >= 0; i--) {
+		ret[cached_len + (size_t)i] = (char)('0' + usec % 10);
+		usec /= 10;
+	}
+	ret[cached_len + 6] = 'Z';
+	ret[cached_len + 7] = '\0';
 }
 
 void cevent_destroy(struct cevent *ev) {
@@ -185,6 +255,10 @@ static int resource_data(const struct kobj *obj, const char *kind, const char *a
 	const char *p = obj->json, *end = obj->json + obj->json_len;
 	int r;
 
+	/* One allocation of the right size, not doublings from 256 bytes. */
+	r = buf_reserve(b, obj->json_len + (add_type ? 64 + strlen(kind) + strlen(api_version) : 0));
+	if (r < 0)
+		return r;
 	if (!add_type)
 		return buf_append(b, obj->json, obj->json_len);
 	while (p < end && *p != '{')
@@ -210,17 +284,18 @@ static int resource_data(const struct kobj *obj, const char *kind, const char *a
  * the data of a pretty-printed list item then fits on one line (of --sink -
  * output, say). */
 static void one_line(char *data, size_t len) {
-	for (char *p = data, *end = data + len; p < end; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
+	/* memchr, not a loop per byte: a watch line holds no raw newline, so
+	 * this is a scan that finds nothing, once per event. */
+	for (char *p = data, *end = data + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+		*p = ' ';
+	for (char *p = data, *end = data + len; (p = memchr(p, '\r', (size_t)(end - p))); p++)
+		*p = ' ';
 }
 
 int cevent_create(const struct cevent_params *params, const struct kobj *obj, enum cevent_op op,
 	struct cevent **ret_event) {
 	struct cevent *ev = NULL;
 	struct buf subject, data;
-	struct timespec now;
-	struct tm tm;
 	const char *kind = obj->kind[0] ? obj->kind : params->default_kind;
 	const char *api_version = obj->api_version[0] ? obj->api_version :
 							params->default_api_version;
@@ -244,11 +319,7 @@ int cevent_create(const struct cevent_params *params, const struct kobj *obj, en
 		snprintf(key, sizeof(key), "%s/%s", obj->namespace, obj->name);
 		cevent_make_id(key, obj->resource_version, op, ev->id);
 	}
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	snprintf(ev->time, sizeof(ev->time), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
-		tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		(int)(now.tv_nsec / 1000));
+	format_time(ev->time);
 	r = cevent_subject(api_version, obj->namespace, kind, obj->name, &subject);
 	if (r < 0)
 		goto out;
@@ -293,28 +364,6 @@ out:
 	return r;
 }
 
-static int add_header(struct curl_slist **headers, const char *name, const char *value) {
-	struct buf b;
-	struct curl_slist *n;
-	int r;
-
-	buf_init(&b, 0);
-	/* curl sends "Name;" as a header with an empty value. */
-	r = *value ? buf_printf(&b, "%s: ", name) : buf_printf(&b, "%s;", name);
-	if (r == 0)
-		r = cevent_percent_encode(value, &b);
-	if (r < 0) {
-		buf_finish(&b);
-		return r;
-	}
-	n = curl_slist_append(*headers, b.data);
-	buf_finish(&b);
-	if (!n)
-		return -ENOMEM;
-	*headers = n;
-	return 0;
-}
-
 /* The context attributes and extensions in one list, for both content
  * modes: binary writes them as ce-* headers, structured as JSON members. */
 struct attribute {
@@ -342,20 +391,70 @@ static size_t attributes(const struct cevent *ev, struct attribute *out, size_t 
 
 #define MAX_ATTRIBUTES 64
 
-int cevent_http_headers(const struct cevent *ev, struct curl_slist **headers) {
+/* One header line, NUL-terminated: "ce-NAME: VALUE", or "ce-NAME;" for an
+ * empty value (curl sends that as a header with an empty value). Room for
+ * the longest encoding is reserved once and the line written in place: this
+ * runs a dozen times per event. */
+static int header_line(struct buf *out, const char *name, const char *value) {
+	static const char hex[] = "0123456789ABCDEF";
+	size_t nlen = strlen(name), vlen = strlen(value);
+	char *o;
+	int r;
+
+	if (vlen > (SIZE_MAX - nlen - 8) / 3)
+		return -E2BIG;
+	r = buf_reserve(out, 3 + nlen + 2 + 3 * vlen + 1);
+	if (r < 0)
+		return r;
+	o = out->data + out->len;
+	memcpy(o, "ce-", 3);
+	memcpy(o + 3, name, nlen);
+	o += 3 + nlen;
+	if (vlen) {
+		*o++ = ':';
+		*o++ = ' ';
+	} else {
+		*o++ = ';';
+	}
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+		if (needs_encoding(*p)) {
+			*o++ = '%';
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 15];
+		} else {
+			*o++ = (char)*p;
+		}
+	}
+	*o++ = '\0';
+	out->len = (size_t)(o - out->data);
+	out->data[out->len] = '\0'; /* buf's terminator, after the line's own */
+	return 0;
+}
+
+int cevent_http_header_lines(const struct cevent *ev, struct buf *out) {
+	static const char content_type[] = "Content-Type: application/json";
 	struct attribute attrs[MAX_ATTRIBUTES];
 	size_t n = attributes(ev, attrs, MAX_ATTRIBUTES);
-	char name[64];
 	int r = 0;
 
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		snprintf(name, sizeof(name), "ce-%s", attrs[i].name);
-		r = add_header(headers, name, attrs[i].value);
-	}
-	if (r == 0) {
-		struct curl_slist *l = curl_slist_append(*headers, "Content-Type: application/json");
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = header_line(out, attrs[i].name, attrs[i].value);
+	if (r == 0)
+		r = buf_append(out, content_type, sizeof(content_type));
+	return r;
+}
+
+int cevent_http_headers(const struct cevent *ev, struct curl_slist **headers) {
+	struct buf b;
+	int r;
+
+	buf_init(&b, 0);
+	r = cevent_http_header_lines(ev, &b);
+	for (size_t off = 0; r == 0 && off < b.len; off += strlen(b.data + off) + 1) {
+		struct curl_slist *l = curl_slist_append(*headers, b.data + off);
 		r = l ? (*headers = l, 0) : -ENOMEM;
 	}
+	buf_finish(&b);
 	return r;
 }
 

@@ -13,12 +13,24 @@ struct http {
 	CURLM *multi;
 	struct loop_timer timer;
 	int active;
+	/* Socket watchers by fd. A keep-alive connection goes back to libcurl's
+	 * pool after each request (CURL_POLL_REMOVE) and out again for the next
+	 * (CURL_POLL_IN): its watcher stays registered in between, parked, so a
+	 * request costs one EPOLL_CTL_MOD instead of a DEL, an ADD, a free and
+	 * a calloc. An event on a parked socket (the peer closed it)
+	 * unregisters it then. When libcurl closed the socket meanwhile, the
+	 * kernel dropped it from the epoll set, and the MOD for a new socket of
+	 * the same number fails (ENOENT): then it is added. */
+	struct sock **socks;
+	size_t nsocks;
 };
 
 struct sock {
 	struct loop_io io;
 	struct http *h;
 	curl_socket_t fd;
+	bool registered; /* in the epoll set, with io.events */
+	bool parked;	 /* libcurl does not watch it now */
 };
 
 int http_map_error(CURLcode code) {
@@ -84,6 +96,13 @@ static void handle_socket_io(struct loop_io *io, uint32_t events, void *userdata
 	int flags = 0, running;
 
 	(void)io;
+	if (s->parked) {
+		/* An idle pooled connection the peer closed or wrote to:
+		 * libcurl finds that out itself before reusing it. */
+		loop_io_remove(h->loop, &s->io);
+		s->registered = false;
+		return;
+	}
 	if (events & EPOLLIN)
 		flags |= CURL_CSELECT_IN;
 	if (events & EPOLLOUT)
@@ -94,6 +113,34 @@ static void handle_socket_io(struct loop_io *io, uint32_t events, void *userdata
 	check_done(h);
 }
 
+/* The watcher kept for fd, created when there is none. */
+static struct sock *sock_for(struct http *h, curl_socket_t fd) {
+	struct sock *s;
+
+	if ((size_t)fd >= h->nsocks) {
+		size_t n = h->nsocks ? h->nsocks : 64;
+		struct sock **socks;
+		while (n <= (size_t)fd)
+			n *= 2;
+		socks = reallocarray(h->socks, n, sizeof(*socks));
+		if (!socks)
+			return NULL;
+		memset(socks + h->nsocks, 0, (n - h->nsocks) * sizeof(*socks));
+		h->socks = socks;
+		h->nsocks = n;
+	}
+	s = h->socks[fd];
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return NULL;
+		s->h = h;
+		s->fd = fd;
+		h->socks[fd] = s;
+	}
+	return s;
+}
+
 static int handle_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
 	struct http *h = userp;
 	struct sock *s = socketp;
@@ -101,11 +148,11 @@ static int handle_socket(CURL *easy, curl_socket_t fd, int what, void *userp, vo
 
 	(void)easy;
 	if (what == CURL_POLL_REMOVE) {
+		/* Parked, still registered: the next request on this connection
+		 * usually wants the same events. */
 		if (s) {
-			loop_io_remove(h->loop, &s->io);
+			s->parked = true;
 			curl_multi_assign(h->multi, fd, NULL);
-			if (loop_defer_free(h->loop, s) < 0)
-				log_error("http", "out of memory releasing a socket watcher");
 		}
 		return 0;
 	}
@@ -114,20 +161,26 @@ static int handle_socket(CURL *easy, curl_socket_t fd, int what, void *userp, vo
 	if (what & CURL_POLL_OUT)
 		ev |= EPOLLOUT;
 	if (!s) {
-		s = calloc(1, sizeof(*s));
-		if (!s)
+		if (fd < 0 || !(s = sock_for(h, fd)))
 			return -1;
-		s->h = h;
-		s->fd = fd;
-		if (loop_io_add(h->loop, &s->io, fd, ev, handle_socket_io, s) < 0) {
-			free(s);
-			return -1;
-		}
 		curl_multi_assign(h->multi, fd, s);
-		return 0;
 	}
-	if (loop_io_modify(h->loop, &s->io, ev) < 0)
+	if (s->parked) {
+		/* Maybe another socket with the same number: MOD tells. */
+		s->parked = false;
+		if (s->registered && loop_io_modify(h->loop, &s->io, ev) == 0)
+			return 0;
+		s->registered = false;
+	}
+	if (s->registered && s->io.events == ev)
+		return 0;
+	if (s->registered && loop_io_modify(h->loop, &s->io, ev) == 0)
+		return 0;
+	if (loop_io_add(h->loop, &s->io, fd, ev, handle_socket_io, s) < 0) {
+		s->registered = false;
 		return -1;
+	}
+	s->registered = true;
 	return 0;
 }
 
@@ -179,12 +232,20 @@ void http_destroy(struct http *h) {
 		return;
 	loop_timer_disarm(h->loop, &h->timer);
 	curl_multi_cleanup(h->multi);
+	for (size_t i = 0; i < h->nsocks; i++) {
+		if (h->socks[i] && h->socks[i]->registered)
+			loop_io_remove(h->loop, &h->socks[i]->io);
+		free(h->socks[i]);
+	}
+	free(h->socks);
 	free(h);
 }
 
 int http_xfer_init(struct http_xfer *x, http_done_fn done, void *userdata) {
 	if (x->easy) {
 		curl_easy_reset(x->easy);
+		free(x->url);
+		x->url = NULL;
 	} else {
 		x->easy = curl_easy_init();
 		if (!x->easy)
@@ -216,6 +277,70 @@ void http_xfer_finish(struct http *h, struct http_xfer *x) {
 	if (x->easy)
 		curl_easy_cleanup(x->easy);
 	x->easy = NULL;
+	free(x->url);
+	x->url = NULL;
+}
+
+int http_xfer_set_url(struct http_xfer *x, const char *url) {
+	char *copy;
+
+	if (x->url && strcmp(x->url, url) == 0)
+		return 0;
+	copy = strdup(url);
+	if (!copy)
+		return -ENOMEM;
+	if (curl_easy_setopt(x->easy, CURLOPT_URL, url) != CURLE_OK) {
+		free(copy);
+		return -ENOMEM;
+	}
+	free(x->url);
+	x->url = copy;
+	return 0;
+}
+
+int http_headers_end_line(struct http_headers *h) {
+	return buf_append(&h->lines, "", 1);
+}
+
+int http_headers_add(struct http_headers *h, const char *line) {
+	return buf_append(&h->lines, line, strlen(line) + 1);
+}
+
+int http_headers_link(struct http_headers *h, struct curl_slist **ret_list) {
+	size_t n = 0, i = 0;
+
+	for (size_t off = 0; off < h->lines.len; off += strlen(h->lines.data + off) + 1)
+		n++;
+	if (n > h->cap) {
+		struct curl_slist *nodes = reallocarray(h->nodes, n, sizeof(*nodes));
+		if (!nodes)
+			return -ENOMEM;
+		h->nodes = nodes;
+		h->cap = n;
+	}
+	for (size_t off = 0; off < h->lines.len; off += strlen(h->lines.data + off) + 1, i++) {
+		h->nodes[i].data = h->lines.data + off;
+		h->nodes[i].next = i + 1 < n ? &h->nodes[i + 1] : NULL;
+	}
+	*ret_list = n ? h->nodes : NULL;
+	return 0;
+}
+
+void http_headers_reset(struct http_headers *h) {
+	if (h->secret && h->lines.data)
+		explicit_bzero(h->lines.data, h->lines.len);
+	h->secret = false;
+	buf_reset(&h->lines);
+}
+
+void http_headers_finish(struct http_headers *h) {
+	if (!h)
+		return;
+	http_headers_reset(h);
+	buf_finish(&h->lines);
+	free(h->nodes);
+	h->nodes = NULL;
+	h->cap = 0;
 }
 
 int http_start(struct http *h, struct http_xfer *x) {

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +19,12 @@
 
 enum mode { MODE_EVENT, MODE_LIST };
 
+/* The small state comes first: an event's parse clears only up to keys
+ * (kobj_parse_event), not the ~14 KiB the whole struct holds. */
 struct kparse {
 	yajl_handle h;
 	enum mode mode;
 	int depth;
-	char keys[MAXD][64];
 	bool is_array[MAXD];
 	size_t offset_base; /* absolute offset of the buffer passed to yajl_parse */
 	/* the event's type, and a checkpoint line's id and time */
@@ -37,17 +39,33 @@ struct kparse {
 	bool in_obj;
 	int base;
 	size_t obj_start, obj_end;
-	struct kobj obj;
-	char ref_api[KOBJ_NAME_MAX], ref_kind[256];
 	bool ref_ctrl;
+	int cb_error;
+	long long list_code;
+	/* Not cleared for an event: each is written before it is read. */
+	char keys[MAXD][64];
+	struct kobj obj; /* obj_clear()ed */
+	char ref_api[KOBJ_NAME_MAX], ref_kind[256];
 	/* list state */
 	char list_rv[64];
 	char list_continue[KOBJ_CONTINUE_MAX + 1];
 	char list_kind[64];
-	long long list_code;
 	char list_message[512];
-	int cb_error;
 };
+
+/* An empty object: every field reads as absent. Its strings are cleared
+ * by their first byte, not memset (3 KiB per object). */
+static void obj_clear(struct kobj *o) {
+	o->json = NULL;
+	o->json_len = 0;
+	o->kind[0] = o->api_version[0] = o->name[0] = o->namespace[0] = '\0';
+	o->uid[0] = o->resource_version[0] = '\0';
+	o->has_controller = false;
+	o->controller_api_version[0] = o->controller_kind[0] = '\0';
+	o->code = 0;
+	o->reason[0] = o->message[0] = '\0';
+	o->truncated = false;
+}
 
 static size_t pos(struct kparse *p) {
 	return p->offset_base + yajl_get_bytes_consumed(p->h);
@@ -230,7 +248,7 @@ static int cb_start_map(void *ctx) {
 		p->in_obj = true;
 		p->base = p->depth;
 		p->obj_start = pos(p) - 1;
-		memset(&p->obj, 0, sizeof(p->obj));
+		obj_clear(&p->obj);
 	} else if (in_owner_ref(p, p->depth)) {
 		p->ref_api[0] = p->ref_kind[0] = '\0';
 		p->ref_ctrl = false;
@@ -314,19 +332,17 @@ static enum kobj_type type_from_name(const char *t) {
 }
 
 int kobj_parse_event(const char *line, size_t len, struct kobj_event *ret) {
-	struct kparse *p;
+	struct kparse parse, *p = &parse;
 	yajl_status st;
 	int r = -EBADMSG;
 
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
+	/* On the stack, cleared up to keys: this runs once per watch event. */
+	memset(p, 0, offsetof(struct kparse, keys));
+	obj_clear(&p->obj);
 	p->mode = MODE_EVENT;
 	p->h = yajl_alloc(&callbacks, NULL, p);
-	if (!p->h) {
-		free(p);
+	if (!p->h)
 		return -ENOMEM;
-	}
 	/* Object bytes are passed through as they came; the API server sends
 	 * UTF-8, and a stray byte is the sink's business, not a reason to drop. */
 	yajl_config(p->h, yajl_dont_validate_strings, 1);
@@ -340,7 +356,7 @@ int kobj_parse_event(const char *line, size_t len, struct kobj_event *ret) {
 	ret->obj = p->obj;
 	ret->obj.json = line + p->obj_start;
 	ret->obj.json_len = p->obj_end - p->obj_start;
-	snprintf(ret->type_name, sizeof(ret->type_name), "%s", p->type);
+	memcpy(ret->type_name, p->type, sizeof(ret->type_name));
 	memcpy(ret->id, p->id, sizeof(ret->id));
 	memcpy(ret->time, p->time, sizeof(ret->time));
 	ret->data = p->have_data ? line + p->data_start : NULL;
@@ -349,7 +365,6 @@ int kobj_parse_event(const char *line, size_t len, struct kobj_event *ret) {
 	r = 0;
 out:
 	yajl_free(p->h);
-	free(p);
 	return r;
 }
 

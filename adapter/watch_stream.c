@@ -74,7 +74,8 @@ static int handle_line(const char *line, size_t len, void *userdata) {
 		return r;
 	}
 	if (ev.obj.resource_version[0]) {
-		snprintf(wa->rv, sizeof(wa->rv), "%s", ev.obj.resource_version);
+		_Static_assert(sizeof(wa->rv) >= sizeof(ev.obj.resource_version), "rv fits");
+		memcpy(wa->rv, ev.obj.resource_version, strlen(ev.obj.resource_version) + 1);
 		wa->ctx->changes++;
 	}
 	wa->events_in_stream++;

@@ -40,6 +40,10 @@ static int reserve(struct buf *b, size_t extra) {
 	return 0;
 }
 
+int buf_reserve(struct buf *b, size_t extra) {
+	return reserve(b, extra);
+}
+
 int buf_append(struct buf *b, const void *data, size_t len) {
 	int r = reserve(b, len);
 

@@ -55,6 +55,10 @@ void cevent_destroy(struct cevent *ev);
 /* Binary content mode headers (ce-*, Content-Type), percent-encoded as the
  * CloudEvents HTTP binding 1.0.2 requires. Appends to *headers. */
 int cevent_http_headers(const struct cevent *ev, struct curl_slist **headers);
+/* The same header lines appended to out, each followed by its NUL (no CRLF),
+ * for a caller that points its own curl_slist nodes at them (no allocation
+ * per line). */
+int cevent_http_header_lines(const struct cevent *ev, struct buf *out);
 /* Appends a corev1.ObjectReference (kind, namespace unless empty, name,
  * apiVersion) from yajl's generator: whatever the strings hold is escaped. */
 int cevent_reference_json(const char *kind, const char *ns, const char *name,

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "adapter/loop.h"
+#include "adapter/util/buf.h"
 
 /* The only user of curl_multi_*: glues libcurl's socket and timer callbacks to
  * the loop and reports each finished transfer to its owner. */
@@ -28,7 +29,32 @@ struct http_xfer {
 	void *userdata;
 	bool active;
 	char errbuf[CURL_ERROR_SIZE];
+	char *url; /* the CURLOPT_URL last set by http_xfer_set_url() */
 };
+
+/* A request's header list that allocates nothing per request once warm:
+ * the lines live in one buffer, each followed by its NUL (append with buf_*
+ * to lines, end each line with http_headers_end_line()), and the list's
+ * nodes are an array of ours, kept with the buffer for the next request.
+ * libcurl only reads a CURLOPT_HTTPHEADER list, so its nodes need not come
+ * from curl_slist_append(). Embedded; zero-initialised is ready. */
+struct http_headers {
+	struct buf lines;
+	struct curl_slist *nodes;
+	size_t cap;
+	bool secret; /* a line holds a credential: zeroed by http_headers_reset() */
+};
+
+/* Ends the line appended to h->lines since the last one. */
+int http_headers_end_line(struct http_headers *h);
+/* Appends one whole line. */
+int http_headers_add(struct http_headers *h, const char *line);
+/* Links the nodes over the lines, in order; the list stays valid until the
+ * next change to h. NULL when h holds no line. Returns 0 or -ENOMEM. */
+int http_headers_link(struct http_headers *h, struct curl_slist **ret_list);
+/* Empties h for the next request, keeping its memory (zeroed if secret). */
+void http_headers_reset(struct http_headers *h);
+void http_headers_finish(struct http_headers *h);
 
 int http_create(struct loop *loop, struct http **ret_http);
 /* Transfers still active are removed without their done callback. */
@@ -38,6 +64,10 @@ void http_destroy(struct http *h);
 int http_xfer_init(struct http_xfer *x, http_done_fn done, void *userdata);
 /* Cancels an active transfer (no done callback) and frees the easy handle. */
 void http_xfer_finish(struct http *h, struct http_xfer *x);
+
+/* Sets CURLOPT_URL unless the handle has it already (libcurl copies the
+ * string each time). Returns 0 or -ENOMEM. */
+int http_xfer_set_url(struct http_xfer *x, const char *url);
 
 int http_start(struct http *h, struct http_xfer *x);
 /* Removes an active transfer without calling done. Not from a curl callback. */

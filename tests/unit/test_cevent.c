@@ -251,3 +251,69 @@ Test(cevent, pretty_printed_list_item_is_one_line) {
 	buf_finish(&b);
 	cevent_destroy(ev);
 }
+
+/* The ids written by hand (no printf) are the same v5 UUIDs as before:
+ * Python's uuid.uuid5(namespace, "u-1/7/add") gives this one. */
+Test(cevent, make_id_value_is_stable) {
+	char id[40];
+
+	cevent_make_id("u-1", "7", CEVENT_ADD, id);
+	cr_assert_str_eq(id, "b98dc3de-0bdf-55b2-a10d-bde51efe778d");
+	cevent_make_id("test/unit", "9", CEVENT_DELETE, id);
+	cr_assert_str_eq(id, "188ff9f5-251d-5bb5-bcbc-5052e3ee2656");
+}
+
+/* ce-time is formatted by hand from a per-second cache: still RFC 3339 UTC
+ * with six fraction digits. */
+Test(cevent, time_format_is_rfc3339_micro) {
+	struct kobj o = pod();
+	struct cevent *a = NULL, *b = NULL;
+
+	cr_assert_eq(cevent_create(&params, &o, CEVENT_ADD, &a), 0);
+	cr_assert_eq(cevent_create(&params, &o, CEVENT_ADD, &b), 0);
+	cr_assert_eq(strlen(a->time), 27, "%s", a->time);
+	for (size_t i = 0; i < 27; i++) {
+		char c = a->time[i];
+		switch (i) {
+		case 4: case 7: cr_assert_eq(c, '-', "%s", a->time); break;
+		case 10: cr_assert_eq(c, 'T', "%s", a->time); break;
+		case 13: case 16: cr_assert_eq(c, ':', "%s", a->time); break;
+		case 19: cr_assert_eq(c, '.', "%s", a->time); break;
+		case 26: cr_assert_eq(c, 'Z', "%s", a->time); break;
+		default: cr_assert(c >= '0' && c <= '9', "%s", a->time);
+		}
+	}
+	cr_assert_leq(strcmp(a->time, b->time), 0);
+	cevent_destroy(a);
+	cevent_destroy(b);
+}
+
+/* The NUL-separated lines the sink points its header nodes at: the same
+ * lines cevent_http_headers() gives, in the same order. */
+Test(cevent, header_lines_match_the_slist) {
+	struct config_extension ext[] = { { .name = "empty", .value = "" } };
+	struct cevent_params p = params;
+	struct kobj o = pod();
+	struct cevent *ev = NULL;
+	struct curl_slist *h = NULL, *l;
+	struct buf b;
+	size_t off = 0, n = 0;
+
+	p.overrides = ext;
+	p.n_overrides = 1;
+	cr_assert_eq(cevent_create(&p, &o, CEVENT_ADD, &ev), 0);
+	cr_assert_eq(cevent_http_headers(ev, &h), 0);
+	buf_init(&b, 0);
+	cr_assert_eq(cevent_http_header_lines(ev, &b), 0);
+	for (l = h; l; l = l->next, n++) {
+		cr_assert_lt(off, b.len);
+		cr_assert_str_eq(b.data + off, l->data);
+		off += strlen(b.data + off) + 1;
+	}
+	cr_assert_eq(off, b.len);
+	cr_assert_eq(n, 12);
+	cr_assert(has_header(h, "ce-empty;"));
+	buf_finish(&b);
+	curl_slist_free_all(h);
+	cevent_destroy(ev);
+}

@@ -93,3 +93,43 @@ Test(sink, ce_override_with_line_break_is_percent_encoded) {
 	cr_assert(seen, "ce-team not percent-encoded");
 	curl_slist_free_all(h);
 }
+
+/* The sink's header list is our own nodes over NUL-separated lines, kept
+ * between requests: linked in order, the last node ends the list, a reset
+ * keeps the memory (no allocation per line once warm) and zeroes a line
+ * that held a token. */
+Test(sink, header_list_reused_without_allocation) {
+	struct http_headers h = { 0 };
+	struct curl_slist *l = NULL;
+	char *lines, *nodes;
+	const char *token_at;
+
+	cr_assert_eq(http_headers_add(&h, "ce-id: 1"), 0);
+	cr_assert_eq(buf_append_str(&h.lines, "ce-source: "), 0);
+	cr_assert_eq(buf_append_str(&h.lines, "s"), 0);
+	cr_assert_eq(http_headers_end_line(&h), 0);
+	cr_assert_eq(http_headers_add(&h, "Expect:"), 0);
+	cr_assert_eq(http_headers_link(&h, &l), 0);
+	cr_assert_str_eq(l->data, "ce-id: 1");
+	cr_assert_str_eq(l->next->data, "ce-source: s");
+	cr_assert_str_eq(l->next->next->data, "Expect:");
+	cr_assert_null(l->next->next->next);
+	lines = h.lines.data;
+	nodes = (char *)h.nodes;
+
+	http_headers_reset(&h);
+	h.secret = true;
+	cr_assert_eq(http_headers_add(&h, "Authorization: Bearer sekrit"), 0);
+	cr_assert_eq(http_headers_link(&h, &l), 0);
+	cr_assert_str_eq(l->data, "Authorization: Bearer sekrit");
+	cr_assert_null(l->next);
+	cr_assert_eq(h.lines.data, lines); /* same memory, nothing reallocated */
+	cr_assert_eq((char *)h.nodes, nodes);
+	token_at = h.lines.data + strlen("Authorization: Bearer ");
+	http_headers_reset(&h);
+	cr_assert_eq(memcmp(token_at, "\0\0\0\0\0\0", 6), 0);
+	cr_assert_not(h.secret);
+	cr_assert_eq(http_headers_link(&h, &l), 0);
+	cr_assert_null(l);
+	http_headers_finish(&h);
+}

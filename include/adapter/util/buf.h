@@ -17,6 +17,9 @@ void buf_init(struct buf *b, size_t max_len);
 void buf_finish(struct buf *b);
 /* Returns 0, -E2BIG if max_len would be exceeded (nothing appended), -ENOMEM. */
 int buf_append(struct buf *b, const void *data, size_t len);
+/* Makes room for extra more bytes (so the appends that follow do not
+ * reallocate). Returns 0, -E2BIG or -ENOMEM, as buf_append(). */
+int buf_reserve(struct buf *b, size_t extra);
 int buf_append_str(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Drops the first n bytes. */
