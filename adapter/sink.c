@@ -2,8 +2,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "adapter/cevent_json.h"
@@ -179,6 +177,30 @@ static int auth_header(struct sink *s, struct sink_req *req) {
 	return r;
 }
 
+/* What every POST of a handle shares, set once: handles are reused with
+ * their options (no reset and a dozen setopts per request). */
+static void set_constant_options(struct sink *s, struct sink_req *req) {
+	CURL *easy = req->xfer.easy;
+	long timeout_ms = (long)(s->cfg->sink_timeout_usec / 1000u);
+
+	curl_easy_setopt(easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, handle_body);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, handle_header);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
+	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "apiserversource-adapter/" ADAPTER_VERSION);
+	if (s->cfg->ca_certs_pem) {
+		struct curl_blob b = { .data = s->cfg->ca_certs_pem,
+			.len = strlen(s->cfg->ca_certs_pem),
+			.flags = CURL_BLOB_COPY };
+		curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &b);
+	}
+}
+
 static struct sink_req *req_get(struct sink *s) {
 	struct sink_req *req = s->free_reqs;
 
@@ -189,9 +211,14 @@ static struct sink_req *req_get(struct sink *s) {
 	req = calloc(1, sizeof(*req));
 	if (!req)
 		return NULL;
+	if (http_xfer_init(&req->xfer, handle_post_done, req) < 0) {
+		free(req);
+		return NULL;
+	}
 	req->sink = s;
 	buf_init(&req->body, 0);
 	buf_init(&req->payload, 0);
+	set_constant_options(s, req);
 	req->next_all = s->all_reqs;
 	s->all_reqs = req;
 	return req;
@@ -216,29 +243,14 @@ static int start_post(struct sink *s, struct sink_req *req, bool dead_letter, co
 		r = append_header(&req->headers, "Expect:");
 	if (r < 0)
 		return r;
+	r = http_xfer_set_url(&req->xfer, dead_letter ? s->cfg->dead_letter : s->url);
+	if (r < 0)
+		return r;
 	easy = req->xfer.easy;
-	curl_easy_setopt(easy, CURLOPT_URL, dead_letter ? s->cfg->dead_letter : s->url);
-	curl_easy_setopt(easy, CURLOPT_POST, 1L);
+	req->xfer.errbuf[0] = '\0';
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, req->headers);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(s->cfg->sink_timeout_usec / 1000u));
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-		(long)(s->cfg->sink_timeout_usec / 1000u < 10000 ? s->cfg->sink_timeout_usec / 1000u :
-								      10000));
-	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, handle_body);
-	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
-	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, handle_header);
-	curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
-	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(easy, CURLOPT_USERAGENT, "apiserversource-adapter/" ADAPTER_VERSION);
-	if (s->cfg->ca_certs_pem) {
-		struct curl_blob b = { .data = s->cfg->ca_certs_pem,
-			.len = strlen(s->cfg->ca_certs_pem),
-			.flags = CURL_BLOB_COPY };
-		curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &b);
-	}
 	return http_start(s->http, &req->xfer);
 }
 
@@ -254,9 +266,6 @@ static int handle_send(struct queue_entry *e, void *userdata) {
 	req = req_get(s);
 	if (!req)
 		return -ENOMEM;
-	r = http_xfer_init(&req->xfer, handle_post_done, req);
-	if (r < 0)
-		goto fail;
 	req->entry = e;
 	r = sink_content_request(s->cfg->content_mode, e, s->sink_shown, &req->headers,
 		&req->payload);
@@ -281,8 +290,7 @@ static int handle_batch_post(struct sink_batch *b, void *userdata) {
 	if (!b->dead_letter && !s->url)
 		return -EAGAIN; /* no address (a sink reference): retried */
 	req = req_get(s);
-	r = req ? http_xfer_init(&req->xfer, handle_post_done, req) : -ENOMEM;
-
+	r = req ? 0 : -ENOMEM;
 	if (r == 0) {
 		req->batch = b;
 		r = append_header(&req->headers, "Content-Type: " CEVENT_JSON_BATCH_TYPE);
