@@ -38,7 +38,7 @@ static int record_emit(enum cevent_op op, const struct kobj *obj, void *userdata
 }
 
 static void setup(void) {
-	objects_init(&objs, true, &changes);
+	objects_init(&objs, true, NULL, &changes);
 	changes = 0;
 	n_calls = 0;
 	emit_count = 0;
@@ -113,12 +113,11 @@ static const struct call *find(enum cevent_op op, const char *name, const char *
 }
 
 static const char *rv_of(const char *name) {
+	static char rv[64];
 	char key[80];
-	const struct checkpoint_object *o;
 
 	snprintf(key, sizeof(key), "uid-%s", name);
-	o = objects_get(&objs, key);
-	return o ? o->rv : NULL;
+	return objects_rv(&objs, key, rv, sizeof(rv)) ? rv : NULL;
 }
 
 static const char *const before[] = { "a:1", "b:2", "c:3", "d:4" };
@@ -223,7 +222,8 @@ Test(objects, key_without_uid) {
 
 	k.uid[0] = '\0';
 	cr_assert_eq(objects_update(&objs, &k, true, record_emit, NULL), 1);
-	cr_assert_not_null(objects_get(&objs, "default/nouid"));
+	char rv[64];
+	cr_assert(objects_rv(&objs, "default/nouid", rv, sizeof(rv)));
 	objects_list_begin(&objs);
 	cr_assert_eq(objects_sweep(&objs, true, "Guitar", "v1", record_emit, NULL), 1);
 	cr_assert_str_eq(calls[1].uid, ""); /* no uid invented from the key */
@@ -348,7 +348,7 @@ Test(objects, adopt_takes_over_a_checkpoint) {
 	o->name = strdup("c");
 	o->ns = strdup("default");
 	cr_assert_eq(hashmap_put(&m, "uid-c", o), 0);
-	objects_adopt(&objs, &m);
+	cr_assert_eq(objects_adopt(&objs, &m), 0);
 	cr_assert_eq(m.count, 0);
 	cr_assert_str_eq(rv_of("c"), "3");
 	/* A relist that does not find it reports it, as a reference. */
