@@ -41,7 +41,7 @@ int objects_adopt(struct objects *o, struct hashmap *map) {
 	objects_store_finish(&o->store);
 	while (r >= 0 && hashmap_next(map, &it, &key, &v)) {
 		const struct checkpoint_object *c = v;
-		struct objects_store_fields f = { .name = c->name, .ns = c->ns, .kind = c->kind,
+		struct objects_spill_fields f = { .name = c->name, .ns = c->ns, .kind = c->kind,
 			.api_version = c->api_version, .json = c->json, .json_len = c->json_len,
 			.typed = c->typed };
 
@@ -74,7 +74,7 @@ int objects_previous(struct objects *o, const struct kobj *obj, const char **ret
 	size_t *ret_len) {
 	char kbuf[OBJECTS_KEY_MAX];
 	ssize_t i = objects_store_find(&o->store, key_of(obj, kbuf, sizeof(kbuf)));
-	struct objects_store_fields f;
+	struct objects_spill_fields f;
 	int r;
 
 	if (i < 0)
@@ -96,7 +96,7 @@ void objects_list_begin(struct objects *o) {
 /* Records the object's latest state, seen by the current list. Returns 0 or
  * a negative errno (then the table is as it was). */
 static int record(struct objects *o, const char *key, const struct kobj *obj) {
-	struct objects_store_fields f = { .name = obj->name, .ns = obj->namespace,
+	struct objects_spill_fields f = { .name = obj->name, .ns = obj->namespace,
 		.typed = obj->kind[0] && obj->api_version[0] };
 	ssize_t r;
 
@@ -182,7 +182,7 @@ int objects_delete(struct objects *o, const struct kobj *obj, objects_emit_fn fn
  * finds the object again). */
 static int stale_object(struct objects *o, size_t i, const char *kind, const char *api_version,
 	struct buf *ref, struct kobj *ret) {
-	struct objects_store_fields f = { 0 };
+	struct objects_spill_fields f = { 0 };
 	char key[OBJECTS_KEY_MAX];
 	int r;
 
@@ -275,7 +275,7 @@ struct source {
 
 static int source_read(void *data, size_t i, const char **ret_key, struct checkpoint_object *ret) {
 	struct source *s = data;
-	struct objects_store_fields f;
+	struct objects_spill_fields f;
 	int r;
 
 	r = objects_store_frozen_read(s->fz, i, s->key, sizeof(s->key), s->rv, sizeof(s->rv),

@@ -1,11 +1,7 @@
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
 #include "adapter/objects_store.h"
 
@@ -15,27 +11,7 @@
 #define F_KEY_UUID (UINT64_C(1) << 63)
 #define F_RV_NUM (UINT64_C(1) << 62)
 
-#define WBUF_CAP (16u << 10)
 #define ARENA_MIN_GARBAGE (64u << 10)
-
-/* A spill record: this header, then name, namespace, kind and apiVersion
- * (each NUL-terminated; kind and apiVersion only when flagged), then the
- * object's bytes. */
-enum { H_TYPED = 1, H_JSON = 2, H_KIND = 4, H_API = 8 };
-struct spill_hdr {
-	uint16_t name_len, ns_len, kind_len, api_len;
-	uint32_t json_len;
-	uint32_t flags;
-};
-
-struct objects_spill {
-	int fd;
-	unsigned refs;
-	uint64_t end;  /* bytes written to the file; the buffer's come after */
-	uint64_t live; /* bytes of records still in use */
-	char *wbuf;
-	size_t wlen;
-};
 
 /* ---------------- hashing ---------------- */
 
@@ -49,26 +25,6 @@ static uint64_t hash_key(const char *s, size_t *ret_len) {
 	}
 	*ret_len = (size_t)(p - s);
 	return h;
-}
-
-/* A checksum of bytes, a word at a time (objects are a few KB). */
-static uint64_t mix(uint64_t h, const void *p, size_t n) {
-	const unsigned char *s = p;
-
-	for (; n >= 8; s += 8, n -= 8) {
-		uint64_t w;
-
-		memcpy(&w, s, 8);
-		h = (h ^ w) * UINT64_C(0x9e3779b97f4a7c15);
-		h ^= h >> 29;
-	}
-	for (; n; s++, n--)
-		h = (h ^ *s) * UINT64_C(1099511628211);
-	return h;
-}
-
-static uint32_t fold(uint64_t h) {
-	return (uint32_t)(h ^ (h >> 32));
 }
 
 /* ---------------- keys and versions ---------------- */
@@ -225,233 +181,6 @@ static int arena_add(struct objects_store *st, const char *s, size_t len, uint64
 	return 0;
 }
 
-/* ---------------- the spill file ---------------- */
-
-static int write_at(int fd, const void *p, size_t len, uint64_t off) {
-	const char *s = p;
-
-	while (len) {
-		ssize_t n = pwrite(fd, s, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		s += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int read_at(int fd, void *p, size_t len, uint64_t off) {
-	char *s = p;
-
-	while (len) {
-		ssize_t n = pread(fd, s, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO; /* cut short: not what was written */
-		s += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static void spill_unref(struct objects_spill *sp) {
-	if (!sp || --sp->refs)
-		return;
-	close(sp->fd);
-	free(sp->wbuf);
-	free(sp);
-}
-
-static int spill_open(const char *dir, struct objects_spill **ret) {
-	struct objects_spill *sp = calloc(1, sizeof(*sp));
-	const char *d = dir;
-
-	if (!sp)
-		return -ENOMEM;
-	sp->wbuf = malloc(WBUF_CAP);
-	if (!sp->wbuf) {
-		free(sp);
-		return -ENOMEM;
-	}
-	if (!d)
-		d = getenv("TMPDIR");
-	if (!d || !*d)
-		d = "/tmp";
-	/* Unlinked from the start: nothing is left behind, whatever the exit. */
-	sp->fd = open(d, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (sp->fd < 0)
-		sp->fd = memfd_create("objects", MFD_CLOEXEC);
-	if (sp->fd < 0) {
-		int r = -errno;
-
-		free(sp->wbuf);
-		free(sp);
-		return r;
-	}
-	sp->refs = 1;
-	*ret = sp;
-	return 0;
-}
-
-static int spill_flush(struct objects_spill *sp) {
-	int r;
-
-	if (!sp || !sp->wlen)
-		return 0;
-	r = write_at(sp->fd, sp->wbuf, sp->wlen, sp->end);
-	if (r < 0)
-		return r;
-	sp->end += sp->wlen;
-	sp->wlen = 0;
-	return 0;
-}
-
-/* Appends a record made of n parts. Returns 0 and its offset. */
-static int spill_append(struct objects_spill *sp, const struct iovec *parts, int n, size_t total,
-	uint64_t *ret_off) {
-	uint64_t off;
-	int r;
-
-	if (sp->wlen + total > WBUF_CAP) {
-		r = spill_flush(sp);
-		if (r < 0)
-			return r;
-	}
-	off = sp->end + sp->wlen;
-	if (total > WBUF_CAP) {
-		/* Too big for the buffer (which is empty now): straight to the file. */
-		uint64_t at = off;
-
-		for (int i = 0; i < n; i++) {
-			r = write_at(sp->fd, parts[i].iov_base, parts[i].iov_len, at);
-			if (r < 0)
-				return r;
-			at += parts[i].iov_len;
-		}
-		sp->end = at;
-	} else {
-		for (int i = 0; i < n; i++) {
-			memcpy(sp->wbuf + sp->wlen, parts[i].iov_base, parts[i].iov_len);
-			sp->wlen += parts[i].iov_len;
-		}
-	}
-	*ret_off = off;
-	return 0;
-}
-
-/* Reads len bytes at off. file_only: from another thread, which sees only
- * what was flushed before it was handed the file. */
-static int spill_read(const struct objects_spill *sp, uint64_t off, size_t len, char *dst,
-	bool file_only) {
-	if (!file_only && off >= sp->end) {
-		if (off - sp->end + len > sp->wlen)
-			return -EIO;
-		memcpy(dst, sp->wbuf + (off - sp->end), len);
-		return 0;
-	}
-	return read_at(sp->fd, dst, len, off);
-}
-
-/* The record's parts for f: a header and the strings in hs (at least
- * 4 * 513 bytes), then the object's bytes. Returns the total length. */
-static size_t build(const struct objects_store_fields *f, struct spill_hdr *h, char *hs,
-	struct iovec parts[3]) {
-	size_t sl = 0;
-	const char *strs[4] = { f->name ? f->name : "", f->ns ? f->ns : "", f->kind,
-		f->api_version };
-	uint16_t *lens[4] = { &h->name_len, &h->ns_len, &h->kind_len, &h->api_len };
-
-	memset(h, 0, sizeof(*h));
-	for (int i = 0; i < 4; i++) {
-		size_t n;
-
-		if (!strs[i]) {
-			*lens[i] = 0;
-			continue;
-		}
-		n = strnlen(strs[i], 512);
-		*lens[i] = (uint16_t)n;
-		memcpy(hs + sl, strs[i], n);
-		hs[sl + n] = '\0';
-		sl += n + 1;
-	}
-	h->flags = (f->typed ? H_TYPED : 0) | (f->json ? H_JSON : 0) | (f->kind ? H_KIND : 0) |
-		(f->api_version ? H_API : 0);
-	h->json_len = f->json ? (uint32_t)f->json_len : 0;
-	parts[0] = (struct iovec){ h, sizeof(*h) };
-	parts[1] = (struct iovec){ hs, sl };
-	parts[2] = (struct iovec){ (void *)(f->json ? f->json : ""), h->json_len };
-	return sizeof(*h) + sl + h->json_len;
-}
-
-static uint32_t checksum(const struct iovec parts[3]) {
-	uint64_t h = UINT64_C(0x243f6a8885a308d3);
-
-	for (int i = 0; i < 3; i++)
-		h = mix(h, parts[i].iov_base, parts[i].iov_len);
-	return fold(h);
-}
-
-/* Reads a record (len bytes, checksum sum) into scratch and points ret at
- * its fields. */
-static int read_record(const struct objects_spill *sp, uint64_t off, uint32_t len, uint32_t sum,
-	bool file_only, struct buf *scratch, struct objects_store_fields *ret) {
-	struct spill_hdr h;
-	struct iovec parts[3];
-	const char *p, *strs[4] = { 0 };
-	size_t sl = 0;
-	uint16_t lens[4];
-	int r;
-
-	if (!sp || len < sizeof(h))
-		return -EIO;
-	if (scratch->cap < (size_t)len + 1) {
-		char *n = realloc(scratch->data, (size_t)len + 1);
-
-		if (!n)
-			return -ENOMEM;
-		scratch->data = n;
-		scratch->cap = (size_t)len + 1;
-	}
-	r = spill_read(sp, off, len, scratch->data, file_only);
-	if (r < 0)
-		return r;
-	scratch->len = len;
-	scratch->data[len] = '\0';
-	memcpy(&h, scratch->data, sizeof(h));
-	lens[0] = h.name_len;
-	lens[1] = h.ns_len;
-	lens[2] = h.kind_len;
-	lens[3] = h.api_len;
-	p = scratch->data + sizeof(h);
-	for (int i = 0; i < 4; i++) {
-		if (i >= 2 && !(h.flags & (i == 2 ? H_KIND : H_API)))
-			continue;
-		if (sizeof(h) + sl + lens[i] + 1 > len)
-			return -EIO;
-		strs[i] = p + sl;
-		sl += (size_t)lens[i] + 1;
-	}
-	if (sizeof(h) + sl + h.json_len != len)
-		return -EIO;
-	parts[0] = (struct iovec){ scratch->data, sizeof(h) };
-	parts[1] = (struct iovec){ (void *)p, sl };
-	parts[2] = (struct iovec){ (void *)(p + sl), h.json_len };
-	if (checksum(parts) != sum)
-		return -EIO;
-	*ret = (struct objects_store_fields){ .name = strs[0], .ns = strs[1], .kind = strs[2],
-		.api_version = strs[3], .json = h.flags & H_JSON ? p + sl : NULL,
-		.json_len = h.json_len, .typed = h.flags & H_TYPED };
-	return 0;
-}
-
 /* ---------------- the index ---------------- */
 
 static size_t slot_of(const struct objects_store *st, size_t i) {
@@ -531,7 +260,7 @@ void objects_store_finish(struct objects_store *st) {
 	free(st->recs);
 	free(st->slots);
 	free(st->strs);
-	spill_unref(st->spill);
+	objects_spill_unref(st->spill);
 	*st = (struct objects_store){ .dir = st->dir };
 }
 
@@ -606,10 +335,9 @@ static void spill_compact(struct objects_store *st) {
 		return;
 	buf_init(&scratch, 0);
 	offs = malloc((st->n ? st->n : 1) * sizeof(*offs));
-	r = offs ? spill_open(st->dir, &sp) : -ENOMEM;
+	r = offs ? objects_spill_open(st->dir, &sp) : -ENOMEM;
 	for (size_t i = 0; r == 0 && i < st->n; i++) {
 		struct objects_store_rec *rec = &st->recs[i];
-		struct iovec part;
 
 		if (scratch.cap < rec->len + 1u) {
 			char *n = realloc(scratch.data, rec->len + 1u);
@@ -621,33 +349,27 @@ static void spill_compact(struct objects_store *st) {
 			scratch.data = n;
 			scratch.cap = rec->len + 1u;
 		}
-		r = spill_read(old, rec->off & OFF_MASK, rec->len, scratch.data, false);
-		part = (struct iovec){ scratch.data, rec->len };
+		r = objects_spill_read_raw(old, rec->off & OFF_MASK, rec->len, scratch.data);
 		if (r == 0)
-			r = spill_append(sp, &part, 1, rec->len, &offs[i]);
+			r = objects_spill_append_raw(sp, scratch.data, rec->len, &offs[i]);
 	}
 	if (r == 0) {
-		for (size_t i = 0; i < st->n; i++) {
+		for (size_t i = 0; i < st->n; i++)
 			st->recs[i].off = (st->recs[i].off & ~OFF_MASK) | offs[i];
-			sp->live += st->recs[i].len;
-		}
 		st->spill = sp;
 		sp = old;
 	}
-	spill_unref(sp);
+	objects_spill_unref(sp);
 	free(offs);
 	buf_finish(&scratch);
 }
 
 ssize_t objects_store_put(struct objects_store *st, const char *key, const char *rv,
-	const struct objects_store_fields *f, unsigned generation) {
-	struct spill_hdr h;
-	struct iovec parts[3];
+	const struct objects_spill_fields *f, unsigned generation) {
 	struct objects_store_rec *r;
 	struct qkey q;
-	char hs[4 * 513];
 	uint64_t off, rvv = 0, kv = 0;
-	size_t total;
+	uint32_t len, sum;
 	ssize_t i;
 	bool rv_num;
 	int e;
@@ -672,7 +394,7 @@ ssize_t objects_store_put(struct objects_store *st, const char *key, const char 
 			return e;
 	}
 	if (!st->spill) {
-		e = spill_open(st->dir, &st->spill);
+		e = objects_spill_open(st->dir, &st->spill);
 		if (e < 0)
 			return e;
 	}
@@ -690,8 +412,7 @@ ssize_t objects_store_put(struct objects_store *st, const char *key, const char 
 			return e;
 		}
 	}
-	total = build(f, &h, hs, parts);
-	e = spill_append(st->spill, parts, 3, total, &off);
+	e = objects_spill_write(st->spill, f, &off, &len, &sum);
 	if (e < 0) {
 		/* The strings just added are the last in the arena. */
 		st->strs_len -= (i < 0 && !q.uuid ? q.len : 0) + (rv_num ? 0 : (rvv & 0xffff));
@@ -722,10 +443,9 @@ ssize_t objects_store_put(struct objects_store *st, const char *key, const char 
 	}
 	r->rv = rvv;
 	r->off = (r->off & F_KEY_UUID) | (rv_num ? F_RV_NUM : 0) | off;
-	r->len = (uint32_t)total;
-	r->sum = checksum(parts);
+	r->len = len;
+	r->sum = sum;
 	r->generation = generation;
-	st->spill->live += total;
 	arena_compact(st);
 	spill_compact(st);
 	return i;
@@ -772,10 +492,12 @@ void objects_store_key(const struct objects_store *st, size_t i, char *buf, size
 }
 
 int objects_store_read(struct objects_store *st, size_t i, struct buf *scratch,
-	struct objects_store_fields *ret) {
+	struct objects_spill_fields *ret) {
 	const struct objects_store_rec *r = &st->recs[i];
 
-	return read_record(st->spill, r->off & OFF_MASK, r->len, r->sum, false, scratch, ret);
+	if (!st->spill)
+		return -EIO;
+	return objects_spill_read(st->spill, r->off & OFF_MASK, r->len, r->sum, false, scratch, ret);
 }
 
 void objects_store_disk(const struct objects_store *st, uint64_t *ret_size, uint64_t *ret_live) {
@@ -799,7 +521,7 @@ int objects_store_freeze(struct objects_store *st, struct objects_store_frozen *
 	if (!fz)
 		return r;
 	/* The other thread reads the file only: everything must be on it. */
-	r = spill_flush(st->spill);
+	r = objects_spill_flush(st->spill);
 	if (r < 0)
 		goto fail;
 	r = -ENOMEM;
@@ -814,7 +536,7 @@ int objects_store_freeze(struct objects_store *st, struct objects_store_frozen *
 		memcpy(fz->strs, st->strs, st->strs_len);
 	fz->spill = st->spill;
 	if (fz->spill)
-		fz->spill->refs++;
+		objects_spill_ref(fz->spill);
 	*ret_frozen = fz;
 	return 0;
 fail:
@@ -828,12 +550,14 @@ size_t objects_store_frozen_count(const struct objects_store_frozen *fz) {
 
 int objects_store_frozen_read(const struct objects_store_frozen *fz, size_t i, char *key,
 	size_t key_len, char *rv, size_t rv_len, struct buf *scratch,
-	struct objects_store_fields *ret) {
+	struct objects_spill_fields *ret) {
 	const struct objects_store_rec *r = &fz->recs[i];
 
 	write_key(r, fz->strs, key, key_len);
 	write_rv(r, fz->strs, rv, rv_len);
-	return read_record(fz->spill, r->off & OFF_MASK, r->len, r->sum, true, scratch, ret);
+	if (!fz->spill)
+		return -EIO;
+	return objects_spill_read(fz->spill, r->off & OFF_MASK, r->len, r->sum, true, scratch, ret);
 }
 
 void objects_store_frozen_free(struct objects_store_frozen *fz) {
@@ -841,6 +565,6 @@ void objects_store_frozen_free(struct objects_store_frozen *fz) {
 		return;
 	free(fz->recs);
 	free(fz->strs);
-	spill_unref(fz->spill);
+	objects_spill_unref(fz->spill);
 	free(fz);
 }

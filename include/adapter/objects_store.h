@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "adapter/objects_spill.h"
 #include "adapter/util/buf.h"
 
 /* The object table's storage (objects.c keeps the logic): per object a
@@ -31,17 +32,6 @@
 
 #define OBJECTS_STORE_MIN_GARBAGE (16u << 20)
 
-/* One object's fields, in and out. Strings are NUL-terminated. */
-struct objects_store_fields {
-	const char *name;
-	const char *ns;
-	const char *kind;	 /* NULL: the resource's (references from a checkpoint) */
-	const char *api_version; /* likewise */
-	const char *json;	 /* NULL: only a reference is kept */
-	size_t json_len;
-	bool typed; /* json has its own apiVersion and kind */
-};
-
 struct objects_store_rec {
 	uint64_t khash;
 	uint8_t key[16]; /* a UUID's bytes, or the key's place in the arena */
@@ -51,8 +41,6 @@ struct objects_store_rec {
 	uint32_t sum;	 /* their checksum */
 	uint32_t generation;
 };
-
-struct objects_spill;
 
 struct objects_store {
 	struct objects_store_rec *recs; /* dense: 0..n-1 */
@@ -76,7 +64,7 @@ ssize_t objects_store_find(const struct objects_store *st, const char *key);
  * its index, or a negative errno (-ENOMEM, or the spill file's) and then the
  * store is as it was. Indices of other records do not change. */
 ssize_t objects_store_put(struct objects_store *st, const char *key, const char *rv,
-	const struct objects_store_fields *f, unsigned generation);
+	const struct objects_spill_fields *f, unsigned generation);
 /* Forgets record i; the last record takes its index. */
 void objects_store_remove(struct objects_store *st, size_t i);
 bool objects_store_rv_is(const struct objects_store *st, size_t i, const char *rv);
@@ -85,7 +73,7 @@ void objects_store_key(const struct objects_store *st, size_t i, char *buf, size
 /* Reads record i's fields into scratch (they point into it). Returns 0 or a
  * negative errno (-EIO when the file no longer holds what was written). */
 int objects_store_read(struct objects_store *st, size_t i, struct buf *scratch,
-	struct objects_store_fields *ret);
+	struct objects_spill_fields *ret);
 /* The spill file's size in bytes, and the bytes of it still in use. */
 void objects_store_disk(const struct objects_store *st, uint64_t *ret_size, uint64_t *ret_live);
 
@@ -100,7 +88,7 @@ size_t objects_store_frozen_count(const struct objects_store_frozen *fz);
  * and fields (into scratch). Returns 0 or a negative errno. Any thread. */
 int objects_store_frozen_read(const struct objects_store_frozen *fz, size_t i, char *key,
 	size_t key_len, char *rv, size_t rv_len, struct buf *scratch,
-	struct objects_store_fields *ret);
+	struct objects_spill_fields *ret);
 void objects_store_frozen_free(struct objects_store_frozen *fz);
 
 #endif
