@@ -13,6 +13,8 @@
 
 #define ARENA_MIN_GARBAGE (64u << 10)
 
+_Static_assert(sizeof(struct objects_store_rec) == 48, "a record is 48 bytes");
+
 /* ---------------- hashing ---------------- */
 
 static uint64_t hash_key(const char *s, size_t *ret_len) {
@@ -32,7 +34,7 @@ static uint64_t hash_key(const char *s, size_t *ret_len) {
 struct qkey {
 	const char *s;
 	size_t len;
-	uint64_t hash;
+	uint32_t hash; /* both halves of FNV-1a's, folded */
 	bool uuid;
 	uint8_t bytes[16];
 };
@@ -83,8 +85,10 @@ static void format_uuid(const uint8_t b[16], char *out) {
 }
 
 static void qkey_of(const char *key, struct qkey *q) {
+	uint64_t h = hash_key(key, &q->len);
+
 	q->s = key;
-	q->hash = hash_key(key, &q->len);
+	q->hash = (uint32_t)(h ^ (h >> 32));
 	q->uuid = parse_uuid(key, q->len, q->bytes);
 }
 
@@ -151,7 +155,7 @@ static bool key_equal(const struct objects_store *st, const struct objects_store
 	const char *s;
 	size_t n;
 
-	if (r->khash != q->hash)
+	if (r->khash != (uint32_t)q->hash)
 		return false;
 	if (q->uuid)
 		return (r->off & F_KEY_UUID) && memcmp(r->key, q->bytes, 16) == 0;
@@ -242,7 +246,7 @@ static ssize_t find(const struct objects_store *st, const struct qkey *q) {
 	if (!st->nslots)
 		return -1;
 	mask = st->nslots - 1;
-	for (s = q->hash & mask; st->slots[s]; s = (s + 1) & mask)
+	for (s = (uint32_t)q->hash & mask; st->slots[s]; s = (s + 1) & mask)
 		if (key_equal(st, &st->recs[st->slots[s] - 1], q))
 			return (ssize_t)st->slots[s] - 1;
 	return -1;
@@ -422,14 +426,14 @@ ssize_t objects_store_put(struct objects_store *st, const char *key, const char 
 		i = (ssize_t)st->n++;
 		r = &st->recs[i];
 		memset(r, 0, sizeof(*r));
-		r->khash = q.hash;
+		r->khash = (uint32_t)q.hash;
 		if (q.uuid)
 			memcpy(r->key, q.bytes, 16);
 		else
 			memcpy(r->key, &kv, sizeof(kv));
 		r->off = q.uuid ? F_KEY_UUID : 0;
 		{
-			size_t s = q.hash & (st->nslots - 1);
+			size_t s = (uint32_t)q.hash & (st->nslots - 1);
 
 			while (st->slots[s])
 				s = (s + 1) & (st->nslots - 1);

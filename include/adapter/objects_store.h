@@ -12,7 +12,7 @@
 /* The object table's storage (objects.c keeps the logic): per object a
  * compact record in memory, and its last bytes in a spill file.
  *
- * In memory, per object: one fixed record (struct objects_store_rec, 56
+ * In memory, per object: one fixed record (struct objects_store_rec, 48
  * bytes) in a dense array, and a 4-byte slot in an open-addressing index of
  * those records. No malloc per object: a uid (a UUID) is kept as its 16 bytes
  * and a numeric resourceVersion as a number; any other key or version goes to
@@ -33,11 +33,11 @@
 #define OBJECTS_STORE_MIN_GARBAGE (16u << 20)
 
 struct objects_store_rec {
-	uint64_t khash;
 	uint8_t key[16]; /* a UUID's bytes, or the key's place in the arena */
 	uint64_t rv;	 /* a number, or its place in the arena */
 	uint64_t off;	 /* the spill record's offset (low 48 bits) and flags */
-	uint32_t len;	 /* its bytes */
+	uint32_t khash;	 /* the key's hash */
+	uint32_t len;	 /* the spill record's bytes */
 	uint32_t sum;	 /* their checksum */
 	uint32_t generation;
 };

@@ -358,3 +358,68 @@ Test(objects, adopt_takes_over_a_checkpoint) {
 		"{\"kind\":\"Guitar\",\"namespace\":\"default\",\"name\":\"c\",\"apiVersion\":\"v1\"}");
 	hashmap_finish(&m);
 }
+
+/* ---------------- the last bytes, read back ---------------- */
+
+static struct call previous; /* what objects_previous() gave the emit fn */
+static int previous_found;
+
+static int emit_with_previous(enum cevent_op op, const struct kobj *obj, void *userdata) {
+	const char *json = NULL;
+	size_t len = 0;
+
+	previous_found = objects_previous(&objs, obj, &json, &len);
+	snprintf(previous.json, sizeof(previous.json), "%.*s", (int)len, json ? json : "");
+	return record_emit(op, obj, userdata);
+}
+
+/* An update's emit fn gets the previous state (for --with-changes), read back
+ * from the spill file; an add has none. */
+Test(objects, previous_state_of_an_update_is_read_back) {
+	struct kobj a1 = guitar("a", "1"), a2 = guitar("a", "2");
+	char want[256];
+
+	snprintf(want, sizeof(want), "%.*s", (int)a1.json_len, a1.json);
+	cr_assert_eq(objects_update(&objs, &a1, true, emit_with_previous, NULL), 1);
+	cr_assert_eq(previous_found, 0);
+	cr_assert_eq(objects_update(&objs, &a2, false, emit_with_previous, NULL), 1);
+	cr_assert_eq(previous_found, 1);
+	cr_assert_str_eq(previous.json, want);
+	cr_assert_eq(calls[1].op, CEVENT_UPDATE);
+}
+
+Test(objects, previous_state_with_references_only_is_none, .init = setup_refs) {
+	struct kobj a1 = guitar("a", "1"), a2 = guitar("a", "2");
+
+	cr_assert_eq(objects_update(&objs, &a1, true, emit_with_previous, NULL), 1);
+	cr_assert_eq(objects_update(&objs, &a2, false, emit_with_previous, NULL), 1);
+	cr_assert_eq(previous_found, 0);
+}
+
+/* An object larger than the spill file's write buffer, and many small ones
+ * behind it: the delete a relist finds for each carries its last bytes. */
+Test(objects, relist_delete_carries_last_state_of_large_and_small_objects) {
+	static char big[40000];
+	struct kobj k = guitar("big", "5");
+	char name[32];
+
+	memset(big, ' ', sizeof(big) - 1);
+	memcpy(big, k.json, k.json_len);
+	k.json = big;
+	k.json_len = sizeof(big) - 1;
+	objects_list_begin(&objs);
+	cr_assert_eq(objects_list_item(&objs, &k, OBJECTS_QUIET, record_emit, NULL), 0);
+	for (int i = 0; i < 200; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		k = guitar(name, "6");
+		cr_assert_eq(objects_list_item(&objs, &k, OBJECTS_QUIET, record_emit, NULL), 0);
+	}
+	objects_list_begin(&objs); /* a relist that finds none of them */
+	cr_assert_eq(objects_sweep(&objs, true, "Guitar", "v1", record_emit, NULL), 201);
+	cr_assert_eq(n_calls, 201);
+	cr_assert_not_null(find(CEVENT_DELETE, "big", "5"));
+	cr_assert(strstr(find(CEVENT_DELETE, "big", "5")->json, "\"name\":\"big\""));
+	cr_assert(strstr(find(CEVENT_DELETE, "s199", "6")->json, "\"name\":\"s199\""));
+	cr_assert_str_eq(find(CEVENT_DELETE, "s7", "6")->uid, "uid-s7");
+	cr_assert_eq(objects_count(&objs), 0);
+}
