@@ -10,6 +10,7 @@
 #include "adapter/oidc.h"
 #include "adapter/probes.h"
 #include "adapter/sink.h"
+#include "adapter/sinkref.h"
 #include "adapter/watcher.h"
 
 #include "main_internal.h"
@@ -19,6 +20,7 @@
 bool adapter_ready(char *reason, size_t len, void *userdata) {
 	struct adapter *a = userdata;
 	const char *problem;
+	char why[700];
 
 	if (a->draining) {
 		snprintf(reason, len, "shutting down");
@@ -34,7 +36,11 @@ bool adapter_ready(char *reason, size_t len, void *userdata) {
 			snprintf(reason, len, "not ready: the API server is not answering a list or watch");
 			return false;
 		}
-	if (!a->cfg.sink) {
+	if (a->sinkref && !sinkref_ready(a->sinkref, why, sizeof(why))) {
+		snprintf(reason, len, "not ready: %s", why);
+		return false;
+	}
+	if (!a->sinkref && !a->cfg.sink) {
 		snprintf(reason, len, "not ready: no sink");
 		return false;
 	}

@@ -8,6 +8,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "adapter/cevent.h"
+#include "adapter/changes.h"
 
 /* The namespace of our v5 ids; any fixed UUID works, this one is ours. */
 static const unsigned char id_namespace[16] = { 0x6b, 0x6e, 0x61, 0x74, 0x69, 0x76, 0x65, 0x2d,
@@ -122,6 +123,7 @@ void cevent_destroy(struct cevent *ev) {
 	free(ev->api_version);
 	free(ev->data);
 	free(ev->key);
+	free(ev->changed_paths);
 	free(ev);
 }
 
@@ -263,6 +265,8 @@ int cevent_create(const struct cevent_params *params, const struct kobj *obj, en
 	r = -ENOMEM;
 	if (!ev->source || !ev->kind || !ev->name || !ev->namespace || !ev->api_version || !ev->key)
 		goto out;
+	if (obj->changed_paths && !(ev->changed_paths = strdup(obj->changed_paths)))
+		goto out;
 	ev->overrides = params->overrides;
 	ev->n_overrides = params->n_overrides;
 	if (params->mode == CONFIG_MODE_REFERENCE)
@@ -277,7 +281,8 @@ int cevent_create(const struct cevent_params *params, const struct kobj *obj, en
 	if (!ev->data)
 		goto out;
 	one_line(ev->data, ev->data_len);
-	ev->bytes = sizeof(*ev) + ev->data_len + strlen(ev->subject) + strlen(ev->source) + 256;
+	ev->bytes = sizeof(*ev) + ev->data_len + strlen(ev->subject) + strlen(ev->source) + 256 +
+		(ev->changed_paths ? strlen(ev->changed_paths) : 0);
 	*ret_event = ev;
 	ev = NULL;
 	r = 0;
@@ -328,6 +333,8 @@ static size_t attributes(const struct cevent *ev, struct attribute *out, size_t 
 
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]) && n < max; i++)
 		out[n++] = fixed[i];
+	if (ev->changed_paths && n < max)
+		out[n++] = (struct attribute){ CHANGES_EXTENSION, ev->changed_paths };
 	for (size_t i = 0; i < ev->n_overrides && n < max; i++)
 		out[n++] = (struct attribute){ ev->overrides[i].name, ev->overrides[i].value };
 	return n;
@@ -387,7 +394,7 @@ int cevent_filter_attr(const char *name, struct cesql_value *ret_value, void *us
 		{ "specversion", "1.0" }, { "source", ev->source }, { "type", ev->type },
 		{ "subject", ev->subject }, { "datacontenttype", "application/json" },
 		{ "kind", ev->kind }, { "name", ev->name }, { "namespace", ev->namespace },
-		{ "apiversion", ev->api_version },
+		{ "apiversion", ev->api_version }, { CHANGES_EXTENSION, ev->changed_paths },
 	};
 
 	for (size_t i = 0; i < sizeof(seen) / sizeof(seen[0]); i++)

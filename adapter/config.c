@@ -122,8 +122,10 @@ void config_finish(struct config *cfg) {
 	config_free_resources(cfg);
 	config_free_namespaces(cfg);
 	config_free_extensions(cfg);
+	config_free_headers(cfg);
 	free(cfg->namespace_selector);
 	free(cfg->sink);
+	config_sink_ref_finish(&cfg->sink_ref);
 	free(cfg->kubeconfig);
 	free(cfg->context);
 	free(cfg->name);
@@ -451,14 +453,16 @@ static void validate_sinks(struct ctx *c) {
 	int ok;
 
 
-	if (!cfg->sink || !*cfg->sink) {
+	if (cfg->sink_ref.kind) {
+		config_check_sink_with_ref(c);
+	} else if (!cfg->sink || !*cfg->sink) {
 		if (c->sink_rejected)
 			; /* said already */
 		else if (c->sink_origin[0])
 			config_report(c, c->sink_origin, "no sink URL");
 		else
-			config_report(c, "--sink", "missing: give --sink URL (or - for stdout), set K_SINK, or "
-					    "spec.sink.uri in --source-file");
+			config_report(c, "--sink", "missing: give --sink URL (or - for stdout), --sink-ref, "
+					    "set K_SINK, or spec.sink in --source-file");
 	} else if (strcmp(cfg->sink, "-") != 0) {
 		ok = config_valid_http_url(cfg->sink);
 		if (ok < 0)
@@ -543,6 +547,7 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 		strchr(cfg->owner_api_version, '.'))
 		config_report(&c, "owner", "apiVersion \"%s\" needs a version", cfg->owner_api_version);
 	validate_sinks(&c);
+	config_check_headers_changes(&c);
 out:
 	config_flags_free(f);
 	if (c.nomem)

@@ -158,6 +158,24 @@ static const struct option_def options[] = {
 		.help = "/health and /readiness (default :8080; off or \"\": none)" },
 	{ "metrics-addr", 0, CUSTOM(set_metrics_addr), .arg = "HOST:PORT", .rules = RULE_EMPTY_OK,
 		.help = "Prometheus /metrics (default :9092; off or \"\": none)" },
+	/* What changed, extra headers (config_headers.c). */
+	{ "with-changes", 0, BOOL(with_changes),
+		.help = "update events carry the changedpaths extension: the\n"
+			"JSON paths that changed (see the README)" },
+	{ "strip-managed-fields", 0, BOOL(strip_managed_fields),
+		.help = "drop metadata.managedFields from objects" },
+	{ "header", 0, CUSTOM(config_set_header), .arg = "NAME=VALUE", .rules = RULE_REPEAT,
+		.help = "add this header to every request to the sink\n"
+			"(repeatable; not to the dead-letter sink)" },
+	{ "header-file", 0, CUSTOM(config_set_header_file), .arg = "NAME=PATH",
+		.rules = RULE_REPEAT,
+		.help = "the same, the value read from a file (a mounted Secret):\n"
+			"at start and on SIGHUP; never logged" },
+	{ "sink-ref", 0, CUSTOM(config_set_sink_ref), .arg = "REF",
+		.help = "APIVERSION/KIND/[NS/]NAME: send to this object's address,\n"
+			"followed live: a v1 Service, or an Addressable's status\n"
+			"address, e.g. eventing.knative.dev/v1/Broker/default\n"
+			"(NS: the source's); --sink beside it is joined to it" },
 	{ "help", 'h', BOOL(help), .rules = RULE_EARLY, .help = "this text" },
 	{ "version", 0, BOOL(version), .rules = RULE_EARLY, .help = "the version" },
 };
@@ -260,6 +278,12 @@ static void set_sink(struct ctx *c, const char *origin, const char *value, bool 
 	(void)first;
 	if (config_set_str(c, &c->cfg->sink, value) == 0)
 		snprintf(c->sink_origin, sizeof(c->sink_origin), "%s", origin);
+	/* A sink replaces a lower source's reference (K_SINK the manifest's);
+	 * --sink with --sink-ref is a path joined to its address. */
+	if (origin[0] == '-')
+		c->flag_sink = true;
+	if (!c->flag_sink_ref)
+		config_sink_ref_finish(&c->cfg->sink_ref);
 }
 
 static void set_mode(struct ctx *c, const char *origin, const char *value, bool first) {
@@ -377,7 +401,7 @@ static void apply_value(struct ctx *c, const struct option_def *o, const char *o
 		/* Reported: not also "nothing to watch" or "missing". */
 		if (o->set == set_resource)
 			c->bad_resources++;
-		else if (o->set == set_sink)
+		else if (o->set == set_sink || o->set == config_set_sink_ref)
 			c->sink_rejected = true;
 		return;
 	}

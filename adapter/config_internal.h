@@ -33,6 +33,11 @@ struct ctx {
 	 * manifest with problems): "nothing to watch" would only mislead. */
 	unsigned bad_resources;
 	bool flag_namespaces;
+	/* Sink references: where the reference came from, and which of the sink
+	 * and the reference the command line gave (it replaces lower sources'
+	 * sink as a whole). */
+	char sink_ref_origin[256];
+	bool flag_sink, flag_sink_ref;
 };
 
 /* struct config's member, checked at compile time to have type T: the option
@@ -84,6 +89,26 @@ int config_valid_http_url(const char *url);
 /* A state directory: exists, is a directory, and a file can be created in
  * it. Problems are reported naming origin. */
 void config_check_state_dir(struct ctx *c, const char *origin, const char *dir);
+
+/* ---- --header, --header-file, --with-changes (config_headers.c) ---- */
+
+/* The option table's setters for --header NAME=VALUE and --header-file
+ * NAME=PATH: each occurrence adds one header (the first replaces none: these
+ * come only from flags). */
+void config_set_header(struct ctx *c, const char *origin, const char *value, bool first);
+void config_set_header_file(struct ctx *c, const char *origin, const char *value, bool first);
+/* Whole-config checks: the names against the headers the adapter sets
+ * itself (Authorization with OIDC), --header without an HTTP sink,
+ * --with-changes with --object-state reference. */
+void config_check_headers_changes(struct ctx *c);
+void config_free_headers(struct config *cfg);
+/* Sink references (config_sinkref.c). The setter of --sink-ref. */
+void config_set_sink_ref(struct ctx *c, const char *origin, const char *value, bool first);
+/* What is wrong with a reference, or NULL; *ret_field names the part
+ * (apiVersion, kind, namespace, name). */
+const char *config_sink_ref_problem(const struct config_sink_ref *ref, const char **ret_field);
+/* Validates the sink given beside a reference (a relative reference). */
+void config_check_sink_with_ref(struct ctx *c);
 
 /* ---- the option table (config_flags.c) ---- */
 

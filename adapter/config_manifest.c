@@ -64,6 +64,60 @@ static const char *file_str(struct ctx *c, const char *file, struct yamldoc *d, 
 	return scalar_text(c, file, n, path);
 }
 
+/* spec.sink.ref: a KReference (apiVersion, kind, name, namespace), followed
+ * live by the adapter (sinkref.c); spec.sink.uri beside it is joined to it. */
+static void sink_ref_from_yaml(struct ctx *c, const char *file, struct yamldoc *d, yaml_node_t *n) {
+	struct config_sink_ref ref = { 0 };
+	struct config_resource av = { 0 };
+	const char *api_version, *kind, *name, *ns, *field, *problem;
+	char path[64];
+	size_t line, col;
+	unsigned before = c->errors;
+	int r;
+
+	if (n->type != YAML_MAPPING_NODE) {
+		file_error(c, file, n, "spec.sink.ref", "expected a mapping with apiVersion, kind and name");
+		c->sink_rejected = true;
+		return;
+	}
+	api_version = file_str(c, file, d, n, "apiVersion");
+	kind = file_str(c, file, d, n, "kind");
+	name = file_str(c, file, d, n, "name");
+	ns = file_str(c, file, d, n, "namespace");
+	if (c->errors != before) {
+		c->sink_rejected = true;
+		return;
+	}
+	r = api_version ? config_split_api_version(api_version, &av) : 0;
+	if (r == -ENOMEM) {
+		config_oom(c);
+		goto out;
+	}
+	ref = (struct config_sink_ref){ .group = av.group, .version = av.version,
+		.kind = (char *)kind, .namespace = (char *)ns, .name = (char *)name };
+	if (r < 0)
+		problem = "is not group/version or v1", field = "apiVersion";
+	else
+		problem = config_sink_ref_problem(&ref, &field);
+	if (problem) {
+		snprintf(path, sizeof(path), "spec.sink.ref.%s", field);
+		file_error(c, file, yamldoc_get(d, n, field) ? yamldoc_get(d, n, field) : n, path,
+			"%s", problem);
+		c->sink_rejected = true;
+		goto out;
+	}
+	config_sink_ref_finish(&c->cfg->sink_ref);
+	c->cfg->sink_ref = (struct config_sink_ref){ .group = av.group, .version = av.version,
+		.kind = config_strdup(c, kind), .namespace = ns ? config_strdup(c, ns) : NULL,
+		.name = config_strdup(c, name) };
+	av = (struct config_resource){ 0 }; /* handed over */
+	yamldoc_mark(n, &line, &col);
+	snprintf(c->sink_ref_origin, sizeof(c->sink_ref_origin), "%s:%zu:%zu: spec.sink.ref", file,
+		line, col);
+out:
+	config_resource_finish(&av);
+}
+
 /* Turns a LabelSelector (matchLabels, matchExpressions) into the string form
  * the API accepts. Returns NULL for an empty selector. */
 static char *selector_from_yaml(struct ctx *c, const char *file, struct yamldoc *d,
@@ -103,6 +157,11 @@ static char *selector_from_yaml(struct ctx *c, const char *file, struct yamldoc 
 			continue;
 		}
 		vals = yamldoc_get(d, e, "values");
+		if ((strcmp(op, "Exists") == 0 || strcmp(op, "DoesNotExist") == 0) && yamldoc_len(vals)) {
+			/* As the API server's validation says it. */
+			file_error(c, file, vals, fieldbuf, "values: may not be given with operator %s", op);
+			continue;
+		}
 		if (strcmp(op, "In") == 0 || strcmp(op, "NotIn") == 0) {
 			if (!yamldoc_len(vals)) {
 				file_error(c, file, e, fieldbuf, "operator %s needs values", op);
@@ -277,15 +336,9 @@ void  config_load_source_file(struct ctx *c, const char *file) {
 		yamldoc_mark(n, &line, &col);
 		snprintf(c->sink_origin, sizeof(c->sink_origin), "%s:%zu:%zu: spec.sink.uri", file,
 			line, col);
-	} else if ((n = yamldoc_path(d, spec, "sink.ref")) && !yamldoc_is_null(n)) {
-		/* Resolved later, when the environment or a flag gives no sink. */
-		size_t line, col;
-		yamldoc_mark(n, &line, &col);
-		snprintf(c->sink_origin, sizeof(c->sink_origin),
-			"%s:%zu:%zu: spec.sink.ref (references are not resolved by the adapter yet; "
-			"give spec.sink.uri, K_SINK or --sink)",
-			file, line, col);
 	}
+	if ((n = yamldoc_path(d, spec, "sink.ref")) && !yamldoc_is_null(n))
+		sink_ref_from_yaml(c, file, d, n);
 	if ((s = file_str(c, file, d, spec, "delivery.deadLetterSink.uri"))) {
 		size_t line, col;
 		config_set_str(c, &cfg->dead_letter, s);

@@ -17,7 +17,10 @@
 #include "adapter/nsselector.h"
 #include "adapter/oidc.h"
 #include "adapter/probes.h"
+#include "adapter/secrets_warning.h"
 #include "adapter/sink.h"
+#include "adapter/sink_headers.h"
+#include "adapter/sinkref.h"
 #include "adapter/checkpoint.h"
 #include "adapter/util/buf.h"
 #include "adapter/watcher.h"
@@ -52,6 +55,7 @@ static void handle_fatal(void *userdata) {
 }
 
 static void stop_watchers(struct adapter *a) {
+	nsselector_stop(a->nssel);
 	for (size_t i = 0; i < a->n_watchers; i++)
 		watcher_stop(a->watchers[i]);
 }
@@ -94,6 +98,11 @@ static void handle_drain_timer(struct loop_timer *t, void *userdata) {
 static void handle_signal(int signo, void *userdata) {
 	struct adapter *a = userdata;
 
+	if (signo == SIGHUP) {
+		if (a->headers)
+			sink_headers_reload(a->headers); /* --header-file */
+		return;
+	}
 	if (a->draining) {
 		struct queue_stats st;
 
@@ -179,8 +188,11 @@ static void adapter_finish(struct adapter *a) {
 	for (size_t i = 0; i < a->n_watchers; i++)
 		watcher_destroy(a->watchers[i]);
 	free(a->watchers);
+	nsselector_destroy(a->nssel);
 	probes_destroy(a->probes);
+	sinkref_destroy(a->sinkref);
 	sink_destroy(a->sink);
+	sink_headers_destroy(a->headers);
 	oidc_destroy(a->oidc);
 	http_destroy(a->http);
 	if (a->loop) {
@@ -226,6 +238,8 @@ int main(int argc, char **argv) {
 	 * them is in what it reads: then it would report a guess. */
 	if (!a.kube_input_bad && kube_load(&a.cfg, handle_config_error, &a, &a.kube) < 0)
 		bad_config = true;
+	if (r == 0 && sink_headers_create(&a.cfg, handle_config_error, &a, &a.headers) < 0)
+		bad_config = true;
 	if (bad_config) {
 		ret = EXIT_CONFIG;
 		goto out;
@@ -237,15 +251,10 @@ int main(int argc, char **argv) {
 			w = strtok_r(NULL, "\n", &save))
 			log_warn("main", "filter dropped, as Knative's adapter drops it", LOG_STR("filter", w));
 	}
+	secrets_warning_check(&a.cfg);
 	if (a.cfg.filter)
 		log_info("main", "filters apply", LOG_INT("filters", filter_count(a.cfg.filter)));
-	if (a.cfg.namespace_selector && !a.cfg.all_namespaces) {
-		if (nsselector_resolve(&a.cfg, a.kube) < 0)
-			goto out;
-		if (!a.cfg.n_namespaces)
-			log_warn("main", "spec.namespaceSelector matches no namespace; nothing to watch",
-				LOG_STR("selector", a.cfg.namespace_selector));
-	} else if (!a.cfg.all_namespaces && !a.cfg.n_namespaces) {
+	if (!a.cfg.namespace_selector && !a.cfg.all_namespaces && !a.cfg.n_namespaces) {
 		/* kubectl's rule: the context's namespace, else the pod's, else default. */
 		config_add_namespace(&a.cfg, kube_default_namespace(a.kube));
 	}
@@ -272,6 +281,7 @@ int main(int argc, char **argv) {
 	sink_on_space(a.sink, handle_queue_space, &a);
 	sink_set_metrics(a.sink, a.metrics);
 	sink_set_oidc(a.sink, a.oidc);
+	sink_set_headers(a.sink, a.headers);
 	if (a.cfg.state_dir) {
 		r = checkpoint_writer_create(a.loop, adapter_checkpoint_written, &a,
 			&a.checkpoint_writer);
@@ -304,6 +314,18 @@ int main(int argc, char **argv) {
 			goto out;
 		a.n_watchers++;
 	}
+	/* A live namespaceSelector, or the fallback of a forbidden all-namespaces list. */
+	if ((a.cfg.namespace_selector || a.cfg.all_namespaces) &&
+		nsselector_create(&a.wctx, a.cfg.all_namespaces ? NULL : a.cfg.namespace_selector,
+			a.watchers, a.n_watchers, &a.nssel) < 0)
+		goto out;
+	for (size_t i = 0; a.nssel && i < a.n_watchers; i++)
+		watcher_on_forbidden(a.watchers[i], nsselector_handle_forbidden, a.nssel);
+	if (a.cfg.sink_ref.kind &&
+		sinkref_create(&a.wctx, &a.cfg.sink_ref,
+			a.cfg.namespace ? a.cfg.namespace : kube_default_namespace(a.kube), a.cfg.sink,
+			a.sink, &a.sinkref) < 0)
+		goto out;
 	buf_init(&namespaces, 0);
 	if (namespaces_text(&a.cfg, &namespaces) < 0)
 		buf_reset(&namespaces); /* out of memory: the count still says it */
@@ -312,12 +334,17 @@ int main(int argc, char **argv) {
 		LOG_STR("mode", a.cfg.mode == CONFIG_MODE_RESOURCE ? "Resource" : "Reference"),
 		LOG_INT("resources", a.cfg.n_resources),
 		LOG_STR("namespaces", namespaces.data ? namespaces.data : ""),
-		LOG_INT("namespace_count", a.cfg.n_namespaces));
+		LOG_INT("namespace_count", a.cfg.n_namespaces),
+		LOG_STR("namespace_selector", a.cfg.namespace_selector ? a.cfg.namespace_selector : ""));
 	buf_finish(&namespaces);
 	if (adapter_start_endpoints(&a) < 0)
 		goto out;
+	if (a.sinkref)
+		sinkref_start(a.sinkref);
 	for (size_t i = 0; i < a.n_watchers; i++)
 		watcher_start(a.watchers[i]);
+	if (!a.cfg.all_namespaces)
+		nsselector_start(a.nssel);
 	if (a.cfg.state_dir) {
 		a.first_checkpoint_due = true;
 		a.checkpoint_next_usec = loop_now_usec() + a.cfg.checkpoint_interval_usec;

@@ -42,6 +42,9 @@ struct adapter {
 	struct metrics *metrics;
 	struct probes *probes;
 	struct oidc *oidc;
+	struct sink_headers *headers; /* --header, --header-file */
+	struct nsselector *nssel; /* namespaceSelector, or every namespace */
+	struct sinkref *sinkref; /* with a sink reference */
 };
 
 /* adapter_checkpoint.c */

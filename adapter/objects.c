@@ -70,23 +70,20 @@ bool objects_rv(const struct objects *o, const char *key, char *buf, size_t len)
 	return true;
 }
 
-int objects_previous(struct objects *o, const struct kobj *obj, const char **ret_json,
-	size_t *ret_len) {
-	char kbuf[OBJECTS_KEY_MAX];
-	ssize_t i = objects_store_find(&o->store, key_of(obj, kbuf, sizeof(kbuf)));
+int objects_last_bytes(const struct objects *o, const char *key, struct buf *out) {
+	ssize_t i = objects_store_find(&o->store, key);
 	struct objects_spill_fields f;
+	struct buf scratch;
 	int r;
 
 	if (i < 0)
-		return 0;
-	r = objects_store_read(&o->store, (size_t)i, &o->scratch, &f);
-	if (r < 0)
-		return r;
-	if (!f.json)
-		return 0;
-	*ret_json = f.json;
-	*ret_len = f.json_len;
-	return 1;
+		return -ENOENT;
+	buf_init(&scratch, 0);
+	r = objects_store_read(&o->store, (size_t)i, &scratch, &f);
+	if (r == 0)
+		r = f.json ? buf_append(out, f.json, f.json_len) : -ENOENT;
+	buf_finish(&scratch);
+	return r;
 }
 
 void objects_list_begin(struct objects *o) {
@@ -168,7 +165,7 @@ int objects_delete(struct objects *o, const struct kobj *obj, objects_emit_fn fn
 	r = fn(CEVENT_DELETE, &last, userdata);
 	if (r < 0)
 		return r;
-	/* fn may have read the table (objects_previous): look again. */
+	/* fn may have read the table (objects_last_bytes): look again. */
 	i = objects_store_find(&o->store, key);
 	if (i >= 0)
 		objects_store_remove(&o->store, (size_t)i);

@@ -495,7 +495,7 @@ void objects_store_key(const struct objects_store *st, size_t i, char *buf, size
 	write_key(&st->recs[i], st->strs, buf, len);
 }
 
-int objects_store_read(struct objects_store *st, size_t i, struct buf *scratch,
+int objects_store_read(const struct objects_store *st, size_t i, struct buf *scratch,
 	struct objects_spill_fields *ret) {
 	const struct objects_store_rec *r = &st->recs[i];
 

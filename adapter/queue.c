@@ -28,6 +28,7 @@ struct queue {
 	struct queue_stats stats;
 	bool dispatching;
 	bool full_signalled; /* producers were told the queue is full */
+	bool held; /* queue_hold(): nothing is sent */
 	/* queue_push() runs inside curl's write callback, where starting a
 	 * transfer is not allowed: it arms this zero-delay timer instead. */
 	struct loop_timer kick;
@@ -281,7 +282,7 @@ static void dispatch(struct queue *q) {
 	if (q->dispatching)
 		return;
 	q->dispatching = true;
-	while (q->ready_head && q->stats.inflight < q->opts.max_inflight) {
+	while (!q->held && q->ready_head && q->stats.inflight < q->opts.max_inflight) {
 		struct queue_chain *c = q->ready_head;
 		struct queue_entry *e = c->head;
 		int r;
@@ -309,6 +310,12 @@ static void dispatch(struct queue *q) {
 		}
 	}
 	q->dispatching = false;
+}
+
+void queue_hold(struct queue *q, bool hold) {
+	q->held = hold;
+	if (!hold)
+		loop_timer_arm_in(q->loop, &q->kick, 0);
 }
 
 void queue_get_stats(const struct queue *q, struct queue_stats *ret) {

@@ -11,6 +11,7 @@
 #include "adapter/metrics.h"
 #include "adapter/oidc.h"
 #include "adapter/sink.h"
+#include "adapter/sink_headers.h"
 
 #define BACKOFF_INITIAL_USEC (100ull * 1000ull)
 #define BACKOFF_MAX_USEC (30ull * 1000000ull)
@@ -65,8 +66,10 @@ struct sink {
 	struct sink_req *all_reqs; /* every request ever made, for destroy */
 	struct metrics *metrics;
 	struct oidc *oidc;
+	const struct sink_headers *extra_headers; /* --header, --header-file */
 	char *namespace_header; /* "Kn-Namespace: NS", as Knative's adapter sends */
 	char *sink_shown;	/* the sink URL without credentials: knativeerrordest */
+	const char *url;	/* where events go (borrowed); NULL: no address yet */
 	struct sink_health health[2]; /* [e->dead_letter] */
 };
 
@@ -277,6 +280,8 @@ static int handle_send(struct queue_entry *e, void *userdata) {
 		r = append_header(&req->headers, s->namespace_header);
 	if (r == 0 && s->oidc && !e->dead_letter)
 		r = auth_header(s, req);
+	if (r == 0 && s->extra_headers && !e->dead_letter)
+		r = sink_headers_append(s->extra_headers, &req->headers);
 	if (r < 0)
 		goto fail;
 	/* No "Expect: 100-continue" round trip for larger bodies. */
@@ -289,7 +294,7 @@ static int handle_send(struct queue_entry *e, void *userdata) {
 		req->headers = n;
 	}
 	easy = req->xfer.easy;
-	curl_easy_setopt(easy, CURLOPT_URL, e->dead_letter ? s->cfg->dead_letter : s->cfg->sink);
+	curl_easy_setopt(easy, CURLOPT_URL, e->dead_letter ? s->cfg->dead_letter : s->url);
 	curl_easy_setopt(easy, CURLOPT_POST, 1L);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, e->ev->data);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)e->ev->data_len);
@@ -500,10 +505,8 @@ int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 		h->delivered_lines = h->retry_lines;
 		loop_timer_init(&h->summary_timer, handle_summary_timer, h);
 	}
-	s->to_stdout = strcmp(cfg->sink, "-") == 0;
+	s->to_stdout = !cfg->sink_ref.kind && strcmp(cfg->sink, "-") == 0;
 	r = -ENOMEM;
-	if (!s->to_stdout && !(s->sink_shown = http_url_redact(cfg->sink)))
-		goto fail;
 	if (cfg->namespace) {
 		/* NAMESPACE comes from outside: percent-encoded as a CloudEvents
 		 * attribute is, so a line break cannot start another header (a
@@ -520,14 +523,15 @@ int sink_create(const struct config *cfg, struct loop *loop, struct http *http,
 	if (s->to_stdout)
 		opts.max_inflight = 1;
 	r = queue_create(loop, &opts, &ops, s, &s->queue);
+	/* With a sink reference, no address yet: sinkref.c gives it. */
+	if (r == 0 && !s->to_stdout)
+		r = sink_set_url(s, cfg->sink_ref.kind ? NULL : cfg->sink);
 	if (r < 0)
 		goto fail;
 	*ret_sink = s;
 	return 0;
 fail:
-	free(s->namespace_header);
-	free(s->sink_shown);
-	free(s);
+	sink_destroy(s);
 	return r;
 }
 
@@ -551,12 +555,28 @@ void sink_destroy(struct sink *s) {
 	free(s);
 }
 
+int sink_set_url(struct sink *s, const char *url) {
+	char *shown = url ? http_url_redact(url) : NULL;
+
+	if (url && !shown)
+		return -ENOMEM;
+	free(s->sink_shown);
+	s->sink_shown = shown;
+	s->url = url;
+	queue_hold(s->queue, !url);
+	return 0;
+}
+
 void sink_set_metrics(struct sink *s, struct metrics *m) {
 	s->metrics = m;
 }
 
 void sink_set_oidc(struct sink *s, struct oidc *o) {
 	s->oidc = o;
+}
+
+void sink_set_headers(struct sink *s, const struct sink_headers *h) {
+	s->extra_headers = h;
 }
 
 int sink_submit(struct sink *s, struct cevent *ev) {

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
+#include "adapter/ingest.h"
 #include "adapter/log.h"
 #include "adapter/util/backoff.h"
 #include "adapter/util/buf.h"
@@ -90,6 +91,11 @@ void watch_http_failure(struct watch *wa, long status) {
 		permanent = true;
 		break;
 	case 403:
+		if (wa->owner->forbidden && wa->owner->forbidden(wa->owner->userdata)) {
+			wa->state = ST_IDLE;
+			wa->failing = true;
+			return;
+		}
 		what = "forbidden (403): the identity may not list and watch this resource; check the "
 		       "Role or ClusterRole";
 		permanent = true;
@@ -173,10 +179,14 @@ static int handle_list_item(const struct kobj *obj, void *userdata) {
 	enum objects_report report = wa->relisting ? OBJECTS_CHANGES :
 		wa->ctx->cfg->initial_events      ? OBJECTS_ADDS :
 						    OBJECTS_QUIET;
+	struct ingest in;
 	int r;
 
 	count(wa, METRICS_EV_LISTED);
-	r = objects_list_item(&wa->objects, obj, report, wa->owner->emit, wa->owner->userdata);
+	r = ingest_begin(&in, wa->ctx->cfg, &wa->objects, obj, wa->owner->emit, wa->owner->userdata);
+	if (r == 0)
+		r = objects_list_item(&wa->objects, in.obj, report, ingest_emit, &in);
+	ingest_end(&in);
 	if (r < 0)
 		wa->pending = PENDING_NOT_QUEUED;
 	return r;
@@ -336,6 +346,8 @@ void watch_list_start(struct watch *wa) {
 		r = watch_append_query(&path, "continue", wa->list_continue);
 	if (r == 0 && wa->owner->label_selector)
 		r = watch_append_query(&path, "labelSelector", wa->owner->label_selector);
+	if (r == 0 && wa->owner->field_selector)
+		r = watch_append_query(&path, "fieldSelector", wa->owner->field_selector);
 	if (r == 0)
 		r = kobj_list_create(wa->ctx->cfg->max_event_bytes, handle_list_item, wa,
 			&wa->list);
@@ -413,8 +425,10 @@ int watch_create(const struct watch_owner *owner, const char *ns, const char *ba
 	ndjson_init(&wa->lines, cfg->max_event_bytes);
 	buf_init(&wa->errbody, ERROR_BODY_MAX);
 	/* The last state is needed only to send it with a delete found by a
-	 * relist, in Resource mode, unless references were asked for. */
-	objects_init(&wa->objects, cfg->mode == CONFIG_MODE_RESOURCE && !cfg->object_state_refs,
+	 * relist, in Resource mode, or to diff an update (--with-changes),
+	 * unless references were asked for. */
+	objects_init(&wa->objects,
+		(cfg->mode == CONFIG_MODE_RESOURCE || cfg->with_changes) && !cfg->object_state_refs,
 		cfg->state_dir, &wa->ctx->changes);
 	backoff_init(&wa->backoff, BACKOFF_INITIAL_USEC, BACKOFF_MAX_USEC);
 	loop_timer_init(&wa->timer, handle_timer, wa);

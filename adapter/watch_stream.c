@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "adapter/ingest.h"
 #include "adapter/log.h"
 #include "watch_internal.h"
 
@@ -33,6 +34,7 @@ static int handle_line(const char *line, size_t len, void *userdata) {
 	struct watch *wa = userdata;
 	const struct watch_owner *o = wa->owner;
 	struct kobj_event ev;
+	struct ingest in;
 	int r = 0;
 
 	r = kobj_parse_event(line, len, &ev);
@@ -46,11 +48,15 @@ static int handle_line(const char *line, size_t len, void *userdata) {
 	switch (ev.type) {
 	case KOBJ_ADDED:
 	case KOBJ_MODIFIED:
-		r = objects_update(&wa->objects, &ev.obj, ev.type == KOBJ_ADDED, o->emit,
-			o->userdata);
-		break;
 	case KOBJ_DELETED:
-		r = objects_delete(&wa->objects, &ev.obj, o->emit, o->userdata);
+		/* --strip-managed-fields, --with-changes (ingest.h) */
+		r = ingest_begin(&in, wa->ctx->cfg, &wa->objects, &ev.obj, o->emit, o->userdata);
+		if (r == 0 && ev.type == KOBJ_DELETED)
+			r = objects_delete(&wa->objects, in.obj, ingest_emit, &in);
+		else if (r == 0)
+			r = objects_update(&wa->objects, in.obj, ev.type == KOBJ_ADDED, ingest_emit,
+				&in);
+		ingest_end(&in);
 		break;
 	case KOBJ_BOOKMARK:
 		break;
@@ -171,6 +177,8 @@ void watch_stream_start(struct watch *wa) {
 		r = watch_append_query(&path, "timeoutSeconds", timeout);
 	if (r == 0 && wa->owner->label_selector)
 		r = watch_append_query(&path, "labelSelector", wa->owner->label_selector);
+	if (r == 0 && wa->owner->field_selector)
+		r = watch_append_query(&path, "fieldSelector", wa->owner->field_selector);
 	if (r == 0)
 		/* The server ends it after timeoutSeconds; silent past that (and a
 		 * margin), it is dead: a stuck proxy, a lost peer. */

@@ -8,11 +8,14 @@
 #include "adapter/log.h"
 #include "adapter/util/backoff.h"
 #include "adapter/util/buf.h"
+#include "adapter/util/hashmap.h"
 #include "adapter/watcher.h"
 
 #define BACKOFF_INITIAL_USEC (500ull * 1000ull)
 #define BACKOFF_MAX_USEC (30ull * 1000000ull)
 #define DISCOVERY_MAX (8u * 1024u * 1024u)
+/* After a watch of a newly selected namespace could not be created. */
+#define SYNC_RETRY_USEC (1000ull * 1000ull)
 
 struct watcher {
 	struct watch_context *ctx;
@@ -32,6 +35,21 @@ struct watcher {
 	struct cevent_params params;
 	bool stopped;
 	struct metrics_resource *mres;
+	/* Per-namespace watches that follow a set of namespaces
+	 * (namespaceSelector, or the fallback from a forbidden cluster-wide
+	 * list): ns_set is the nsselector's, borrowed; by_ns maps each
+	 * namespace watched to its watch. */
+	bool live;
+	struct hashmap *ns_set; /* NULL: not known yet */
+	struct hashmap by_ns;
+	/* Watches of namespaces that left the set, stopped; with checkpoints
+	 * they are freed only once no snapshot can point at their tables. */
+	struct watch **retired;
+	size_t n_retired;
+	struct loop_timer sync_timer;
+	bool falling_back;
+	watcher_forbidden_fn forbidden_fn;
+	void *forbidden_userdata;
 };
 
 /* ---------------- emitting ---------------- */
@@ -142,11 +160,151 @@ out:
 	return r;
 }
 
+/* Creates the watch of ns (NULL: cluster-wide) and appends it; not started. */
+static int append_watch(struct watcher *w, const char *ns) {
+	struct watch **n;
+	int r;
+
+	n = realloc(w->watches, (w->n_watches + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	w->watches = n;
+	r = add_watch(w, ns, &w->watches[w->n_watches]);
+	if (r == 0 && ns && (r = hashmap_put(&w->by_ns, ns, w->watches[w->n_watches])) < 0)
+		watch_destroy(w->watches[w->n_watches]);
+	if (r < 0)
+		return r;
+	w->n_watches++;
+	return 0;
+}
+
+/* Stops the i-th watch and takes it out of the set watched. Returns 0, or
+ * -ENOMEM with nothing changed. */
+static int retire_watch(struct watcher *w, size_t i) {
+	struct watch *wa = w->watches[i];
+	struct watch **n;
+
+	if (w->ctx->cfg->state_dir) {
+		n = realloc(w->retired, (w->n_retired + 1) * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		w->retired = n;
+	}
+	watch_stop(wa);
+	w->watches[i] = w->watches[--w->n_watches];
+	if (w->ctx->cfg->state_dir)
+		w->retired[w->n_retired++] = wa;
+	else
+		watch_destroy(wa);
+	return 0;
+}
+
+static void free_retired(struct watcher *w) {
+	for (size_t i = 0; i < w->n_retired; i++)
+		watch_destroy(w->retired[i]);
+	w->n_retired = 0;
+}
+
+static void destroy_watches(struct watcher *w) {
+	for (size_t i = 0; i < w->n_watches; i++)
+		watch_destroy(w->watches[i]);
+	free(w->watches);
+	w->watches = NULL;
+	w->n_watches = 0;
+	hashmap_finish(&w->by_ns);
+}
+
+/* Starts and stops per-namespace watches so that they are those of the
+ * set: a namespace that left it is no longer watched and what was known of
+ * its objects is forgotten (no delete events: they were not deleted); one
+ * that entered it is listed and watched (its objects come as adds with
+ * --initial-events, as at a start). */
+static void sync_namespaces(struct watcher *w) {
+	struct hashmap_iter it = { 0 };
+	const char *ns;
+	void *wa;
+	size_t started = 0, stopped = 0;
+	int r;
+
+	if (!w->discovered || !w->live || !w->disc.namespaced || !w->ns_set || w->stopped)
+		return;
+	while (hashmap_next(&w->by_ns, &it, &ns, &wa)) {
+		if (hashmap_get(w->ns_set, ns))
+			continue;
+		for (size_t i = 0; i < w->n_watches; i++)
+			if (w->watches[i] == wa && (r = retire_watch(w, i)) < 0)
+				goto retry;
+		log_info("watch", "namespace left the selection; its watch is stopped and its "
+				  "objects forgotten",
+			LOG_STR("resource", w->label), LOG_STR("namespace", ns));
+		hashmap_remove(&w->by_ns, ns);
+		stopped++;
+	}
+	it = (struct hashmap_iter){ 0 };
+	while (hashmap_next(w->ns_set, &it, &ns, NULL)) {
+		if (hashmap_get(&w->by_ns, ns))
+			continue;
+		r = append_watch(w, ns);
+		if (r < 0)
+			goto retry;
+		watch_start(w->watches[w->n_watches - 1]);
+		started++;
+	}
+	if (started || stopped)
+		log_debug("watch", "namespace watches updated", LOG_STR("resource", w->label),
+			LOG_INT("started", started), LOG_INT("stopped", stopped),
+			LOG_INT("watches", w->n_watches));
+	return;
+retry:
+	log_error("watch", "cannot follow the namespace selection, retrying",
+		LOG_STR("resource", w->label), LOG_STR("namespace", ns), LOG_STR("error", strerror(-r)),
+		LOG_INT("retry_in_ms", SYNC_RETRY_USEC / 1000u));
+	loop_timer_arm_in(w->ctx->loop, &w->sync_timer, SYNC_RETRY_USEC);
+}
+
+/* Called by a watch answered 403 (inside its completion: nothing is
+ * destroyed here). A cluster-wide list of a namespaced resource that is
+ * forbidden falls back to per-namespace watches, once. */
+static bool handle_forbidden(void *userdata) {
+	struct watcher *w = userdata;
+
+	if (!w->forbidden_fn || w->live || !w->disc.namespaced || !w->ctx->cfg->all_namespaces)
+		return false;
+	w->falling_back = true;
+	loop_timer_arm_in(w->ctx->loop, &w->sync_timer, 0);
+	return true;
+}
+
+static void fall_back(struct watcher *w) {
+	while (w->n_watches)
+		if (retire_watch(w, w->n_watches - 1) < 0) {
+			loop_timer_arm_in(w->ctx->loop, &w->sync_timer, SYNC_RETRY_USEC);
+			return;
+		}
+	log_warn("watch", "the cluster-wide list is forbidden; falling back to one watch per "
+			  "namespace (needs list and watch on namespaces)",
+		LOG_STR("resource", w->label));
+	w->falling_back = false;
+	w->live = true;
+	w->ns_set = NULL;
+	w->forbidden_fn(w, w->forbidden_userdata); /* may hand the set over now */
+}
+
+static void handle_sync_timer(struct loop_timer *t, void *userdata) {
+	struct watcher *w = userdata;
+
+	(void)t;
+	if (w->stopped)
+		return;
+	if (w->falling_back)
+		fall_back(w);
+	else
+		sync_namespaces(w);
+}
+
 static int start_watches(struct watcher *w) {
 	const struct config *cfg = w->ctx->cfg;
-	bool one = !w->disc.namespaced || cfg->all_namespaces;
-	size_t n = one ? 1 : cfg->n_namespaces;
-	int r;
+	int r = 0;
 
 	w->owner = (struct watch_owner){
 		.ctx = w->ctx,
@@ -158,22 +316,21 @@ static int start_watches(struct watcher *w) {
 		.emit = emit,
 		.full = delivery_full,
 		.userdata = w,
+		.forbidden = handle_forbidden,
 	};
-	w->watches = calloc(n, sizeof(*w->watches));
-	if (!w->watches)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		r = add_watch(w, one ? NULL : cfg->namespaces[i], &w->watches[i]);
-		if (r < 0) {
-			/* Start over cleanly at the next discovery retry. */
-			for (size_t j = 0; j < w->n_watches; j++)
-				watch_destroy(w->watches[j]);
-			free(w->watches);
-			w->watches = NULL;
-			w->n_watches = 0;
-			return r;
-		}
-		w->n_watches++;
+	if (!w->disc.namespaced || (cfg->all_namespaces && !w->live)) {
+		r = append_watch(w, NULL);
+	} else if (w->live) {
+		sync_namespaces(w);
+		return 0;
+	} else {
+		for (size_t i = 0; r == 0 && i < cfg->n_namespaces; i++)
+			r = append_watch(w, cfg->namespaces[i]);
+	}
+	if (r < 0) {
+		/* Start over cleanly at the next discovery retry. */
+		destroy_watches(w);
+		return r;
 	}
 	for (size_t i = 0; i < w->n_watches; i++)
 		watch_start(w->watches[i]);
@@ -313,6 +470,9 @@ int watcher_create(struct watch_context *ctx, const struct config_resource *res,
 	snprintf(w->label, sizeof(w->label), "%s/%s", w->api_version,
 		res->kind ? res->kind : res->resource);
 	buf_init(&w->body, DISCOVERY_MAX);
+	hashmap_init(&w->by_ns);
+	loop_timer_init(&w->sync_timer, handle_sync_timer, w);
+	w->live = ctx->cfg->namespace_selector && !ctx->cfg->all_namespaces;
 	backoff_init(&w->backoff, BACKOFF_INITIAL_USEC, BACKOFF_MAX_USEC);
 	loop_timer_init(&w->timer, handle_discovery_timer, w);
 	w->params = (struct cevent_params){
@@ -338,6 +498,7 @@ void watcher_stop(struct watcher *w) {
 		return;
 	w->stopped = true;
 	loop_timer_disarm(w->ctx->loop, &w->timer);
+	loop_timer_disarm(w->ctx->loop, &w->sync_timer);
 	http_cancel(w->ctx->http, &w->xfer);
 	for (size_t i = 0; i < w->n_watches; i++)
 		watch_stop(w->watches[i]);
@@ -348,9 +509,11 @@ void watcher_resume(struct watcher *w) {
 		watch_resume(w->watches[i]);
 }
 
-int watcher_checkpoint(const struct watcher *w, struct checkpoint_snapshot *cs) {
+int watcher_checkpoint(struct watcher *w, struct checkpoint_snapshot *cs) {
 	int r;
 
+	/* No snapshot is alive while one is taken (one write at a time). */
+	free_retired(w);
 	for (size_t i = 0; i < w->n_watches; i++) {
 		r = watch_checkpoint(w->watches[i], cs);
 		if (r < 0)
@@ -367,7 +530,7 @@ bool watcher_reachable(const struct watcher *w) {
 }
 
 bool watcher_synced(const struct watcher *w) {
-	if (!w->discovered)
+	if (!w->discovered || (w->live && w->disc.namespaced && !w->ns_set))
 		return false;
 	for (size_t i = 0; i < w->n_watches; i++)
 		if (!watch_synced(w->watches[i]))
@@ -379,11 +542,23 @@ void watcher_destroy(struct watcher *w) {
 	if (!w)
 		return;
 	watcher_stop(w);
-	for (size_t i = 0; i < w->n_watches; i++)
-		watch_destroy(w->watches[i]);
-	free(w->watches);
+	destroy_watches(w);
+	free_retired(w);
+	free(w->retired);
 	http_xfer_finish(w->ctx->http, &w->xfer);
 	curl_slist_free_all(w->headers);
 	buf_finish(&w->body);
 	free(w);
+}
+
+void watcher_set_namespaces(struct watcher *w, struct hashmap *set) {
+	if (!w->live)
+		return;
+	w->ns_set = set;
+	sync_namespaces(w);
+}
+
+void watcher_on_forbidden(struct watcher *w, watcher_forbidden_fn fn, void *userdata) {
+	w->forbidden_fn = fn;
+	w->forbidden_userdata = userdata;
 }

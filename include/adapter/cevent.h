@@ -32,6 +32,7 @@ struct cevent {
 	char *data;
 	size_t data_len;
 	char *key; /* per-object ordering key: the uid, or namespace/name */
+	char *changed_paths; /* --with-changes: the changedpaths extension; NULL: none */
 	size_t bytes; /* approximate memory held, for queue accounting */
 	uint64_t arrival_usec; /* when its watch event arrived (monotonic); 0: unknown */
 };

@@ -30,6 +30,14 @@ struct config_extension {
 	char *value;
 };
 
+/* --header NAME=VALUE (value set, path NULL) or --header-file NAME=PATH
+ * (path set, value NULL: sink_headers.c reads it). */
+struct config_header {
+	char *name;
+	char *value;
+	char *path;
+};
+
 struct config {
 	struct config_resource *resources;
 	size_t n_resources;
@@ -92,6 +100,22 @@ struct config {
 	char *oidc_service_account;
 	bool help;
 	bool version;
+	/* What changed, extra headers (changes.h, strip.h, sink_headers.h). */
+	bool with_changes;	   /* update events carry the changedpaths extension */
+	bool strip_managed_fields; /* objects lose metadata.managedFields */
+	struct config_header *headers; /* on every request to the sink, in order */
+	size_t n_headers;
+	/* A sink reference (spec.sink.ref, --sink-ref): events go to the
+	 * referenced object's address, followed live (sinkref.c); sink, when
+	 * set beside it, is a relative reference joined to that address.
+	 * kind NULL: none. namespace NULL: the source's. */
+	struct config_sink_ref {
+		char *group; /* "" for the core group */
+		char *version;
+		char *kind;
+		char *namespace;
+		char *name;
+	} sink_ref;
 };
 
 /* Looks a variable up; returns NULL when unset. Tests pass a table. */
@@ -117,6 +141,13 @@ void config_resource_finish(struct config_resource *res);
  * after loading (the kubeconfig's namespace, a namespaceSelector). Returns 0
  * or -ENOMEM. */
 int config_add_namespace(struct config *cfg, const char *ns);
+
+/* Parses --sink-ref's "APIVERSION/KIND/[NAMESPACE/]NAME" (v1/Service/ns/name,
+ * serving.knative.dev/v1/Service/name). Returns 0, -ENOMEM, or -EINVAL with
+ * problem (problem_len bytes) saying what is wrong. Exposed for tests. */
+int config_parse_sink_ref(const char *s, struct config_sink_ref *ret_ref, char *problem,
+	size_t problem_len);
+void config_sink_ref_finish(struct config_sink_ref *ref);
 
 /* The command-line options, from the table that defines them (for tests):
  * returns false past the last. */

@@ -49,6 +49,9 @@ struct kobj {
 	char reason[64];
 	char message[512];
 	bool truncated; /* a needed field did not fit */
+	/* --with-changes: the paths an update changed (changes.h), set by
+	 * ingest.c on the way to cevent_create(); NULL: not known. Borrowed. */
+	const char *changed_paths;
 };
 
 enum kobj_type {

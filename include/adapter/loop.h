@@ -57,7 +57,7 @@ static inline bool loop_timer_armed(const struct loop_timer *t) {
 	return t->heap_index != 0;
 }
 
-/* Blocks SIGTERM and SIGINT and delivers them through fn. */
+/* Blocks SIGTERM, SIGINT and SIGHUP and delivers them through fn. */
 int loop_handle_signals(struct loop *loop, loop_signal_fn fn, void *userdata);
 
 /* Runs until loop_quit(); returns the code given to it. */

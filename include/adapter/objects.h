@@ -24,7 +24,7 @@
  *
  * Storage (objects_store.h): a compact record per object in memory, its last
  * bytes (or, with references only, its name and namespace) in a spill file,
- * read back for a delete a relist finds, a checkpoint, objects_previous(). */
+ * read back for a delete a relist finds, a checkpoint, objects_last_bytes(). */
 
 #define OBJECTS_KEY_MAX (2 * KOBJ_NAME_MAX + 2)
 
@@ -54,17 +54,15 @@ int objects_adopt(struct objects *o, struct hashmap *map);
 size_t objects_count(const struct objects *o);
 /* The resourceVersion recorded for key, into buf: false when unknown. */
 bool objects_rv(const struct objects *o, const char *key, char *buf, size_t len);
-/* The bytes last recorded for obj's object (by its uid, else namespace/name),
- * read back into the table's buffer: valid until the next call on the table.
- * Returns 1 and them, 0 when the object is unknown or only its reference is
- * kept, or a negative errno. Call it from an objects_emit_fn for the previous
- * state of an update: the new one is recorded only after fn returns. */
-int objects_previous(struct objects *o, const struct kobj *obj, const char **ret_json,
-	size_t *ret_len);
 /* Adds the objects, as they are now, to the snapshot's current watch (a copy
  * of the records, O(objects) memcpy; the writer thread reads the bytes back
  * from the spill file). */
 int objects_checkpoint(struct objects *o, struct checkpoint_snapshot *cs);
+/* The last state recorded under key, appended to out (--with-changes), read
+ * back from the spill file. Returns 0, -ENOENT when the object is unknown or
+ * only its reference is kept, or a negative errno (buf_append()'s, the
+ * file's). */
+int objects_last_bytes(const struct objects *o, const char *key, struct buf *out);
 
 /* A new list begins (not a next page): objects it lists are marked with a new
  * generation, and objects_sweep() finds the others when it is complete. */

@@ -72,7 +72,7 @@ void objects_store_rv(const struct objects_store *st, size_t i, char *buf, size_
 void objects_store_key(const struct objects_store *st, size_t i, char *buf, size_t len);
 /* Reads record i's fields into scratch (they point into it). Returns 0 or a
  * negative errno (-EIO when the file no longer holds what was written). */
-int objects_store_read(struct objects_store *st, size_t i, struct buf *scratch,
+int objects_store_read(const struct objects_store *st, size_t i, struct buf *scratch,
 	struct objects_spill_fields *ret);
 /* The spill file's size in bytes, and the bytes of it still in use. */
 void objects_store_disk(const struct objects_store *st, uint64_t *ret_size, uint64_t *ret_live);

@@ -94,6 +94,10 @@ void queue_dispatch(struct queue *q);
  * is the sink's Retry-After (0 if none). */
 void queue_complete(struct queue *q, struct queue_entry *e, enum queue_result result,
 	uint64_t retry_after_usec);
+/* hold: nothing more is sent (attempts in flight finish; events wait, and
+ * accepting more stops at the bound as usual) until released; sending then
+ * resumes from the loop. Safe inside a libcurl callback. */
+void queue_hold(struct queue *q, bool hold);
 void queue_get_stats(const struct queue *q, struct queue_stats *ret);
 bool queue_empty(const struct queue *q);
 /* True when the queue holds max_events or max_bytes: producers should stop

@@ -34,6 +34,17 @@ void sink_set_metrics(struct sink *s, struct metrics *m);
  * the dead-letter sink) carries its token, and a 401 fetches a new one and
  * retries once. */
 void sink_set_oidc(struct sink *s, struct oidc *o);
+struct sink_headers;
+/* Borrowed; must outlive the sink. NULL: none. Added to every POST to the
+ * sink, not to the dead-letter sink (sink_headers.h). */
+void sink_set_headers(struct sink *s, const struct sink_headers *h);
+/* Where the next attempts go (url is borrowed: valid until the next call or
+ * sink_destroy): POSTs in flight finish at the old address, and retries go
+ * to the new one. NULL: no address yet; nothing
+ * is sent (the dead-letter sink included) and events wait in the queue. A
+ * sink created with a sink reference starts so. Safe inside a libcurl
+ * callback. Returns 0 or -ENOMEM (nothing changed). */
+int sink_set_url(struct sink *s, const char *url);
 /* Takes ownership of ev. */
 int sink_submit(struct sink *s, struct cevent *ev);
 void sink_get_stats(const struct sink *s, struct queue_stats *ret);

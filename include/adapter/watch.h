@@ -77,6 +77,7 @@ struct watch_owner {
 	struct watch_context *ctx;
 	const char *label;	    /* the resource, for logs */
 	const char *label_selector; /* NULL: everything */
+	const char *field_selector; /* NULL: none ("metadata.name=X": one object) */
 	/* Kind and apiVersion for the deletes a relist finds. */
 	const char *kind;
 	const char *api_version;
@@ -89,6 +90,9 @@ struct watch_owner {
 	bool (*full)(void *userdata);
 	void *userdata;
 	const struct watch_io *io; /* NULL: libcurl */
+	/* NULL, or asked on a 403: true when the owner takes over (the watch
+	 * then goes idle, with no log and no retry, until stopped). */
+	bool (*forbidden)(void *userdata);
 };
 
 /* ns: NULL for cluster-wide; base_path: the resource's collection path; key:

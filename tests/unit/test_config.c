@@ -291,7 +291,7 @@ Test(config, manifest_errors_name_file_line_column) {
 	cr_assert(has_error(&e, want));
 	snprintf(want, sizeof(want), "%s:9:7: spec.ceOverrides.extensions", path);
 	cr_assert(has_error(&e, want));
-	cr_assert(has_error(&e, "spec.sink.ref (references are not resolved"));
+	cr_assert(has_error(&e, "spec.sink.ref.apiVersion: missing"));
 	config_finish(&c);
 	unlink(path);
 }
@@ -431,7 +431,8 @@ Test(config, every_flag_and_letter_is_in_the_table) {
 		"kubeconfig", "context", "name", "fail-fast", "max-event-bytes", "state-dir",
 		"checkpoint-interval", "drain-timeout", "object-state", "watch-timeout", "request-timeout",
 		"log-level",
-		"log-format", "probes-addr", "metrics-addr", "help:h", "version", NULL };
+		"log-format", "probes-addr", "metrics-addr", "sink-ref", "help:h", "version",
+		"with-changes", "strip-managed-fields", "header", "header-file", NULL };
 	struct config_option_info o;
 	size_t n = 0;
 

@@ -362,20 +362,21 @@ Test(objects, adopt_takes_over_a_checkpoint) {
 
 /* ---------------- the last bytes, read back ---------------- */
 
-static struct call previous; /* what objects_previous() gave the emit fn */
+static struct call previous; /* what objects_last_bytes() gave the emit fn */
 static int previous_found;
 
 static int emit_with_previous(enum cevent_op op, const struct kobj *obj, void *userdata) {
-	const char *json = NULL;
-	size_t len = 0;
+	struct buf out;
 
-	previous_found = objects_previous(&objs, obj, &json, &len);
-	snprintf(previous.json, sizeof(previous.json), "%.*s", (int)len, json ? json : "");
+	buf_init(&out, 0);
+	previous_found = objects_last_bytes(&objs, obj->uid, &out) == 0;
+	snprintf(previous.json, sizeof(previous.json), "%.*s", (int)out.len, out.data ? out.data : "");
+	buf_finish(&out);
 	return record_emit(op, obj, userdata);
 }
 
-/* An update's emit fn gets the previous state (for --with-changes), read back
- * from the spill file; an add has none. */
+/* An update's emit fn gets the previous state (objects_last_bytes(), for
+ * --with-changes), read back from the spill file; an add has none. */
 Test(objects, previous_state_of_an_update_is_read_back) {
 	struct kobj a1 = guitar("a", "1"), a2 = guitar("a", "2");
 	char want[256];
