@@ -71,7 +71,7 @@ struct snap_watch {
 	char *rv;
 	bool relist;
 	size_t first, n; /* its objects in objs[] */
-	struct hashmap *mirror; /* and those of a mirror, walked by the writer */
+	struct checkpoint_source src; /* and those of a source, read by the writer */
 };
 
 struct checkpoint_snapshot {
@@ -135,6 +135,8 @@ void checkpoint_snapshot_free(struct checkpoint_snapshot *s) {
 		free(s->objs);
 	}
 	for (size_t i = 0; i < s->n_watches; i++) {
+		if (s->watches[i].src.release)
+			s->watches[i].src.release(s->watches[i].src.data);
 		free(s->watches[i].key);
 		free(s->watches[i].rv);
 	}
@@ -220,7 +222,7 @@ size_t checkpoint_snapshot_objects(const struct checkpoint_snapshot *s) {
 	size_t n = s->n_objs;
 
 	for (size_t i = 0; i < s->n_watches; i++)
-		n += s->watches[i].mirror ? s->watches[i].mirror->count : 0;
+		n += s->watches[i].src.count;
 	return n;
 }
 
@@ -239,74 +241,14 @@ int checkpoint_snapshot_unadopted(struct checkpoint_snapshot *s, struct checkpoi
 	return r;
 }
 
-/* ---------------- mirrors ---------------- */
+int checkpoint_snapshot_source(struct checkpoint_snapshot *s, const struct checkpoint_source *src) {
+	struct snap_watch *sw = s->n_watches ? &s->watches[s->n_watches - 1] : NULL;
 
-void checkpoint_mirror_init(struct checkpoint_mirror *m) {
-	hashmap_init(&m->map);
-	hashmap_init(&m->dirty);
-	m->stale = true;
-}
-
-void checkpoint_mirror_finish(struct checkpoint_mirror *m) {
-	if (!m)
-		return;
-	hashmap_finish(&m->map); /* the values are the table's */
-	hashmap_finish(&m->dirty);
-	m->stale = true;
-}
-
-void checkpoint_mirror_touch(struct checkpoint_mirror *m, const char *key) {
-	static char changed;
-
-	if (m->stale)
-		return; /* rebuilt whole anyway */
-	if (hashmap_put(&m->dirty, key, &changed) < 0)
-		m->stale = true;
-}
-
-void checkpoint_mirror_reset(struct checkpoint_mirror *m) {
-	m->stale = true;
-}
-
-static int rebuild(struct checkpoint_mirror *m, const struct hashmap *table) {
-	int r = 0;
-
-	hashmap_finish(&m->map);
-	hashmap_finish(&m->dirty);
-	for (size_t i = 0; r == 0 && i < table->nslots; i++)
-		for (const struct hashmap_entry *e = table->slots[i]; r == 0 && e; e = e->next)
-			r = hashmap_put(&m->map, e->key, e->value);
-	m->stale = r < 0;
-	return r;
-}
-
-int checkpoint_snapshot_mirror(struct checkpoint_snapshot *s, struct checkpoint_mirror *m,
-	const struct hashmap *table) {
-	struct hashmap_iter it = { 0 };
-	const char *key;
-	int r = 0;
-
-	if (!s->n_watches || s->watches[s->n_watches - 1].mirror)
+	if (!sw || sw->src.release) {
+		src->release(src->data);
 		return -EINVAL;
-	if (m->stale) {
-		r = rebuild(m, table);
-	} else {
-		while (r == 0 && hashmap_next(&m->dirty, &it, &key, NULL)) {
-			void *o = hashmap_get(table, key);
-
-			if (o)
-				r = hashmap_put(&m->map, key, o);
-			else
-				hashmap_remove(&m->map, key);
-		}
-		if (r < 0)
-			r = rebuild(m, table); /* a put failed: start over */
-		else
-			hashmap_finish(&m->dirty);
 	}
-	if (r < 0)
-		return r;
-	s->watches[s->n_watches - 1].mirror = &m->map;
+	sw->src = *src;
 	return 0;
 }
 
@@ -324,15 +266,17 @@ int checkpoint_snapshot_write(struct checkpoint_snapshot *s) {
 	for (size_t i = 0; r == 0 && i < s->n_watches; i++) {
 		const struct snap_watch *sw = &s->watches[i];
 
-		struct hashmap_iter it = { 0 };
-		const char *key;
-		void *o;
-
 		r = checkpoint_file_watch(w, sw->key, sw->rv, sw->relist);
 		for (size_t j = sw->first; r == 0 && j < sw->first + sw->n; j++)
 			r = checkpoint_file_object(w, s->keys.data + s->objs[j].key_off, s->objs[j].o);
-		while (r == 0 && sw->mirror && hashmap_next(sw->mirror, &it, &key, &o))
-			r = checkpoint_file_object(w, key, o);
+		for (size_t j = 0; r == 0 && j < sw->src.count; j++) {
+			struct checkpoint_object o = { 0 };
+			const char *key;
+
+			r = sw->src.read(sw->src.data, j, &key, &o);
+			if (r == 0)
+				r = checkpoint_file_object(w, key, &o);
+		}
 	}
 	if (r == 0)
 		r = checkpoint_file_raw(w, s->event_lines, s->event_len, s->n_events);

@@ -25,7 +25,10 @@
 #define DEFAULT_SINK_TIMEOUT_USEC (30ull * 1000000ull)
 #define DEFAULT_RETRY_MAX 0 /* no limit: retry until delivered */
 #define DEFAULT_QUEUE_MAX_EVENTS 10000
-#define DEFAULT_QUEUE_MAX_BYTES (32u * 1024u * 1024u)
+/* Far more than --max-inflight events of a few KB in flight; more would only
+ * hold events the API server's stream holds as well while the watch is paused
+ * (README, "Memory per object"). */
+#define DEFAULT_QUEUE_MAX_BYTES (2u * 1024u * 1024u)
 #define DEFAULT_DRAIN_TIMEOUT_USEC (25ull * 1000000ull)
 #define DEFAULT_CHECKPOINT_INTERVAL_USEC (5ull * 1000000ull)
 #define DEFAULT_MAX_EVENT_BYTES (16u * 1024u * 1024u)

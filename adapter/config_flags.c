@@ -114,7 +114,7 @@ static const struct option_def options[] = {
 	{ "queue-max-events", 0, SIZE(queue_max_events, 1, 100000000, "events"), .arg = "N",
 		.help = "queue bound; the watches pause when full (default 10000)" },
 	{ "queue-max-bytes", 0, SIZE(queue_max_bytes, 65536, 1ull << 40, "bytes"), .arg = "N",
-		.help = "queue bound in bytes (default 33554432)" },
+		.help = "queue bound in bytes (default 2097152)" },
 	{ "max-inflight", 0, SIZE(max_inflight, 1, 4096, "requests"), .arg = "N",
 		.help = "concurrent POSTs to the sink (default 64)" },
 

@@ -429,7 +429,7 @@ int watch_create(const struct watch_owner *owner, const char *ns, const char *ba
 	 * unless references were asked for. */
 	objects_init(&wa->objects,
 		(cfg->mode == CONFIG_MODE_RESOURCE || cfg->with_changes) && !cfg->object_state_refs,
-		&wa->ctx->changes);
+		cfg->state_dir, &wa->ctx->changes);
 	backoff_init(&wa->backoff, BACKOFF_INITIAL_USEC, BACKOFF_MAX_USEC);
 	loop_timer_init(&wa->timer, handle_timer, wa);
 	loop_timer_init(&wa->deadline_timer, watch_handle_deadline, wa);
@@ -470,7 +470,15 @@ void watch_destroy(struct watch *wa) {
 }
 
 void watch_adopt(struct watch *wa, const char *rv, struct hashmap *objects, bool relist) {
-	objects_adopt(&wa->objects, objects);
+	int r = objects_adopt(&wa->objects, objects);
+
+	if (r < 0) {
+		/* Nothing to diff against: a first list, as without a checkpoint. */
+		log_warn("watch", "cannot take over the checkpoint's objects, listing afresh",
+			LOG_STR("resource", wa->owner->label), LOG_STR("namespace", ns_of(wa)),
+			LOG_STR("error", strerror(-r)));
+		return;
+	}
 	snprintf(wa->rv, sizeof(wa->rv), "%s", rv);
 	wa->synced = true;
 	wa->resumed = true;
@@ -533,8 +541,8 @@ int watch_checkpoint(struct watch *wa, struct checkpoint_snapshot *cs) {
 	/* In the middle of a relist the objects are partly updated: the restart
 	 * must relist too, not resume from the old version. */
 	r = checkpoint_snapshot_watch(cs, wa->key, wa->rv, wa->relisting || wa->relist_on_resume);
-	/* References, not copies: the table replaces an object that changes. */
-	return r < 0 ? r : checkpoint_snapshot_mirror(cs, &wa->objects.mirror, &wa->objects.map);
+	/* A copy of the compact records; the bytes are read back by the writer. */
+	return r < 0 ? r : objects_checkpoint(&wa->objects, cs);
 }
 
 bool watch_synced(const struct watch *wa) {

@@ -127,12 +127,11 @@ void checkpoint_file_abort(struct checkpoint_file *w);
 /* Checkpoints written off the loop thread (STYLE.md, "The event loop").
  *
  * The loop takes a snapshot: for each watch its key, resourceVersion and
- * relist flag, and its objects, by pointer (struct checkpoint_object is never
- * changed once recorded: a change records a new one). A watch's objects come
- * as its table's mirror (below), brought up to date from the keys changed
- * since the last snapshot: the loop's cost is O(changes), and the writer
- * thread walks the mirror. Objects freed while a snapshot is alive are freed
- * with it. Undelivered events are few (the queue is bounded) and owned by the
+ * relist flag, and its objects: a running watch's as a source (below: a copy
+ * of its table's compact records, whose bytes the writer thread reads back from
+ * the table's spill file), a loaded checkpoint's by pointer (struct
+ * checkpoint_object is never changed once recorded; objects freed while a
+ * snapshot is alive are freed with it). Undelivered events are few (the queue is bounded) and owned by the
  * queue, so they are serialised at once. A worker thread (at SCHED_IDLE) then
  * writes the file in the format above, fsyncs and renames it, and reports
  * through an eventfd; the loop joins the thread and frees the snapshot. One
@@ -154,29 +153,20 @@ int checkpoint_snapshot_watch(struct checkpoint_snapshot *s, const char *key, co
  * is updated in place. */
 int checkpoint_snapshot_object(struct checkpoint_snapshot *s, const char *key,
 	struct checkpoint_object *o);
-/* A table's view for checkpoints, kept up to date at each snapshot from the
- * keys changed since the last one, so that taking a snapshot costs O(changes)
- * on the loop thread, not a walk of every object: the writer thread walks the
- * mirror itself. The mirror changes only when a snapshot is taken from it,
- * which happens only once the previous one from it is freed (one write at a
- * time). Embedded in struct objects; loop thread only. */
-struct checkpoint_mirror {
-	struct hashmap map;   /* key -> struct checkpoint_object, as of the last snapshot */
-	struct hashmap dirty; /* keys changed since (values unused) */
-	bool stale;	      /* rebuild from the whole table at the next snapshot */
+/* A watch's objects read by the writer thread, one by one: read() fills
+ * ret_key (the source's buffer) and ret (pointing into the source's buffers,
+ * valid until the next read) for object i < count, and returns 0 or a negative
+ * errno. release() runs on the loop thread when the snapshot is freed. */
+struct checkpoint_source {
+	size_t count;
+	int (*read)(void *data, size_t i, const char **ret_key, struct checkpoint_object *ret);
+	void (*release)(void *data);
+	void *data;
 };
 
-void checkpoint_mirror_init(struct checkpoint_mirror *m);
-void checkpoint_mirror_finish(struct checkpoint_mirror *m);
-/* The table's entry for key was added, replaced or removed. */
-void checkpoint_mirror_touch(struct checkpoint_mirror *m, const char *key);
-/* The table was replaced whole. */
-void checkpoint_mirror_reset(struct checkpoint_mirror *m);
-/* Brings m up to date with table (key -> struct checkpoint_object) and adds
- * it to the snapshot's current watch by reference; the mirror must stay put
- * (and unchanged) until the snapshot is freed. */
-int checkpoint_snapshot_mirror(struct checkpoint_snapshot *s, struct checkpoint_mirror *m,
-	const struct hashmap *table);
+/* Adds src's objects to the snapshot's current watch; the snapshot takes
+ * ownership of src->data (released even when this fails). */
+int checkpoint_snapshot_source(struct checkpoint_snapshot *s, const struct checkpoint_source *src);
 /* checkpoint_snapshot_object() for every object of a table (key ->
  * struct checkpoint_object), faster than one by one through hashmap_next(). */
 int checkpoint_snapshot_table(struct checkpoint_snapshot *s, const struct hashmap *objects);

@@ -8,6 +8,8 @@
 #include "adapter/cevent.h"
 #include "adapter/checkpoint.h"
 #include "adapter/kobj.h"
+#include "adapter/objects_store.h"
+#include "adapter/util/buf.h"
 #include "adapter/util/hashmap.h"
 
 /* The objects one watch has seen, and the diff a relist makes against them.
@@ -18,7 +20,11 @@
  *
  * Objects are keyed by uid, or namespace/name when an object has none. Each
  * carries the generation of the last list that saw it; a complete list sweeps
- * those it did not see (deleted in the gap). */
+ * those it did not see (deleted in the gap).
+ *
+ * Storage (objects_store.h): a compact record per object in memory, its last
+ * bytes (or, with references only, its name and namespace) in a spill file,
+ * read back for a delete a relist finds, a checkpoint, objects_last_bytes(). */
 
 #define OBJECTS_KEY_MAX (2 * KOBJ_NAME_MAX + 2)
 
@@ -27,32 +33,36 @@
 typedef int (*objects_emit_fn)(enum cevent_op op, const struct kobj *obj, void *userdata);
 
 struct objects {
-	struct hashmap map; /* key -> struct checkpoint_object */
+	struct objects_store store;
 	unsigned generation; /* of the list in progress, or the last one */
 	bool keep_json;      /* keep last states (for the deletes a relist finds) */
 	uint64_t *changes;   /* bumped on every change recorded; may be NULL */
-	struct checkpoint_mirror mirror; /* what checkpoints see of map (checkpoint.h) */
+	struct buf scratch;  /* a record read back */
 };
 
-/* keep_json: keep each object's last state, not only its reference. changes is
- * borrowed and must outlive the table. */
-void objects_init(struct objects *o, bool keep_json, uint64_t *changes);
+/* keep_json: keep each object's last state, not only its reference.
+ * spill_dir: where the spill file goes (NULL: $TMPDIR, else /tmp). changes
+ * and spill_dir are borrowed and must outlive the table. */
+void objects_init(struct objects *o, bool keep_json, const char *spill_dir, uint64_t *changes);
 /* Frees every object. A zeroed table is fine. */
 void objects_finish(struct objects *o);
-/* Takes over a checkpoint's objects (struct checkpoint_object values); leaves map
- * empty. Whatever the table held is freed. */
-void objects_adopt(struct objects *o, struct hashmap *map);
+/* Takes over a checkpoint's objects (key -> struct checkpoint_object), which
+ * it frees, leaving map empty. Whatever the table held is dropped. Returns 0
+ * or a negative errno (-ENOMEM, the spill file's), and then the table is
+ * empty. */
+int objects_adopt(struct objects *o, struct hashmap *map);
 size_t objects_count(const struct objects *o);
-/* The object stored under key, or NULL. Borrowed from the table. */
-const struct checkpoint_object *objects_get(const struct objects *o, const char *key);
-/* The last state recorded under key (as objects_get), appended to out: the
- * one accessor of an object's previous bytes (--with-changes). Returns 0,
- * -ENOENT when the object is unknown or only its reference is kept, or a
- * buf_append() error. */
+/* The resourceVersion recorded for key, into buf: false when unknown. */
+bool objects_rv(const struct objects *o, const char *key, char *buf, size_t len);
+/* Adds the objects, as they are now, to the snapshot's current watch (a copy
+ * of the records, O(objects) memcpy; the writer thread reads the bytes back
+ * from the spill file). */
+int objects_checkpoint(struct objects *o, struct checkpoint_snapshot *cs);
+/* The last state recorded under key, appended to out (--with-changes), read
+ * back from the spill file. Returns 0, -ENOENT when the object is unknown or
+ * only its reference is kept, or a negative errno (buf_append()'s, the
+ * file's). */
 int objects_last_bytes(const struct objects *o, const char *key, struct buf *out);
-/* Iterates (it starts zeroed); false when done. For checkpoints. */
-bool objects_next(struct objects *o, struct hashmap_iter *it, const char **ret_key,
-	const struct checkpoint_object **ret_object);
 
 /* A new list begins (not a next page): objects it lists are marked with a new
  * generation, and objects_sweep() finds the others when it is complete. */

@@ -313,14 +313,14 @@ Test(changes, objects_last_bytes_full_and_reference) {
 	struct kobj o = make_obj("{\"a\":1}", "1");
 	struct config cfg = { 0 };
 
-	objects_init(&t, true, NULL);
+	objects_init(&t, true, NULL, NULL);
 	cr_assert_eq(objects_last_bytes(&t, "u1", &out), -ENOENT);
 	cr_assert_eq(through(&t, &cfg, &o), 1);
 	cr_assert_eq(objects_last_bytes(&t, "u1", &out), 0);
 	cr_assert_str_eq(out.data, "{\"a\":1}");
 	objects_finish(&t);
 	/* References only: no bytes. */
-	objects_init(&t, false, NULL);
+	objects_init(&t, false, NULL, NULL);
 	cr_assert_eq(through(&t, &cfg, &o), 1);
 	cr_assert_eq(objects_last_bytes(&t, "u1", &out), -ENOENT);
 	objects_finish(&t);
@@ -335,7 +335,7 @@ Test(changes, ingest_update_gets_paths_add_does_not) {
 	struct kobj v3 = make_obj("{\"metadata\":{\"resourceVersion\":\"3\",\"labels\":{\"x\":\"\"}}}",
 		"3");
 
-	objects_init(&t, true, NULL);
+	objects_init(&t, true, NULL, NULL);
 	cr_assert_eq(through(&t, &cfg, &v1), 1);
 	cr_assert_not(seen_has_paths); /* an add */
 	cr_assert_eq(through(&t, &cfg, &v2), 1);
@@ -357,7 +357,7 @@ Test(changes, ingest_strips_what_is_recorded_and_sent) {
 	struct config cfg = { .strip_managed_fields = true };
 	struct kobj o = make_obj("{\"metadata\":{\"name\":\"d15\",\"managedFields\":[{}]}}", "1");
 
-	objects_init(&t, true, NULL);
+	objects_init(&t, true, NULL, NULL);
 	cr_assert_eq(through(&t, &cfg, &o), 1);
 	cr_assert_str_eq(seen_json, "{\"metadata\":{\"name\":\"d15\"}}");
 	cr_assert_eq(objects_last_bytes(&t, "u1", &out), 0);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "adapter/objects.h"
 
@@ -38,7 +39,7 @@ static int record_emit(enum cevent_op op, const struct kobj *obj, void *userdata
 }
 
 static void setup(void) {
-	objects_init(&objs, true, &changes);
+	objects_init(&objs, true, NULL, &changes);
 	changes = 0;
 	n_calls = 0;
 	emit_count = 0;
@@ -113,12 +114,11 @@ static const struct call *find(enum cevent_op op, const char *name, const char *
 }
 
 static const char *rv_of(const char *name) {
+	static char rv[64];
 	char key[80];
-	const struct checkpoint_object *o;
 
 	snprintf(key, sizeof(key), "uid-%s", name);
-	o = objects_get(&objs, key);
-	return o ? o->rv : NULL;
+	return objects_rv(&objs, key, rv, sizeof(rv)) ? rv : NULL;
 }
 
 static const char *const before[] = { "a:1", "b:2", "c:3", "d:4" };
@@ -223,7 +223,8 @@ Test(objects, key_without_uid) {
 
 	k.uid[0] = '\0';
 	cr_assert_eq(objects_update(&objs, &k, true, record_emit, NULL), 1);
-	cr_assert_not_null(objects_get(&objs, "default/nouid"));
+	char rv[64];
+	cr_assert(objects_rv(&objs, "default/nouid", rv, sizeof(rv)));
 	objects_list_begin(&objs);
 	cr_assert_eq(objects_sweep(&objs, true, "Guitar", "v1", record_emit, NULL), 1);
 	cr_assert_str_eq(calls[1].uid, ""); /* no uid invented from the key */
@@ -348,7 +349,7 @@ Test(objects, adopt_takes_over_a_checkpoint) {
 	o->name = strdup("c");
 	o->ns = strdup("default");
 	cr_assert_eq(hashmap_put(&m, "uid-c", o), 0);
-	objects_adopt(&objs, &m);
+	cr_assert_eq(objects_adopt(&objs, &m), 0);
 	cr_assert_eq(m.count, 0);
 	cr_assert_str_eq(rv_of("c"), "3");
 	/* A relist that does not find it reports it, as a reference. */
@@ -357,4 +358,88 @@ Test(objects, adopt_takes_over_a_checkpoint) {
 	cr_assert_str_eq(calls[0].json,
 		"{\"kind\":\"Guitar\",\"namespace\":\"default\",\"name\":\"c\",\"apiVersion\":\"v1\"}");
 	hashmap_finish(&m);
+}
+
+/* ---------------- the last bytes, read back ---------------- */
+
+static struct call previous; /* what objects_last_bytes() gave the emit fn */
+static int previous_found;
+
+static int emit_with_previous(enum cevent_op op, const struct kobj *obj, void *userdata) {
+	struct buf out;
+
+	buf_init(&out, 0);
+	previous_found = objects_last_bytes(&objs, obj->uid, &out) == 0;
+	snprintf(previous.json, sizeof(previous.json), "%.*s", (int)out.len, out.data ? out.data : "");
+	buf_finish(&out);
+	return record_emit(op, obj, userdata);
+}
+
+/* An update's emit fn gets the previous state (objects_last_bytes(), for
+ * --with-changes), read back from the spill file; an add has none. */
+Test(objects, previous_state_of_an_update_is_read_back) {
+	struct kobj a1 = guitar("a", "1"), a2 = guitar("a", "2");
+	char want[256];
+
+	snprintf(want, sizeof(want), "%.*s", (int)a1.json_len, a1.json);
+	cr_assert_eq(objects_update(&objs, &a1, true, emit_with_previous, NULL), 1);
+	cr_assert_eq(previous_found, 0);
+	cr_assert_eq(objects_update(&objs, &a2, false, emit_with_previous, NULL), 1);
+	cr_assert_eq(previous_found, 1);
+	cr_assert_str_eq(previous.json, want);
+	cr_assert_eq(calls[1].op, CEVENT_UPDATE);
+}
+
+Test(objects, previous_state_with_references_only_is_none, .init = setup_refs) {
+	struct kobj a1 = guitar("a", "1"), a2 = guitar("a", "2");
+
+	cr_assert_eq(objects_update(&objs, &a1, true, emit_with_previous, NULL), 1);
+	cr_assert_eq(objects_update(&objs, &a2, false, emit_with_previous, NULL), 1);
+	cr_assert_eq(previous_found, 0);
+}
+
+/* An object larger than the spill file's write buffer, and many small ones
+ * behind it: the delete a relist finds for each carries its last bytes. */
+Test(objects, relist_delete_carries_last_state_of_large_and_small_objects) {
+	static char big[40000];
+	struct kobj k = guitar("big", "5");
+	char name[32];
+
+	memset(big, ' ', sizeof(big) - 1);
+	memcpy(big, k.json, k.json_len);
+	k.json = big;
+	k.json_len = sizeof(big) - 1;
+	objects_list_begin(&objs);
+	cr_assert_eq(objects_list_item(&objs, &k, OBJECTS_QUIET, record_emit, NULL), 0);
+	for (int i = 0; i < 200; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		k = guitar(name, "6");
+		cr_assert_eq(objects_list_item(&objs, &k, OBJECTS_QUIET, record_emit, NULL), 0);
+	}
+	objects_list_begin(&objs); /* a relist that finds none of them */
+	cr_assert_eq(objects_sweep(&objs, true, "Guitar", "v1", record_emit, NULL), 201);
+	cr_assert_eq(n_calls, 201);
+	cr_assert_not_null(find(CEVENT_DELETE, "big", "5"));
+	cr_assert(strstr(find(CEVENT_DELETE, "big", "5")->json, "\"name\":\"big\""));
+	cr_assert(strstr(find(CEVENT_DELETE, "s199", "6")->json, "\"name\":\"s199\""));
+	cr_assert_str_eq(find(CEVENT_DELETE, "s7", "6")->uid, "uid-s7");
+	cr_assert_eq(objects_count(&objs), 0);
+}
+
+/* The spill file changed under the table: the delete a relist finds is not
+ * lost, and carries no bytes it cannot vouch for. */
+Test(objects, damaged_spill_file_still_sends_the_delete) {
+	static const char *const one[] = { "c:3" };
+	struct objects_store_frozen *fz = NULL;
+
+	quiet_list(one, 1);
+	cr_assert_eq(objects_store_freeze(&objs.store, &fz), 0); /* on the file now */
+	objects_store_frozen_free(fz);
+	cr_assert_eq(pwrite(objs.store.spill->fd, "XXXX", 4, 40), 4);
+	objects_list_begin(&objs);
+	cr_assert_eq(objects_sweep(&objs, true, "Guitar", "v1", record_emit, NULL), 1);
+	cr_assert_eq(calls[0].op, CEVENT_DELETE);
+	cr_assert_str_eq(calls[0].uid, "uid-c");
+	cr_assert_str_eq(calls[0].rv, "3");
+	cr_assert_null(strstr(calls[0].json, "XXXX"));
 }

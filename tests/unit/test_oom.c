@@ -151,7 +151,9 @@ static void fail_each_allocation(int (*run)(void)) {
 		countdown = -1;
 		if (!failed) {
 			cr_assert_eq(r, 0, "the run without failures returned %d", r);
-			cr_assert_gt(n, 5, "only %ld allocations", n);
+			/* The table allocates nothing per object (objects_store.c): a
+			 * relist's only allocation is the buffer a record is read into. */
+			cr_assert_gt(n, 0, "no allocation failed");
 			cr_log_info("%ld allocations, each failed in turn", n);
 			break;
 		}
@@ -240,7 +242,7 @@ Test(oom, objects_relist_loses_nothing) {
 		uint64_t changes = 0;
 		bool fresh = true;
 
-		objects_init(&o, true, &changes);
+		objects_init(&o, true, NULL, &changes);
 		objects_list_begin(&o);
 		cr_assert_eq(list(&o, old, OBJECTS_QUIET), 0);
 		n_reported = 0;
@@ -269,7 +271,9 @@ Test(oom, objects_relist_loses_nothing) {
 		cr_assert_eq(objects_count(&o), 3);
 		objects_finish(&o);
 		if (!failed) {
-			cr_assert_gt(n, 5, "only %ld allocations", n);
+			/* The table allocates nothing per object (objects_store.c): a
+			 * relist's only allocation is the buffer a record is read into. */
+			cr_assert_gt(n, 0, "no allocation failed");
 			break;
 		}
 	}
