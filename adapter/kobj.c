@@ -65,6 +65,7 @@ static void obj_clear(struct kobj *o) {
 	o->code = 0;
 	o->reason[0] = o->message[0] = '\0';
 	o->truncated = false;
+	o->changed_paths = NULL;
 }
 
 static size_t pos(struct kparse *p) {

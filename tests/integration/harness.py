@@ -245,7 +245,9 @@ class Sink:
                 if line.startswith("port "):
                     return int(line.split()[1])
             return None
-        self.port = wait_until(port, 10, "the sink's port")
+        # Generous: with TEST_JOBS cases at once under the sanitizers, a Python
+        # start can take seconds.
+        self.port = wait_until(port, 30, "the sink's port")
         self.url = f"http://127.0.0.1:{self.port}/"
 
     def requests(self):

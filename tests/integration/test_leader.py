@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import BACKENDS, RBAC, wait_until
+from harness import RBAC, wait_until
 from ledger import Ledger
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"
@@ -22,9 +22,6 @@ LEASE = "guitar-adapter"
 GUITARS = f"/apis/kool.karmalabs.local/v1/namespaces/{NS}/guitars"
 LEASE_DURATION = 15.0
 RETRY_MAX = 2.0 * 2.2  # a standby tries every retry period, jittered by up to 1.2 times it
-
-real_only = pytest.mark.skipif("real" not in BACKENDS, reason="needs the real control plane")
-
 
 @pytest.fixture
 def plane(cluster_factory, proxy_factory):
@@ -100,7 +97,6 @@ def change(cluster, ledger, name, op):
     ledger.change(name, {"create": "add", "update": "update", "delete": "delete"}[op])
 
 
-@real_only
 def test_leader_one_delivers_standby_ready(plane, sink, adapter_factory):
     a = replica(adapter_factory, plane, sink, "replica-a")
     leads(a)
@@ -129,7 +125,6 @@ def test_leader_one_delivers_standby_ready(plane, sink, adapter_factory):
     assert lease(plane)["spec"]["holderIdentity"] == ""  # released
 
 
-@real_only
 def test_leader_sigkill_during_burst_nothing_lost(plane, sink, adapter_factory):
     ledger = Ledger("SIGKILL of the leader during a burst of 2,000 changes (real)")
     a = replica(adapter_factory, plane, sink, "replica-a")
@@ -183,7 +178,6 @@ def test_leader_sigkill_during_burst_nothing_lost(plane, sink, adapter_factory):
     assert b.stop() == 0
 
 
-@real_only
 def test_leader_sigterm_releases_lease_fast(plane, sink, adapter_factory):
     a = replica(adapter_factory, plane, sink, "replica-a")
     leads(a)
@@ -207,7 +201,6 @@ def test_leader_sigterm_releases_lease_fast(plane, sink, adapter_factory):
     assert b.stop() == 0
 
 
-@real_only
 def test_leader_cannot_renew_stops_and_exits_nonzero(plane, sink, adapter_factory, proxy_factory):
     """Cut off from the API server, the leader gives up within the renew
     deadline (client-go's OnStoppedLeading) and exits 1; the standby takes
@@ -237,7 +230,6 @@ def test_leader_cannot_renew_stops_and_exits_nonzero(plane, sink, adapter_factor
     assert b.stop() == 0
 
 
-@real_only
 def test_leader_waits_out_a_stale_lease_on_its_own_clock(plane, sink, adapter_factory):
     """A Lease whose renewTime is hours old is still not taken at once: like
     client-go, a candidate trusts only its own clock, from when it first saw
@@ -265,7 +257,6 @@ def test_leader_waits_out_a_stale_lease_on_its_own_clock(plane, sink, adapter_fa
     assert a.stop() == 0
 
 
-@real_only
 def test_leader_forbidden_lease_names_the_role(plane, sink, adapter_factory):
     plane.kubectl("-n", NS, "delete", "rolebinding", "guitar-leader-election")
     a = replica(adapter_factory, plane, sink, "replica-a")

@@ -515,3 +515,27 @@ Test(kobj, list_bad_json_is_refused) {
 		kobj_list_destroy(l);
 	}
 }
+
+/* What the stack held before the parse: kobj_parse_event keeps its state on
+ * the stack, clearing only what it must, so any field left out of the clear
+ * shows this pattern. */
+static __attribute__((noinline)) void dirty_stack(void) {
+	volatile unsigned char junk[64 * 1024];
+
+	memset((void *)junk, 0xa5, sizeof(junk));
+}
+
+/* The sanitizer tier's crash in cevent_create: changed_paths (added for
+ * --with-changes) was not cleared, so an event parsed after other stack use
+ * carried a garbage pointer to strdup. */
+Test(kobj, parse_event_clears_changed_paths) {
+	const char *line = "{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Guitar\",\"apiVersion\":"
+			   "\"kool.karmalabs.local/v1\",\"metadata\":{\"name\":\"d15\"}}}";
+	struct kobj_event ev;
+
+	memset(&ev, 0xa5, sizeof(ev));
+	dirty_stack();
+	cr_assert_eq(kobj_parse_event(line, strlen(line), &ev), 0);
+	cr_assert_null(ev.obj.changed_paths);
+	cr_assert_str_eq(ev.obj.name, "d15");
+}
