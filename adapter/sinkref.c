@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "adapter/discovery.h"
+#include "adapter/kcall.h"
 #include "adapter/kobj.h"
 #include "adapter/log.h"
 #include "adapter/sinkref.h"
@@ -36,8 +37,7 @@ struct sinkref {
 	struct discovery_result disc;
 	bool discovered;
 	char discovery_problem[400];
-	struct http_xfer xfer;
-	struct curl_slist *headers;
+	struct kcall discovery; /* the GET of the reference's group/version */
 	struct buf body;
 	struct backoff backoff;
 	struct loop_timer timer;
@@ -294,13 +294,6 @@ static void retry_discovery(struct sinkref *sr, const char *fmt, ...) {
 	check(sr);
 }
 
-static size_t handle_discovery_data(char *data, size_t size, size_t nmemb, void *userdata) {
-	struct sinkref *sr = userdata;
-	size_t n = size * nmemb;
-
-	return buf_append(&sr->body, data, n) < 0 ? 0 : n;
-}
-
 static int start_watch(struct sinkref *sr) {
 	char *path = NULL, *key = NULL;
 	const char *ns = sr->disc.namespaced ? sr->ns : NULL;
@@ -341,18 +334,16 @@ out:
 	return r;
 }
 
-static void handle_discovery_done(struct http_xfer *x, int err, long status, const char *errbuf,
-	void *userdata) {
+/* kcall counts a 401 against the token itself. */
+static void handle_discovery_done(int err, long status, const char *body, size_t len,
+	const char *errbuf, void *userdata) {
 	struct sinkref *sr = userdata;
 	int r;
 
-	(void)x;
 	if (err) {
 		retry_discovery(sr, "cannot reach the API server: %s", errbuf);
 		return;
 	}
-	if (status == 401)
-		kube_token_rejected(sr->ctx.kube);
 	if (status == 404) {
 		retry_discovery(sr, "the API server does not serve %s", sr->api_version);
 		return;
@@ -361,8 +352,7 @@ static void handle_discovery_done(struct http_xfer *x, int err, long status, con
 		retry_discovery(sr, "discovery of %s answered %ld", sr->api_version, status);
 		return;
 	}
-	r = discovery_parse(sr->body.data ? sr->body.data : "", sr->body.len, sr->ref->kind, NULL,
-		&sr->disc);
+	r = discovery_parse(body, len, sr->ref->kind, NULL, &sr->disc);
 	if (r == -ENOENT) {
 		retry_discovery(sr, "%s does not serve kind %s", sr->api_version, sr->ref->kind);
 		return;
@@ -389,22 +379,12 @@ static void request_discovery(struct sinkref *sr) {
 
 	if (sr->stopped)
 		return;
-	curl_slist_free_all(sr->headers);
-	sr->headers = NULL;
-	buf_reset(&sr->body);
 	r = discovery_path(sr->ref->group, sr->ref->version, path, sizeof(path));
 	if (r == 0)
-		r = http_xfer_init(&sr->xfer, handle_discovery_done, sr);
-	if (r == 0)
-		r = kube_setup_request(sr->ctx.kube, sr->xfer.easy, path, &sr->headers);
-	if (r == 0) {
-		curl_easy_setopt(sr->xfer.easy, CURLOPT_WRITEFUNCTION, handle_discovery_data);
-		curl_easy_setopt(sr->xfer.easy, CURLOPT_WRITEDATA, sr);
-		curl_easy_setopt(sr->xfer.easy, CURLOPT_TIMEOUT_MS,
+		r = kcall_start(&sr->discovery, "GET", path, NULL,
 			(long)((sr->ctx.cfg->request_timeout_usec ?: WATCH_REQUEST_TIMEOUT_DEFAULT_USEC) /
-				1000u));
-		r = http_start(sr->ctx.http, &sr->xfer);
-	}
+				1000u),
+			handle_discovery_done, sr);
 	if (r < 0)
 		retry_discovery(sr, "cannot start discovery: %s", strerror(-r));
 }
@@ -436,7 +416,7 @@ int sinkref_create(const struct watch_context *ctx, const struct config_sink_ref
 		*ref->group ? "/" : "", ref->version);
 	snprintf(sr->label, sizeof(sr->label), "%s/%s %s/%s", sr->api_version, ref->kind, sr->ns,
 		ref->name);
-	buf_init(&sr->body, DISCOVERY_MAX);
+	kcall_init(&sr->discovery, ctx->kube, ctx->http, DISCOVERY_MAX);
 	backoff_init(&sr->backoff, BACKOFF_INITIAL_USEC, BACKOFF_MAX_USEC);
 	loop_timer_init(&sr->timer, handle_discovery_timer, sr);
 	loop_timer_init(&sr->check_timer, handle_check_timer, sr);
@@ -459,9 +439,7 @@ void sinkref_destroy(struct sinkref *sr) {
 		watch_stop(sr->watch);
 		watch_destroy(sr->watch);
 	}
-	http_xfer_finish(sr->ctx.http, &sr->xfer);
-	curl_slist_free_all(sr->headers);
-	buf_finish(&sr->body);
+	kcall_finish(&sr->discovery);
 	if (sr->ctx.loop) {
 		loop_timer_disarm(sr->ctx.loop, &sr->timer);
 		loop_timer_disarm(sr->ctx.loop, &sr->check_timer);
