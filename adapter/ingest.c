@@ -1,5 +1,4 @@
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "adapter/changes.h"
@@ -39,14 +38,9 @@ int ingest_emit(enum cevent_op op, const struct kobj *obj, void *userdata) {
 
 	if (op != CEVENT_UPDATE || !in->cfg->with_changes)
 		return in->fn(op, obj, in->userdata);
-	/* The table's key (objects.c): the uid, else namespace/name. */
-	if (obj->uid[0])
-		snprintf(key, sizeof(key), "%s", obj->uid);
-	else
-		snprintf(key, sizeof(key), "%s/%s", obj->namespace, obj->name);
 	buf_init(&prev, 0);
 	buf_init(&paths, 0);
-	r = objects_last_bytes(in->table, key, &prev);
+	r = objects_last_bytes(in->table, objects_key(obj, key, sizeof(key)), &prev);
 	if (r == 0)
 		r = changes_diff(prev.data, prev.len, obj->json, obj->json_len, KOBJ_MAX_DEPTH,
 			&paths);

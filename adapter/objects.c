@@ -5,7 +5,7 @@
 
 #include "adapter/objects.h"
 
-static const char *key_of(const struct kobj *obj, char *buf, size_t len) {
+const char *objects_key(const struct kobj *obj, char *buf, size_t len) {
 	if (obj->uid[0])
 		return obj->uid;
 	snprintf(buf, len, "%s/%s", obj->namespace, obj->name);
@@ -120,7 +120,7 @@ static bool unchanged(struct objects *o, ssize_t i, const struct kobj *obj) {
 int objects_list_item(struct objects *o, const struct kobj *obj, enum objects_report report,
 	objects_emit_fn fn, void *userdata) {
 	char kbuf[OBJECTS_KEY_MAX];
-	const char *key = key_of(obj, kbuf, sizeof(kbuf));
+	const char *key = objects_key(obj, kbuf, sizeof(kbuf));
 	ssize_t i = objects_store_find(&o->store, key);
 	int r;
 
@@ -139,7 +139,7 @@ int objects_list_item(struct objects *o, const struct kobj *obj, enum objects_re
 int objects_update(struct objects *o, const struct kobj *obj, bool added, objects_emit_fn fn,
 	void *userdata) {
 	char kbuf[OBJECTS_KEY_MAX];
-	const char *key = key_of(obj, kbuf, sizeof(kbuf));
+	const char *key = objects_key(obj, kbuf, sizeof(kbuf));
 	ssize_t i = objects_store_find(&o->store, key);
 	int r;
 
@@ -154,7 +154,7 @@ int objects_update(struct objects *o, const struct kobj *obj, bool added, object
 
 int objects_delete(struct objects *o, const struct kobj *obj, objects_emit_fn fn, void *userdata) {
 	char kbuf[OBJECTS_KEY_MAX];
-	const char *key = key_of(obj, kbuf, sizeof(kbuf));
+	const char *key = objects_key(obj, kbuf, sizeof(kbuf));
 	ssize_t i = objects_store_find(&o->store, key);
 	struct kobj last = *obj;
 	int r;

@@ -62,6 +62,9 @@ int objects_checkpoint(struct objects *o, struct checkpoint_snapshot *cs);
  * back from the spill file. Returns 0, -ENOENT when the object is unknown or
  * only its reference is kept, or a negative errno (buf_append()'s, the
  * file's). */
+/* An object's key in the table: its uid, else "namespace/name" written into
+ * buf (OBJECTS_KEY_MAX bytes). */
+const char *objects_key(const struct kobj *obj, char *buf, size_t len);
 int objects_last_bytes(const struct objects *o, const char *key, struct buf *out);
 
 /* A new list begins (not a next page): objects it lists are marked with a new
