@@ -20,6 +20,21 @@ SAMPLES = os.path.join(ROOT, "samples")
 RBAC = os.path.join(ROOT, "rbac")
 SINK_PY = os.path.join(ROOT, "tests", "emulator", "sink.py")
 LOCAL_CLUSTER = os.path.join(ROOT, "scripts", "local-cluster")
+# A kubeconfig that is read, never connected to: for bad-input cases that
+# exit 2 before any connection.
+OFFLINE_KUBECONFIG = """apiVersion: v1
+kind: Config
+current-context: x
+contexts:
+- name: x
+  context: {cluster: c, user: u, namespace: default}
+clusters:
+- name: c
+  cluster: {server: "http://127.0.0.1:1"}
+users:
+- name: u
+  user: {token: t}
+"""
 
 
 def free_port():

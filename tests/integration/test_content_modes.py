@@ -11,26 +11,12 @@ import pytest
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 from cloudevents.core.formats.json import JSONFormat
 
-from harness import wait_until
+from harness import OFFLINE_KUBECONFIG, wait_until
 
 GUITAR = "kool.karmalabs.local/v1/Guitar"
 NS = "guitar-eventing"
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
-# Read, never connected to: a bad flag exits 2 before any connection.
-KUBECONFIG = """apiVersion: v1
-kind: Config
-current-context: x
-contexts:
-- name: x
-  context: {cluster: c, user: u, namespace: default}
-clusters:
-- name: c
-  cluster: {server: "http://127.0.0.1:1"}
-users:
-- name: u
-  user: {token: t}
-"""
 
 
 def apply_guitars(cluster, names):
@@ -221,7 +207,7 @@ def test_content_mode_batched_large_event_goes_alone(emulator, sink, adapter_fac
 def test_content_mode_flags_refused_with_one_line(workdir, adapter_factory, flag, value, prefix):
     kubeconfig = os.path.join(workdir, "kubeconfig")
     with open(kubeconfig, "w") as f:
-        f.write(KUBECONFIG)
+        f.write(OFFLINE_KUBECONFIG)
     a = adapter_factory(["--resource", "v1/Pod", "--sink", "http://127.0.0.1:1/",
                          "--kubeconfig", kubeconfig, flag, value])
     assert a.wait_exit() == 2, open(a.log_path).read()[-3000:]

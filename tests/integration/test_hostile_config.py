@@ -7,21 +7,8 @@ import subprocess
 
 import pytest
 
-from harness import ADAPTER
+from harness import ADAPTER, OFFLINE_KUBECONFIG
 
-KUBECONFIG = """apiVersion: v1
-kind: Config
-current-context: x
-contexts:
-- name: x
-  context: {cluster: c, user: u, namespace: default}
-clusters:
-- name: c
-  cluster: {server: "http://127.0.0.1:1"}
-users:
-- name: u
-  user: {token: t}
-"""
 
 
 @pytest.fixture
@@ -30,7 +17,7 @@ def kubeconfig(workdir):
     before connecting)."""
     path = os.path.join(workdir, "kubeconfig")
     with open(path, "w") as f:
-        f.write(KUBECONFIG)
+        f.write(OFFLINE_KUBECONFIG)
     return path
 
 
