@@ -82,11 +82,13 @@ def test_content_mode_structured_validated_by_sdk(cluster, sink, adapter_factory
 
 def test_content_mode_batched_validated_by_sdk_in_order(cluster, sink, adapter_factory):
     """Seven objects listed at start, three per batch: 3 + 3 + 1 requests,
-    the list's order kept within and across batches; then a live change."""
+    the list's order kept within and across batches; then a live change.
+    One POST at a time, so the order the sink sees is the order they left in
+    (with more in flight, two batches may arrive the other way round)."""
     names = [f"b{i}" for i in range(7)]
     apply_guitars(cluster, names)
     a = start(cluster, sink, adapter_factory, "--initial-events", "--content-mode", "batched",
-              "--batch-max-events", "3", "--batch-linger", "200ms")
+              "--batch-max-events", "3", "--batch-linger", "200ms", "--max-inflight", "1")
     wait_until(lambda: sum(len(json.loads(r["body"])) for r in sink.events()) >= 7, 15,
                "seven events in batches")
     cluster.guitar("live")
