@@ -122,13 +122,17 @@ void cevent_make_id(const char *uid, const char *resource_version, enum cevent_o
 	char ret_id[40]) {
 	static const char *const ops[] = { "add", "update", "delete" };
 	static const char hex[] = "0123456789abcdef";
+	/* One context per thread, kept: a new one per event (allocation, and
+	 * its set-up on the first Init) cost more than the digest itself. */
+	static _Thread_local EVP_MD_CTX *ctx;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx;
 	char *o = ret_id;
 
-	call_once(&sha1_once, fetch_sha1);
-	ctx = EVP_MD_CTX_new();
+	if (!ctx) {
+		call_once(&sha1_once, fetch_sha1);
+		ctx = EVP_MD_CTX_new();
+	}
 	memset(md, 0, sizeof(md));
 	if (ctx && EVP_DigestInit_ex(ctx, sha1_md ? sha1_md : EVP_sha1(), NULL)) {
 		EVP_DigestUpdate(ctx, id_namespace, sizeof(id_namespace));
@@ -139,7 +143,6 @@ void cevent_make_id(const char *uid, const char *resource_version, enum cevent_o
 		EVP_DigestUpdate(ctx, ops[op], strlen(ops[op]));
 		EVP_DigestFinal_ex(ctx, md, &mdlen);
 	}
-	EVP_MD_CTX_free(ctx);
 	md[6] = (unsigned char)((md[6] & 0x0f) | 0x50); /* version 5 */
 	md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	/* 8-4-4-4-12 lower-case hex digits, written by hand (no printf per event). */
