@@ -112,7 +112,11 @@ def test_sinkref_addressable_resolves_and_moves(cluster, sink_factory, adapter_f
         guitar_api(cluster, "POST", body=new_guitar(f"g{i}"))
         ledger.change(f"g{i}", "add")
         if i == 20:
-            set_address(cluster, "target", second.url)  # mid-burst
+            # Mid-burst, once the first sink has had something: the guitars'
+            # watch and the reference's are separate streams, so without the
+            # wait the move can be seen before any add (CI saw that once).
+            wait_until(lambda: first.events(), 30, "a first event at the first sink")
+            set_address(cluster, "target", second.url)
     moved = a.wait_log(lambda l: l.get("msg") == "the sink moved", 30, "the move")[0]
     assert moved["url"] == second.url + "events?x=1"
     assert moved["previous"] == first.url + "a/events?x=1"
