@@ -29,7 +29,7 @@ struct sink_req {
 	struct http_xfer xfer;
 	struct sink *sink;
 	struct queue_entry *entry;
-	struct curl_slist *headers;
+	struct http_headers headers; /* kept, with their memory, for the next POST */
 	uint64_t retry_after_usec;
 	uint64_t oidc_generation; /* of the token sent, 0: none */
 	struct buf body;
@@ -95,8 +95,7 @@ static size_t handle_header(char *buffer, size_t size, size_t nitems, void *user
 }
 
 static void release_req(struct sink *s, struct sink_req *req) {
-	curl_slist_free_all(req->headers);
-	req->headers = NULL;
+	http_headers_reset(&req->headers);
 	buf_reset(&req->body);
 	buf_reset(&req->payload);
 	req->entry = NULL;
@@ -146,15 +145,6 @@ static void handle_post_done(struct http_xfer *x, int err, long status, const ch
 	queue_complete(s->queue, e, res, retry_after);
 }
 
-static int append_header(struct curl_slist **headers, const char *line) {
-	struct curl_slist *n = curl_slist_append(*headers, line);
-
-	if (!n)
-		return -ENOMEM;
-	*headers = n;
-	return 0;
-}
-
 /* Authorization: Bearer with the current OIDC token; -EAGAIN (retried like
  * a failed attempt) while a new token is being fetched. */
 static int auth_header(struct sink *s, struct sink_req *req) {
@@ -169,7 +159,8 @@ static int auth_header(struct sink *s, struct sink_req *req) {
 		return -EPROTO;
 	if (asprintf(&line, "Authorization: Bearer %s", token) < 0)
 		return -ENOMEM;
-	r = append_header(&req->headers, line);
+	req->headers.secret = true;
+	r = http_headers_add(&req->headers, line);
 	explicit_bzero(line, strlen(line));
 	free(line);
 	if (r == 0)
@@ -227,20 +218,23 @@ static struct sink_req *req_get(struct sink *s) {
 /* Starts req's POST of body: the headers so far plus the common ones. */
 static int start_post(struct sink *s, struct sink_req *req, bool dead_letter, const char *body,
 	size_t body_len) {
+	struct curl_slist *list = NULL;
 	CURL *easy;
 	int r = 0;
 
 	req->retry_after_usec = 0;
 	req->oidc_generation = 0;
 	if (s->namespace_header)
-		r = append_header(&req->headers, s->namespace_header);
+		r = http_headers_add(&req->headers, s->namespace_header);
 	if (r == 0 && s->oidc && !dead_letter)
 		r = auth_header(s, req);
 	if (r == 0 && s->extra_headers && !dead_letter)
 		r = sink_headers_append(s->extra_headers, &req->headers);
 	/* No "Expect: 100-continue" round trip for larger bodies. */
 	if (r == 0)
-		r = append_header(&req->headers, "Expect:");
+		r = http_headers_add(&req->headers, "Expect:");
+	if (r == 0)
+		r = http_headers_link(&req->headers, &list);
 	if (r < 0)
 		return r;
 	r = http_xfer_set_url(&req->xfer, dead_letter ? s->cfg->dead_letter : s->url);
@@ -250,7 +244,7 @@ static int start_post(struct sink *s, struct sink_req *req, bool dead_letter, co
 	req->xfer.errbuf[0] = '\0';
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, req->headers);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
 	return http_start(s->http, &req->xfer);
 }
 
@@ -293,7 +287,7 @@ static int handle_batch_post(struct sink_batch *b, void *userdata) {
 	r = req ? 0 : -ENOMEM;
 	if (r == 0) {
 		req->batch = b;
-		r = append_header(&req->headers, "Content-Type: " CEVENT_JSON_BATCH_TYPE);
+		r = http_headers_add(&req->headers, "Content-Type: " CEVENT_JSON_BATCH_TYPE);
 	}
 	if (r == 0)
 		r = start_post(s, req, b->dead_letter, b->body.data, b->body.len);
@@ -528,7 +522,7 @@ void sink_destroy(struct sink *s) {
 	while (s->all_reqs) {
 		struct sink_req *n = s->all_reqs->next_all;
 		http_xfer_finish(s->http, &s->all_reqs->xfer);
-		curl_slist_free_all(s->all_reqs->headers);
+		http_headers_finish(&s->all_reqs->headers);
 		buf_finish(&s->all_reqs->body);
 		buf_finish(&s->all_reqs->payload);
 		free(s->all_reqs);

@@ -8,38 +8,24 @@
 #include "adapter/sink.h"
 #include "adapter/sink_content.h"
 
-static int append_header(struct curl_slist **headers, const char *line) {
-	struct curl_slist *n = curl_slist_append(*headers, line);
-
-	if (!n)
-		return -ENOMEM;
-	*headers = n;
-	return 0;
-}
-
 /* Knative's dead-letter convention: where it was going, what the sink
  * answered, and (base64, so any bytes fit a header) the start of its body. */
 static int dead_letter_headers(const char *dest, const struct queue_entry *e,
-	struct curl_slist **headers) {
+	struct http_headers *headers) {
 	struct buf b;
-	struct curl_slist *n;
 	int r;
 
 	buf_init(&b, 0);
 	r = buf_append_str(&b, "ce-knativeerrordest: ");
 	if (r == 0)
 		r = cevent_percent_encode(dest, &b);
-	if (r == 0 && (n = curl_slist_append(*headers, b.data)))
-		*headers = n;
-	else
-		r = -ENOMEM;
+	if (r == 0)
+		r = http_headers_add(headers, b.data);
 	buf_reset(&b);
 	if (r == 0)
 		r = buf_printf(&b, "ce-knativeerrorcode: %ld", e->failed_status);
-	if (r == 0 && (n = curl_slist_append(*headers, b.data)))
-		*headers = n;
-	else
-		r = r ?: -ENOMEM;
+	if (r == 0)
+		r = http_headers_add(headers, b.data);
 	if (r == 0 && e->failed_body && *e->failed_body) {
 		size_t len = strlen(e->failed_body);
 		unsigned char *enc = malloc(4 * ((len + 2) / 3) + 1);
@@ -50,10 +36,8 @@ static int dead_letter_headers(const char *dest, const struct queue_entry *e,
 			buf_reset(&b);
 			r = buf_printf(&b, "ce-knativeerrordata: %s", enc);
 			free(enc);
-			if (r == 0 && (n = curl_slist_append(*headers, b.data)))
-				*headers = n;
-			else
-				r = r ?: -ENOMEM;
+			if (r == 0)
+				r = http_headers_add(headers, b.data);
 		}
 	}
 	buf_finish(&b);
@@ -61,19 +45,19 @@ static int dead_letter_headers(const char *dest, const struct queue_entry *e,
 }
 
 int sink_content_request(enum config_content_mode mode, const struct queue_entry *e,
-	const char *dest, struct curl_slist **headers, struct buf *payload) {
+	const char *dest, struct http_headers *headers, struct buf *payload) {
 	struct cevent_json_error err = { .dest = dest, .code = e->failed_status,
 		.data = e->failed_body };
 	int r;
 
 	if (mode != CONFIG_CONTENT_STRUCTURED) {
-		r = cevent_http_headers(e->ev, headers);
+		r = cevent_http_header_lines(e->ev, &headers->lines);
 		if (r == 0 && e->dead_letter)
 			r = dead_letter_headers(dest, e, headers);
 		return r;
 	}
 	r = cevent_json_event(e->ev, e->dead_letter ? &err : NULL, payload);
-	return r < 0 ? r : append_header(headers, "Content-Type: " CEVENT_JSON_STRUCTURED_TYPE);
+	return r < 0 ? r : http_headers_add(headers, "Content-Type: " CEVENT_JSON_STRUCTURED_TYPE);
 }
 
 int sink_content_write_line(int fd, const struct cevent *ev) {

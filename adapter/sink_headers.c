@@ -145,13 +145,12 @@ int sink_headers_reload(struct sink_headers *h) {
 	return failed;
 }
 
-int sink_headers_append(const struct sink_headers *h, struct curl_slist **list) {
-	for (size_t i = 0; i < h->cfg->n_headers; i++) {
-		struct curl_slist *n = curl_slist_append(*list, h->lines[i]);
+int sink_headers_append(const struct sink_headers *h, struct http_headers *to) {
+	int r = 0;
 
-		if (!n)
-			return -ENOMEM;
-		*list = n;
-	}
-	return 0;
+	/* A header file may hold a credential: zeroed when the request ends. */
+	to->secret = to->secret || h->cfg->n_headers > 0;
+	for (size_t i = 0; r == 0 && i < h->cfg->n_headers; i++)
+		r = http_headers_add(to, h->lines[i]);
+	return r;
 }

@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 
 #include "adapter/config.h"
+#include "adapter/http.h"
 #include "adapter/queue.h"
 #include "adapter/util/buf.h"
 
@@ -17,7 +18,7 @@
  * JSON object to payload and its Content-Type header. dest is
  * knativeerrordest (the sink, credentials removed); borrowed. */
 int sink_content_request(enum config_content_mode mode, const struct queue_entry *e,
-	const char *dest, struct curl_slist **headers, struct buf *payload);
+	const char *dest, struct http_headers *headers, struct buf *payload);
 /* Writes ev as one structured JSON line to fd (--sink -). Returns 0 or a
  * negative errno. */
 int sink_content_write_line(int fd, const struct cevent *ev);

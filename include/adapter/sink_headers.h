@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 
 #include "adapter/config.h"
+#include "adapter/http.h"
 
 /* The headers --header and --header-file add to every POST to the sink (not
  * to the dead-letter sink, which may belong to someone else: a credential for
@@ -27,8 +28,9 @@ void sink_headers_destroy(struct sink_headers *h);
 /* Reads the files again. A file that fails keeps its previous value and gets
  * a warning; returns the number of files that failed. */
 int sink_headers_reload(struct sink_headers *h);
-/* Appends "Name: value" lines (or "Name;" for an empty value) to *list.
+/* Appends "Name: value" lines (or "Name;" for an empty value) to `to`
+ * (marked secret: a header file may hold a credential).
  * Returns 0 or -ENOMEM. */
-int sink_headers_append(const struct sink_headers *h, struct curl_slist **list);
+int sink_headers_append(const struct sink_headers *h, struct http_headers *to);
 
 #endif
