@@ -447,20 +447,6 @@ int cevent_http_header_lines(const struct cevent *ev, struct buf *out) {
 	return r;
 }
 
-int cevent_http_headers(const struct cevent *ev, struct curl_slist **headers) {
-	struct buf b;
-	int r;
-
-	buf_init(&b, 0);
-	r = cevent_http_header_lines(ev, &b);
-	for (size_t off = 0; r == 0 && off < b.len; off += strlen(b.data + off) + 1) {
-		struct curl_slist *l = curl_slist_append(*headers, b.data + off);
-		r = l ? (*headers = l, 0) : -ENOMEM;
-	}
-	buf_finish(&b);
-	return r;
-}
-
 size_t cevent_attributes(const struct cevent *ev, struct cevent_attr *out, size_t max) {
 	struct attribute attrs[MAX_ATTRIBUTES];
 	size_t n = attributes(ev, attrs, max < MAX_ATTRIBUTES ? max : MAX_ATTRIBUTES);

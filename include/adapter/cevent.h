@@ -53,11 +53,8 @@ int cevent_create(const struct cevent_params *params, const struct kobj *obj, en
 void cevent_destroy(struct cevent *ev);
 
 /* Binary content mode headers (ce-*, Content-Type), percent-encoded as the
- * CloudEvents HTTP binding 1.0.2 requires. Appends to *headers. */
-int cevent_http_headers(const struct cevent *ev, struct curl_slist **headers);
-/* The same header lines appended to out, each followed by its NUL (no CRLF),
- * for a caller that points its own curl_slist nodes at them (no allocation
- * per line). */
+ * CloudEvents HTTP binding 1.0.2 requires, appended to out, each line
+ * followed by its NUL (no CRLF): struct http_headers' lines (http.h). */
 int cevent_http_header_lines(const struct cevent *ev, struct buf *out);
 /* Appends a corev1.ObjectReference (kind, namespace unless empty, name,
  * apiVersion) from yajl's generator: whatever the strings hold is escaped. */

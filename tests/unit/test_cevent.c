@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "adapter/cevent.h"
+#include "adapter/http.h"
 
 static struct kobj pod(void) {
 	static const char json[] =
@@ -38,12 +39,14 @@ Test(cevent, knative_pod_example) {
 	struct kobj o = pod();
 	struct cevent *ev = NULL;
 	struct curl_slist *h = NULL;
+	struct http_headers hh = { 0 };
 
 	cr_assert_eq(cevent_create(&params, &o, CEVENT_ADD, &ev), 0);
 	cr_assert_str_eq(ev->type, "dev.knative.apiserver.resource.add");
 	cr_assert_str_eq(ev->source, "https://10.96.0.1:443");
 	cr_assert_str_eq(ev->subject, "/apis/v1/namespaces/test/pods/unit");
-	cr_assert_eq(cevent_http_headers(ev, &h), 0);
+	cr_assert_eq(cevent_http_header_lines(ev, &hh.lines), 0);
+	cr_assert_eq(http_headers_link(&hh, &h), 0);
 	cr_assert(has_header(h, "ce-apiversion: v1"));
 	cr_assert(has_header(h, "ce-kind: Pod"));
 	cr_assert(has_header(h, "ce-name: unit"));
@@ -55,7 +58,7 @@ Test(cevent, knative_pod_example) {
 	/* The data is the object's bytes, untouched. */
 	cr_assert_eq(ev->data_len, o.json_len);
 	cr_assert_eq(memcmp(ev->data, o.json, o.json_len), 0);
-	curl_slist_free_all(h);
+	http_headers_finish(&hh);
 	cevent_destroy(ev);
 }
 
@@ -175,12 +178,14 @@ Test(cevent, overrides_and_structured_mode) {
 	struct kobj o = pod();
 	struct cevent *ev = NULL;
 	struct curl_slist *h = NULL;
+	struct http_headers hh = { 0 };
 	struct buf b;
 
 	p.overrides = ext;
 	p.n_overrides = 1;
 	cr_assert_eq(cevent_create(&p, &o, CEVENT_UPDATE, &ev), 0);
-	cr_assert_eq(cevent_http_headers(ev, &h), 0);
+	cr_assert_eq(cevent_http_header_lines(ev, &hh.lines), 0);
+	cr_assert_eq(http_headers_link(&hh, &h), 0);
 	cr_assert(has_header(h, "ce-team: strings%20and%20frets"));
 	buf_init(&b, 0);
 	cr_assert_eq(cevent_structured(ev, &b), 0);
@@ -188,7 +193,7 @@ Test(cevent, overrides_and_structured_mode) {
 	cr_assert_not_null(strstr(b.data, "\"type\":\"dev.knative.apiserver.resource.update\""));
 	cr_assert_not_null(strstr(b.data, "\"data\":{\"kind\":\"Pod\""));
 	buf_finish(&b);
-	curl_slist_free_all(h);
+	http_headers_finish(&hh);
 	cevent_destroy(ev);
 }
 
@@ -289,20 +294,22 @@ Test(cevent, time_format_is_rfc3339_micro) {
 }
 
 /* The NUL-separated lines the sink points its header nodes at: the same
- * lines cevent_http_headers() gives, in the same order. */
+ * lines cevent_http_header_lines() gives, in the same order. */
 Test(cevent, header_lines_match_the_slist) {
 	struct config_extension ext[] = { { .name = "empty", .value = "" } };
 	struct cevent_params p = params;
 	struct kobj o = pod();
 	struct cevent *ev = NULL;
 	struct curl_slist *h = NULL, *l;
+	struct http_headers hh = { 0 };
 	struct buf b;
 	size_t off = 0, n = 0;
 
 	p.overrides = ext;
 	p.n_overrides = 1;
 	cr_assert_eq(cevent_create(&p, &o, CEVENT_ADD, &ev), 0);
-	cr_assert_eq(cevent_http_headers(ev, &h), 0);
+	cr_assert_eq(cevent_http_header_lines(ev, &hh.lines), 0);
+	cr_assert_eq(http_headers_link(&hh, &h), 0);
 	buf_init(&b, 0);
 	cr_assert_eq(cevent_http_header_lines(ev, &b), 0);
 	for (l = h; l; l = l->next, n++) {
@@ -314,6 +321,6 @@ Test(cevent, header_lines_match_the_slist) {
 	cr_assert_eq(n, 12);
 	cr_assert(has_header(h, "ce-empty;"));
 	buf_finish(&b);
-	curl_slist_free_all(h);
+	http_headers_finish(&hh);
 	cevent_destroy(ev);
 }

@@ -368,6 +368,7 @@ Test(changes, ingest_strips_what_is_recorded_and_sent) {
 /* ---------------- the extension on the event ---------------- */
 
 #include "adapter/cevent.h"
+#include "adapter/http.h"
 
 Test(changes, cevent_sends_changedpaths_binary_structured_filter) {
 	struct cevent_params params = { .mode = CONFIG_MODE_RESOURCE, .source = "https://k",
@@ -375,17 +376,19 @@ Test(changes, cevent_sends_changedpaths_binary_structured_filter) {
 	struct kobj o = make_obj("{\"a\":1}", "2");
 	struct cevent *ev = NULL;
 	struct curl_slist *h = NULL;
+	struct http_headers hh = { 0 };
 	struct cesql_value v;
 	bool found = false;
 
 	o.changed_paths = "metadata.labels.app\\.kubernetes\\.io/name,spec.x";
 	cr_assert_eq(cevent_create(&params, &o, CEVENT_UPDATE, &ev), 0);
-	cr_assert_eq(cevent_http_headers(ev, &h), 0);
+	cr_assert_eq(cevent_http_header_lines(ev, &hh.lines), 0);
+	cr_assert_eq(http_headers_link(&hh, &h), 0);
 	for (struct curl_slist *l = h; l; l = l->next)
 		found |= strcmp(l->data, "ce-changedpaths: metadata.labels.app\\.kubernetes\\.io/name,"
 					 "spec.x") == 0;
 	cr_assert(found);
-	curl_slist_free_all(h);
+	http_headers_finish(&hh);
 	buf_reset(&out);
 	cr_assert_eq(cevent_structured(ev, &out), 0);
 	cr_assert(strstr(out.data, "\"changedpaths\":\"metadata.labels.app\\\\.kubernetes"
@@ -396,10 +399,11 @@ Test(changes, cevent_sends_changedpaths_binary_structured_filter) {
 	o.changed_paths = NULL;
 	cr_assert_eq(cevent_create(&params, &o, CEVENT_UPDATE, &ev), 0);
 	h = NULL;
-	cr_assert_eq(cevent_http_headers(ev, &h), 0);
+	cr_assert_eq(cevent_http_header_lines(ev, &hh.lines), 0);
+	cr_assert_eq(http_headers_link(&hh, &h), 0);
 	for (struct curl_slist *l = h; l; l = l->next)
 		cr_assert(strncmp(l->data, "ce-changedpaths", 15) != 0);
-	curl_slist_free_all(h);
+	http_headers_finish(&hh);
 	cevent_destroy(ev);
 }
 

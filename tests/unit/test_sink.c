@@ -82,16 +82,18 @@ Test(sink, ce_override_with_line_break_is_percent_encoded) {
 		.kind = "Pod", .name = "p", .namespace = "n\nX-Ns: 1", .api_version = "v1",
 		.overrides = &ext, .n_overrides = 1 };
 	struct curl_slist *h = NULL;
+	struct http_headers hh = { 0 };
 	bool seen = false;
 
-	cr_assert_eq(cevent_http_headers(&ev, &h), 0);
+	cr_assert_eq(cevent_http_header_lines(&ev, &hh.lines), 0);
+	cr_assert_eq(http_headers_link(&hh, &h), 0);
 	for (struct curl_slist *l = h; l; l = l->next) {
 		cr_assert_null(strpbrk(l->data, "\r\n"), "a line break in a header: %s", l->data);
 		if (strcmp(l->data, "ce-team: a%0D%0AX-Injected:%20yes") == 0)
 			seen = true;
 	}
 	cr_assert(seen, "ce-team not percent-encoded");
-	curl_slist_free_all(h);
+	http_headers_finish(&hh);
 }
 
 /* The sink's header list is our own nodes over NUL-separated lines, kept
