@@ -178,7 +178,8 @@ def test_content_mode_structured_dead_letter_has_error_extensions(emulator, sink
 
 def test_content_mode_batched_large_event_goes_alone(emulator, sink, adapter_factory):
     """--batch-max-bytes 4096: an object above it is sent in a batch of its
-    own; the small ones around it are batched together, in order."""
+    own; the small ones around it are batched together, in order. One POST at
+    a time, so the sink sees the order they left in."""
     emulator.guitars()
     items = []
     for n in ["a-small", "b-large", "c-small", "d-small"]:
@@ -189,7 +190,7 @@ def test_content_mode_batched_large_event_goes_alone(emulator, sink, adapter_fac
                       "metadata": meta, "spec": {"brand": "martin"}})
     emulator.apply("\n".join(json.dumps(i) for i in items))
     a = start(emulator, sink, adapter_factory, "--initial-events", "--content-mode", "batched",
-              "--batch-max-bytes", "4096", "--batch-linger", "300ms")
+              "--batch-max-bytes", "4096", "--batch-linger", "300ms", "--max-inflight", "1")
     wait_until(lambda: sum(len(json.loads(r["body"])) for r in sink.events()) >= 4, 15,
                "four events")
     assert a.stop() == 0
