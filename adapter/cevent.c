@@ -77,8 +77,12 @@ int cevent_subject(const char *api_version, const char *namespace, const char *k
 
 /* The binding: space, double quote, percent and anything outside printable
  * ASCII are encoded (UTF-8 bytes, each as %XX). */
+static const bool encoded_byte[256] = {
+	[0 ... 0x20] = true, ['"'] = true, ['%'] = true, [0x7f ... 0xff] = true,
+};
+
 static bool needs_encoding(unsigned char c) {
-	return c <= 0x20 || c == '"' || c == '%' || c >= 0x7f;
+	return encoded_byte[c];
 }
 
 int cevent_percent_encode(const char *value, struct buf *out) {
@@ -419,13 +423,19 @@ static int header_line(struct buf *out, const char *name, const char *value) {
 	} else {
 		*o++ = ';';
 	}
-	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-		if (needs_encoding(*p)) {
+	/* Runs of bytes sent as they are are copied whole. */
+	for (const unsigned char *p = (const unsigned char *)value, *end = p + vlen; p < end;) {
+		const unsigned char *run = p;
+
+		while (p < end && !encoded_byte[*p])
+			p++;
+		memcpy(o, run, (size_t)(p - run));
+		o += p - run;
+		if (p < end) {
 			*o++ = '%';
 			*o++ = hex[*p >> 4];
 			*o++ = hex[*p & 15];
-		} else {
-			*o++ = (char)*p;
+			p++;
 		}
 	}
 	*o++ = '\0';

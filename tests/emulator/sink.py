@@ -9,6 +9,8 @@ answered from a script: --responses 503,503,200 answers those statuses in order,
           --retry-after is set)
   hang    never answer; keep the connection open until the client gives up (recorded status null)
   close   close the connection without answering (recorded status null)
+  quietclose  answer 200 as if the connection stayed open (no "Connection: close"), then close
+          it: a server dropping a keep-alive connection without notice (recorded status 200)
 
 Control API (not recorded):
   POST /_sink/responses  {"responses":[503,"hang",200], "default":200, "retry_after":N}
@@ -43,7 +45,7 @@ class State:
 
 def parse_entry(x):
     x = str(x).strip().lower()
-    return x if x in ("hang", "close") else int(x)
+    return x if x in ("hang", "close", "quietclose") else int(x)
 
 
 STATE = None
@@ -105,7 +107,8 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.record.write(json.dumps({
                     "method": self.command, "path": self.path, "headers": headers,
                     "body": body.decode("utf-8", "replace"), "time": t,
-                    "status": action if isinstance(action, int) else None}) + "\n")
+                    "status": 200 if action == "quietclose" else
+                              action if isinstance(action, int) else None}) + "\n")
         if action == "hang":
             self.close_connection = True
             try:   # wait until the client closes (EOF) or the socket errors
@@ -120,6 +123,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            return
+        if action == "quietclose":
+            self.reply(200)
+            self.close_connection = True  # after the answer: no "Connection: close" in it
             return
         if STATE.latency:
             time.sleep(STATE.latency)  # a sink that takes time to answer (benchmarks)
@@ -169,7 +176,7 @@ def main():
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--record", help="append one JSON line per received request")
-    p.add_argument("--responses", default="", help="comma list: status codes, hang, close")
+    p.add_argument("--responses", default="", help="comma list: status codes, hang, close, quietclose")
     p.add_argument("--default-status", default="200")
     p.add_argument("--retry-after", type=int, default=None)
     p.add_argument("--latency-ms", type=float, default=0,

@@ -192,3 +192,24 @@ def test_2000_events_into_a_failing_sink_log_summaries(emulator, sink_factory, a
     assert 1 <= len(first) <= 15 and all(l["attempt"] == 1 for l in first), first
     assert [l for l in logs if l.get("msg") == "event delivered after retries"]
     assert not [l for l in logs if "dropping" in l.get("msg", "")]
+
+
+def test_sink_closing_each_connection_without_notice_loses_and_repeats_nothing(
+        emulator, sink_factory, adapter_factory):
+    """A sink that answers as if the connection stayed open, then closes it
+    (no "Connection: close"). The lean libcurl skips its liveness poll for a
+    connection used less than 100 ms before, so requests go out on connections
+    the sink has closed: each must be sent again on a new one, none lost, and
+    none twice (the sink never read the one it closed on)."""
+    n = 300
+    sink = sink_factory(extra=["--default-status", "quietclose"])
+    a = start(emulator, sink, adapter_factory)
+    emulator.control("bulk", {"apiVersion": "kool.karmalabs.local/v1", "kind": "Guitar",
+                              "namespace": "guitar-eventing", "op": "create", "prefix": "q",
+                              "count": n})
+    wait_until(lambda: len(accepted_names(sink)) >= n, 60, f"{n} events accepted")
+    assert a.stop() == 0
+    reqs = sink.requests()
+    assert sorted(r["headers"]["ce-name"] for r in reqs) == sorted(f"q{i}" for i in range(n))
+    assert {r["status"] for r in reqs} == {200}
+    assert not [l for l in a.logs() if "dropping" in l.get("msg", "")]
