@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +282,50 @@ void http_xfer_finish(struct http *h, struct http_xfer *x) {
 	x->url = NULL;
 }
 
+/* A variable as libcurl reads it: an empty value counts as unset. */
+static const char *proxy_var(const char *name) {
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
+}
+
+/* The proxy libcurl would take from the environment for url's scheme, and
+ * its no_proxy list, set on the handle once per URL: left to itself,
+ * libcurl reads five variables on every transfer, and a pod's environment
+ * holds several per Service of its namespace. libcurl's rules: <scheme>_proxy,
+ * then its upper-case form (never HTTP_PROXY), then all_proxy and ALL_PROXY;
+ * no_proxy, then NO_PROXY. An empty proxy means none. A URL without a scheme
+ * is left to libcurl. */
+static CURLcode set_proxy_from_env(CURL *easy, const char *url) {
+	char name[32];
+	const char *sep = strstr(url, "://"), *proxy, *no_proxy;
+	size_t n = sep ? (size_t)(sep - url) : 0;
+	CURLcode rc;
+
+	if (!n || n > sizeof(name) - sizeof("_proxy")) {
+		rc = curl_easy_setopt(easy, CURLOPT_PROXY, NULL);
+		return rc ? rc : curl_easy_setopt(easy, CURLOPT_NOPROXY, NULL);
+	}
+	for (size_t i = 0; i < n; i++)
+		name[i] = (char)tolower((unsigned char)url[i]);
+	memcpy(name + n, "_proxy", sizeof("_proxy"));
+	proxy = proxy_var(name);
+	if (!proxy && strcmp(name, "http_proxy") != 0) {
+		for (size_t i = 0; name[i]; i++)
+			name[i] = (char)toupper((unsigned char)name[i]);
+		proxy = proxy_var(name);
+	}
+	if (!proxy)
+		proxy = proxy_var("all_proxy");
+	if (!proxy)
+		proxy = proxy_var("ALL_PROXY");
+	no_proxy = proxy_var("no_proxy");
+	if (!no_proxy)
+		no_proxy = proxy_var("NO_PROXY");
+	rc = curl_easy_setopt(easy, CURLOPT_PROXY, proxy ? proxy : "");
+	return rc ? rc : curl_easy_setopt(easy, CURLOPT_NOPROXY, no_proxy ? no_proxy : "");
+}
+
 int http_xfer_set_url(struct http_xfer *x, const char *url) {
 	char *copy;
 
@@ -289,7 +334,8 @@ int http_xfer_set_url(struct http_xfer *x, const char *url) {
 	copy = strdup(url);
 	if (!copy)
 		return -ENOMEM;
-	if (curl_easy_setopt(x->easy, CURLOPT_URL, url) != CURLE_OK) {
+	if (curl_easy_setopt(x->easy, CURLOPT_URL, url) != CURLE_OK ||
+		set_proxy_from_env(x->easy, url) != CURLE_OK) {
 		free(copy);
 		return -ENOMEM;
 	}

@@ -213,3 +213,23 @@ def test_sink_closing_each_connection_without_notice_loses_and_repeats_nothing(
     assert sorted(r["headers"]["ce-name"] for r in reqs) == sorted(f"q{i}" for i in range(n))
     assert {r["status"] for r in reqs} == {200}
     assert not [l for l in a.logs() if "dropping" in l.get("msg", "")]
+
+
+def test_sink_proxy_follows_libcurls_environment_rules(emulator, sink, adapter_factory):
+    """The adapter hands libcurl the proxy of the environment once per URL
+    (not five getenv calls per POST), by libcurl's rules: for an http sink,
+    http_proxy but never HTTP_PROXY, then all_proxy/ALL_PROXY; no_proxy
+    exempts hosts (here the API server); an empty value counts as unset."""
+    dead = f"http://127.0.0.1:{free_port()}/"
+    url = "http://events.example.invalid/hook"  # resolvable only through the proxy
+    emulator.guitars()
+    a = adapter_factory(["--resource", GUITAR, "-n", "guitar-eventing", "--sink", url],
+                        env={"HTTP_PROXY": dead, "http_proxy": "", "ALL_PROXY": sink.url,
+                             "no_proxy": "", "NO_PROXY": "127.0.0.1"},
+                        kubeconfig=emulator.kubeconfig)
+    a.wait_watching()
+    emulator.guitar("d15")
+    reqs = sink.wait_events(1)
+    assert reqs[0]["path"] == url  # absolute form: the request went through the proxy
+    assert reqs[0]["headers"]["ce-name"] == "d15"
+    assert a.stop() == 0
