@@ -247,6 +247,8 @@ int http_xfer_init(struct http_xfer *x, http_done_fn done, void *userdata) {
 		curl_easy_reset(x->easy);
 		free(x->url);
 		x->url = NULL;
+		curl_url_cleanup(x->uh);
+		x->uh = NULL;
 	} else {
 		x->easy = curl_easy_init();
 		if (!x->easy)
@@ -280,6 +282,8 @@ void http_xfer_finish(struct http *h, struct http_xfer *x) {
 	x->easy = NULL;
 	free(x->url);
 	x->url = NULL;
+	curl_url_cleanup(x->uh);
+	x->uh = NULL;
 }
 
 /* A variable as libcurl reads it: an empty value counts as unset. */
@@ -326,21 +330,40 @@ static CURLcode set_proxy_from_env(CURL *easy, const char *url) {
 	return rc ? rc : curl_easy_setopt(easy, CURLOPT_NOPROXY, no_proxy ? no_proxy : "");
 }
 
+/* The URL is also parsed once here and given to libcurl as CURLOPT_CURLU,
+ * which it copies per transfer instead of parsing the string and printing
+ * it back each time. One it cannot parse is left to CURLOPT_URL, so the
+ * transfer fails with libcurl's own error. */
 int http_xfer_set_url(struct http_xfer *x, const char *url) {
 	char *copy;
+	CURLU *uh;
 
 	if (x->url && strcmp(x->url, url) == 0)
 		return 0;
 	copy = strdup(url);
-	if (!copy)
-		return -ENOMEM;
-	if (curl_easy_setopt(x->easy, CURLOPT_URL, url) != CURLE_OK ||
-		set_proxy_from_env(x->easy, url) != CURLE_OK) {
+	uh = curl_url();
+	if (!copy || !uh) {
 		free(copy);
+		curl_url_cleanup(uh);
+		return -ENOMEM;
+	}
+	if (curl_url_set(uh, CURLUPART_URL, url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) !=
+		CURLUE_OK) {
+		curl_url_cleanup(uh);
+		uh = NULL;
+	}
+	if (curl_easy_setopt(x->easy, CURLOPT_URL, url) != CURLE_OK ||
+		curl_easy_setopt(x->easy, CURLOPT_CURLU, uh) != CURLE_OK ||
+		set_proxy_from_env(x->easy, url) != CURLE_OK) {
+		curl_easy_setopt(x->easy, CURLOPT_CURLU, x->uh);
+		free(copy);
+		curl_url_cleanup(uh);
 		return -ENOMEM;
 	}
 	free(x->url);
 	x->url = copy;
+	curl_url_cleanup(x->uh);
+	x->uh = uh;
 	return 0;
 }
 

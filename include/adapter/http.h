@@ -30,6 +30,7 @@ struct http_xfer {
 	bool active;
 	char errbuf[CURL_ERROR_SIZE];
 	char *url; /* the CURLOPT_URL last set by http_xfer_set_url() */
+	CURLU *uh; /* the same URL parsed once, handed to libcurl as CURLOPT_CURLU */
 };
 
 /* A request's header list that allocates nothing per request once warm:
