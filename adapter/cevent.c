@@ -139,33 +139,24 @@ void cevent_make_id(const char *uid, const char *resource_version, enum cevent_o
 	}
 	memset(md, 0, sizeof(md));
 	if (ctx && EVP_DigestInit_ex(ctx, sha1_md ? sha1_md : EVP_sha1(), NULL)) {
-		/* The name "uid/resourceVersion/op" after the namespace, in one
-		 * update when it fits (it nearly always does): each update is a
-		 * call through OpenSSL's provider table. */
-		size_t ul = strlen(uid), rl = strlen(resource_version), ol = strlen(ops[op]);
+		/* The namespace, then "uid/resourceVersion/op", in one update
+		 * when it fits (it nearly always does): each update is a call
+		 * through OpenSSL's provider table. */
+		const void *parts[] = { id_namespace, uid, "/", resource_version, "/", ops[op] };
+		size_t lens[] = { sizeof(id_namespace), strlen(uid), 1, strlen(resource_version), 1,
+			strlen(ops[op]) };
 		unsigned char in[256];
+		size_t total = 0;
 
-		if (sizeof(id_namespace) + ul + rl + ol + 2 <= sizeof(in)) {
-			unsigned char *w = in;
-
-			memcpy(w, id_namespace, sizeof(id_namespace));
-			w += sizeof(id_namespace);
-			memcpy(w, uid, ul);
-			w += ul;
-			*w++ = '/';
-			memcpy(w, resource_version, rl);
-			w += rl;
-			*w++ = '/';
-			memcpy(w, ops[op], ol);
-			w += ol;
-			EVP_DigestUpdate(ctx, in, (size_t)(w - in));
+		for (size_t i = 0; i < 6; i++)
+			total += lens[i];
+		if (total <= sizeof(in)) {
+			for (size_t i = 0, at = 0; i < 6; at += lens[i], i++)
+				memcpy(in + at, parts[i], lens[i]);
+			EVP_DigestUpdate(ctx, in, total);
 		} else {
-			EVP_DigestUpdate(ctx, id_namespace, sizeof(id_namespace));
-			EVP_DigestUpdate(ctx, uid, ul);
-			EVP_DigestUpdate(ctx, "/", 1);
-			EVP_DigestUpdate(ctx, resource_version, rl);
-			EVP_DigestUpdate(ctx, "/", 1);
-			EVP_DigestUpdate(ctx, ops[op], ol);
+			for (size_t i = 0; i < 6; i++)
+				EVP_DigestUpdate(ctx, parts[i], lens[i]);
 		}
 		EVP_DigestFinal_ex(ctx, md, &mdlen);
 	}

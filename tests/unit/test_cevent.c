@@ -268,6 +268,19 @@ Test(cevent, make_id_value_is_stable) {
 	cr_assert_str_eq(id, "188ff9f5-251d-5bb5-bcbc-5052e3ee2656");
 }
 
+/* A name too long for the one-update buffer (a namespace/name key without
+ * a uid) takes the piecewise path to the same v5 UUID: uuid.uuid5(namespace,
+ * "guitar-eventing/ggg...(300)/12345/update"). */
+Test(cevent, make_id_long_name_is_the_same_uuid5) {
+	char key[16 + 300 + 1], id[40];
+
+	memcpy(key, "guitar-eventing/", 16);
+	memset(key + 16, 'g', 300);
+	key[316] = '\0';
+	cevent_make_id(key, "12345", CEVENT_UPDATE, id);
+	cr_assert_str_eq(id, "f3ac947f-3ad6-5e3d-991b-0db110692548");
+}
+
 /* ce-time is formatted by hand from a per-second cache: still RFC 3339 UTC
  * with six fraction digits. */
 Test(cevent, time_format_is_rfc3339_micro) {
