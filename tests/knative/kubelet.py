@@ -131,17 +131,28 @@ class Bridge:
             self.listener = s
             stop = threading.Event()
             self._stop = stop
-            threading.Thread(target=self._accept_loop, args=(s, stop), daemon=True,
-                             name=f"bridge-{self.name}").start()
+            self._acceptor = threading.Thread(target=self._accept_loop, args=(s, stop),
+                                              daemon=True, name=f"bridge-{self.name}")
+            self._acceptor.start()
 
     def stop(self):
         with self.lock:
             if self.listener is None:
                 return
             self._stop.set()
+            # close() alone leaves the listening socket alive in the kernel while the accept
+            # thread still polls it (up to its 0.2 s timeout): a connection then lands in its
+            # backlog and is reset, and a start() meanwhile fails with EADDRINUSE. shutdown()
+            # wakes the poll; the join waits until the socket is really gone.
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self.listener.close()
             self.listener = None
+            acceptor = self._acceptor
             conns = list(self.conns)
+        acceptor.join(5)
         for c in conns:
             c.abort()  # the pumps see the error and close both sockets
 
