@@ -92,7 +92,7 @@ void objects_list_begin(struct objects *o) {
 
 /* Records the object's latest state, seen by the current list. Returns 0 or
  * a negative errno (then the table is as it was). */
-static int record(struct objects *o, const char *key, const struct kobj *obj) {
+static int record(struct objects *o, const struct objects_store_key *key, const struct kobj *obj) {
 	struct objects_spill_fields f = { .name = obj->name, .ns = obj->namespace,
 		.typed = obj->kind[0] && obj->api_version[0] };
 	ssize_t r;
@@ -101,7 +101,7 @@ static int record(struct objects *o, const char *key, const struct kobj *obj) {
 		f.json = obj->json;
 		f.json_len = obj->json_len;
 	}
-	r = objects_store_put(&o->store, key, obj->resource_version, &f, o->generation);
+	r = objects_store_put_key(&o->store, key, obj->resource_version, &f, o->generation);
 	if (r < 0)
 		return (int)r;
 	changed(o);
@@ -120,10 +120,12 @@ static bool unchanged(struct objects *o, ssize_t i, const struct kobj *obj) {
 int objects_list_item(struct objects *o, const struct kobj *obj, enum objects_report report,
 	objects_emit_fn fn, void *userdata) {
 	char kbuf[OBJECTS_KEY_MAX];
-	const char *key = objects_key(obj, kbuf, sizeof(kbuf));
-	ssize_t i = objects_store_find(&o->store, key);
+	struct objects_store_key key;
+	ssize_t i;
 	int r;
 
+	objects_store_key_of(objects_key(obj, kbuf, sizeof(kbuf)), &key);
+	i = objects_store_find_key(&o->store, &key);
 	if (unchanged(o, i, obj))
 		return 0;
 	if (report != OBJECTS_QUIET) {
@@ -133,22 +135,24 @@ int objects_list_item(struct objects *o, const struct kobj *obj, enum objects_re
 		if (r < 0)
 			return r;
 	}
-	return record(o, key, obj);
+	return record(o, &key, obj);
 }
 
 int objects_update(struct objects *o, const struct kobj *obj, bool added, objects_emit_fn fn,
 	void *userdata) {
 	char kbuf[OBJECTS_KEY_MAX];
-	const char *key = objects_key(obj, kbuf, sizeof(kbuf));
-	ssize_t i = objects_store_find(&o->store, key);
+	struct objects_store_key key;
+	ssize_t i;
 	int r;
 
+	objects_store_key_of(objects_key(obj, kbuf, sizeof(kbuf)), &key);
+	i = objects_store_find_key(&o->store, &key);
 	if (unchanged(o, i, obj))
 		return 0;
 	r = fn(added || i < 0 ? CEVENT_ADD : CEVENT_UPDATE, obj, userdata);
 	if (r < 0)
 		return r;
-	r = record(o, key, obj);
+	r = record(o, &key, obj);
 	return r < 0 ? r : 1;
 }
 

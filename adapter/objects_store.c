@@ -31,13 +31,7 @@ static uint64_t hash_key(const char *s, size_t *ret_len) {
 
 /* ---------------- keys and versions ---------------- */
 
-struct qkey {
-	const char *s;
-	size_t len;
-	uint32_t hash; /* both halves of FNV-1a's, folded */
-	bool uuid;
-	uint8_t bytes[16];
-};
+#define qkey objects_store_key
 
 static int hexval(char c) {
 	if (c >= '0' && c <= '9')
@@ -84,7 +78,7 @@ static void format_uuid(const uint8_t b[16], char *out) {
 	*p = '\0';
 }
 
-static void qkey_of(const char *key, struct qkey *q) {
+void objects_store_key_of(const char *key, struct qkey *q) {
 	uint64_t h = hash_key(key, &q->len);
 
 	q->s = key;
@@ -271,8 +265,12 @@ void objects_store_finish(struct objects_store *st) {
 ssize_t objects_store_find(const struct objects_store *st, const char *key) {
 	struct qkey q;
 
-	qkey_of(key, &q);
+	objects_store_key_of(key, &q);
 	return find(st, &q);
+}
+
+ssize_t objects_store_find_key(const struct objects_store *st, const struct objects_store_key *k) {
+	return find(st, k);
 }
 
 static bool arena_key(const struct objects_store_rec *r) {
@@ -370,15 +368,23 @@ static void spill_compact(struct objects_store *st) {
 
 ssize_t objects_store_put(struct objects_store *st, const char *key, const char *rv,
 	const struct objects_spill_fields *f, unsigned generation) {
-	struct objects_store_rec *r;
 	struct qkey q;
+
+	objects_store_key_of(key, &q);
+	return objects_store_put_key(st, &q, rv, f, generation);
+}
+
+ssize_t objects_store_put_key(struct objects_store *st, const struct objects_store_key *k,
+	const char *rv, const struct objects_spill_fields *f, unsigned generation) {
+	struct objects_store_rec *r;
+	const struct qkey q = *k;
+	const char *key = k->s;
 	uint64_t off, rvv = 0, kv = 0;
 	uint32_t len, sum;
 	ssize_t i;
 	bool rv_num;
 	int e;
 
-	qkey_of(key, &q);
 	if (q.len > 0xffff)
 		return -EINVAL;
 	i = find(st, &q);

@@ -60,11 +60,25 @@ void objects_store_init(struct objects_store *st, const char *dir);
 void objects_store_finish(struct objects_store *st);
 /* The record's index, or -1. */
 ssize_t objects_store_find(const struct objects_store *st, const char *key);
+
+/* A key prepared once (its hash, and its bytes when it is a UUID) for a find
+ * and a put of the same key; s must outlive it. */
+struct objects_store_key {
+	const char *s;
+	size_t len;
+	uint32_t hash; /* both halves of FNV-1a's, folded */
+	bool uuid;
+	uint8_t bytes[16];
+};
+void objects_store_key_of(const char *key, struct objects_store_key *k);
+ssize_t objects_store_find_key(const struct objects_store *st, const struct objects_store_key *k);
 /* Records key's fields and resourceVersion, replacing what it had. Returns
  * its index, or a negative errno (-ENOMEM, or the spill file's) and then the
  * store is as it was. Indices of other records do not change. */
 ssize_t objects_store_put(struct objects_store *st, const char *key, const char *rv,
 	const struct objects_spill_fields *f, unsigned generation);
+ssize_t objects_store_put_key(struct objects_store *st, const struct objects_store_key *k,
+	const char *rv, const struct objects_spill_fields *f, unsigned generation);
 /* Forgets record i; the last record takes its index. */
 void objects_store_remove(struct objects_store *st, size_t i);
 bool objects_store_rv_is(const struct objects_store *st, size_t i, const char *rv);
