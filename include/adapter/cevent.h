@@ -34,6 +34,7 @@ struct cevent {
 	char *key; /* per-object ordering key: the uid, or namespace/name */
 	char *changed_paths; /* --with-changes: the changedpaths extension; NULL: none */
 	size_t bytes; /* approximate memory held, for queue accounting */
+	size_t strs_len; /* cevent_create(): the strings after the struct, in its allocation */
 	uint64_t arrival_usec; /* when its watch event arrived (monotonic); 0: unknown */
 };
 

@@ -337,3 +337,42 @@ Test(cevent, header_lines_match_the_slist) {
 	http_headers_finish(&hh);
 	cevent_destroy(ev);
 }
+
+/* The header values' encoding scans sixteen bytes at a time (SSE2): every byte
+ * value at every offset of values up to 40 bytes long must be written as the
+ * byte-by-byte reference, cevent_percent_encode(), writes it. */
+Test(cevent, header_line_encodes_every_byte_at_every_offset) {
+	char value[48], want[256];
+	struct buf b, ref;
+
+	buf_init(&b, 0);
+	buf_init(&ref, 0);
+	for (unsigned c = 1; c < 256; c++) {
+		for (size_t len = 1; len <= 40; len++) {
+			for (size_t at = 0; at < len; at++) {
+				struct cevent ev = { .id = "1", .type = "t", .source = "s", .subject = "x",
+					.time = "0", .kind = "K", .name = value, .namespace = "n",
+					.api_version = "v1" };
+				const char *line;
+
+				for (size_t i = 0; i < len; i++)
+					value[i] = (char)('a' + i % 26);
+				value[at] = (char)c;
+				value[len] = '\0';
+				buf_reset(&ref);
+				cr_assert_eq(cevent_percent_encode(value, &ref), 0);
+				snprintf(want, sizeof(want), "ce-name: %s", ref.data);
+				buf_reset(&b);
+				cr_assert_eq(cevent_http_header_lines(&ev, &b), 0);
+				line = NULL;
+				for (size_t off = 0; off < b.len; off += strlen(b.data + off) + 1)
+					if (strncmp(b.data + off, "ce-name: ", 9) == 0)
+						line = b.data + off;
+				cr_assert_not_null(line);
+				cr_assert_str_eq(line, want, "byte 0x%02x at %zu of %zu", c, at, len);
+			}
+		}
+	}
+	buf_finish(&b);
+	buf_finish(&ref);
+}
