@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdalign.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 
 #include "adapter/kobj.h"
 #include "adapter/util/buf.h"
+#include "adapter/util/json_arena.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -334,6 +336,9 @@ static enum kobj_type type_from_name(const char *t) {
 
 int kobj_parse_event(const char *line, size_t len, struct kobj_event *ret) {
 	struct kparse parse, *p = &parse;
+	alignas(16) char arena_mem[4096];
+	struct json_arena arena;
+	yajl_alloc_funcs afs;
 	yajl_status st;
 	int r = -EBADMSG;
 
@@ -341,7 +346,8 @@ int kobj_parse_event(const char *line, size_t len, struct kobj_event *ret) {
 	memset(p, 0, offsetof(struct kparse, keys));
 	obj_clear(&p->obj);
 	p->mode = MODE_EVENT;
-	p->h = yajl_alloc(&callbacks, NULL, p);
+	json_arena_init(&arena, arena_mem, sizeof(arena_mem), &afs);
+	p->h = yajl_alloc(&callbacks, &afs, p);
 	if (!p->h)
 		return -ENOMEM;
 	/* Object bytes are passed through as they came; the API server sends
