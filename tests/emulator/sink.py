@@ -2,7 +2,8 @@
 """sink.py - a recording CloudEvents (HTTP) sink for tests.
 
 Every request other than the control API is recorded (one JSON line per request in --record:
-method, path, lower-cased headers, body as UTF-8 text, receive time, the status answered) and
+method, path, lower-cased headers, body as UTF-8 text, receive time, the status answered, the
+client's port: one per connection) and
 answered from a script: --responses 503,503,200 answers those statuses in order, then
 --default-status.  Script entries:
   <int>   answer with that HTTP status (empty body; Retry-After added to non-2xx when
@@ -107,6 +108,7 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.record.write(json.dumps({
                     "method": self.command, "path": self.path, "headers": headers,
                     "body": body.decode("utf-8", "replace"), "time": t,
+                    "peer": self.client_address[1],
                     "status": 200 if action == "quietclose" else
                               action if isinstance(action, int) else None}) + "\n")
         if action == "hang":

@@ -215,6 +215,24 @@ def test_sink_closing_each_connection_without_notice_loses_and_repeats_nothing(
     assert not [l for l in a.logs() if "dropping" in l.get("msg", "")]
 
 
+def test_requests_reuse_at_most_max_inflight_connections(emulator, sink, adapter_factory):
+    """Each request goes out on a kept-alive connection that is free: the lean
+    libcurl skips the busy ones before its other checks when it looks for one
+    (scripts/lean-deps-patches/curl-7.88-reuse.patch). 400 events with
+    --max-inflight 8 reach the sink on at most 8 connections, each once."""
+    n = 400
+    a = start(emulator, sink, adapter_factory, "--max-inflight", "8")
+    emulator.control("bulk", {"apiVersion": "kool.karmalabs.local/v1", "kind": "Guitar",
+                              "namespace": "guitar-eventing", "op": "create", "prefix": "r",
+                              "count": n})
+    wait_until(lambda: len(accepted_names(sink)) >= n, 60, f"{n} events accepted")
+    assert a.stop() == 0
+    reqs = sink.requests()
+    assert sorted(r["headers"]["ce-name"] for r in reqs) == sorted(f"r{i}" for i in range(n))
+    peers = {r["peer"] for r in reqs}
+    assert 1 <= len(peers) <= 8, f"{len(peers)} connections for {n} requests"
+
+
 def test_sink_proxy_follows_libcurls_environment_rules(emulator, sink, adapter_factory):
     """The adapter hands libcurl the proxy of the environment once per URL
     (not five getenv calls per POST), by libcurl's rules: for an http sink,
