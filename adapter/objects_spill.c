@@ -23,9 +23,30 @@ struct spill_hdr {
 };
 
 /* A checksum of bytes, a word at a time (objects are a few KB). */
+static uint64_t lane(uint64_t h, const unsigned char *s) {
+	uint64_t w;
+
+	memcpy(&w, s, 8);
+	h = (h ^ w) * UINT64_C(0x9e3779b97f4a7c15);
+	return h ^ (h >> 29);
+}
+
 static uint64_t mix(uint64_t h, const void *p, size_t n) {
 	const unsigned char *s = p;
 
+	/* Four independent lanes over 32 bytes at a time: one chain waits for
+	 * each multiply (about five cycles per 8 bytes of every object). */
+	if (n >= 32) {
+		uint64_t a = h, b = ~h, c = h ^ UINT64_C(0x5555555555555555), d = h + 1;
+
+		for (; n >= 32; s += 32, n -= 32) {
+			a = lane(a, s);
+			b = lane(b, s + 8);
+			c = lane(c, s + 16);
+			d = lane(d, s + 24);
+		}
+		h = a ^ (b << 16 | b >> 48) ^ (c << 32 | c >> 32) ^ (d << 48 | d >> 16);
+	}
 	for (; n >= 8; s += 8, n -= 8) {
 		uint64_t w;
 

@@ -179,6 +179,36 @@ Test(objects_store, damaged_spill_record_is_refused) {
 	cr_assert_eq(objects_store_read(&st, 0, &scratch, &got), -EIO);
 }
 
+/* Any one byte of a record changed, wherever it sits in the checksum's lanes
+ * (32 bytes at a time, then 8, then single bytes): refused. */
+Test(objects_store, any_damaged_byte_is_refused) {
+	struct objects_spill_fields f = { .name = "n", .ns = "default", .typed = true }, got;
+	struct objects_store_frozen *fz = NULL;
+	char json[301];
+	uint32_t len;
+
+	memset(json, 'j', sizeof(json) - 1);
+	json[sizeof(json) - 1] = '\0';
+	f.json = json;
+	f.json_len = sizeof(json) - 1;
+	cr_assert_geq(objects_store_put(&st, "default/n", "1", &f, 1), 0);
+	cr_assert_eq(objects_store_freeze(&st, &fz), 0);
+	objects_store_frozen_free(fz);
+	len = st.recs[0].len;
+	cr_assert_gt(len, 300);
+	for (uint32_t at = 0; at < len; at++) {
+		char b, x;
+
+		cr_assert_eq(pread(st.spill->fd, &b, 1, at), 1);
+		x = (char)(b ^ 0x20);
+		cr_assert_eq(pwrite(st.spill->fd, &x, 1, at), 1);
+		cr_assert_eq(objects_store_read(&st, 0, &scratch, &got), -EIO, "byte %u of %u", at, len);
+		cr_assert_eq(pwrite(st.spill->fd, &b, 1, at), 1);
+	}
+	cr_assert_eq(objects_store_read(&st, 0, &scratch, &got), 0);
+	cr_assert_eq(got.json_len, 300);
+}
+
 /* References only: the spill record holds the name and namespace, no bytes. */
 Test(objects_store, reference_records_have_no_bytes) {
 	struct objects_spill_fields f = { .name = "c", .ns = "default" }, got;
