@@ -29,52 +29,69 @@ const char *cevent_type(enum config_mode mode, enum cevent_op op) {
 }
 
 int cevent_plural_guess(const char *kind, struct buf *out) {
-	size_t n = strlen(kind), start = out->len;
+	size_t n = strlen(kind);
+	char *o;
 	int r;
 
 	if (!n)
 		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = (char)tolower((unsigned char)kind[i]);
-		r = buf_append(out, &c, 1);
-		if (r < 0)
-			return r;
-	}
-	switch (out->data[start + n - 1]) {
+	r = buf_reserve(out, n + 2); /* the lower-cased kind and "es", or "ies" for its 'y' */
+	if (r < 0)
+		return r;
+	o = out->data + out->len;
+	for (size_t i = 0; i < n; i++)
+		o[i] = (char)tolower((unsigned char)kind[i]);
+	switch (o[n - 1]) {
 	case 's':
-		return buf_append_str(out, "es");
+		memcpy(o + n, "es", 2);
+		n += 2;
+		break;
 	case 'y':
-		out->len--;
-		return buf_append_str(out, "ies");
+		memcpy(o + n - 1, "ies", 3);
+		n += 2;
+		break;
 	default:
-		return buf_append_str(out, "s");
+		o[n++] = 's';
 	}
+	out->len += n;
+	out->data[out->len] = '\0';
+	return 0;
 }
 
 int cevent_subject(const char *api_version, const char *namespace, const char *kind,
 	const char *name, struct buf *out) {
+	size_t la = strlen(api_version), ln = strlen(namespace), lm = strlen(name);
+	bool unversioned = memchr(api_version, '.', la) && !memchr(api_version, '/', la);
+	char *o;
 	int r;
 
 	/* Knative writes the namespace segment even for cluster-scoped objects
 	 * (then empty: "/namespaces//"); triggers written for it match on that.
-	 * Appended piece by piece: this runs once per event. */
-	r = buf_append(out, "/apis/", 6);
-	if (r == 0)
-		r = buf_append_str(out, api_version);
-	if (r == 0 && strchr(api_version, '.') && !strchr(api_version, '/'))
-		r = buf_append(out, "/versionUnknown", 15);
-	if (r == 0)
-		r = buf_append(out, "/namespaces/", 12);
-	if (r == 0)
-		r = buf_append_str(out, namespace);
+	 * Room for all but the plural reserved once: this runs once per event. */
+	r = buf_reserve(out, 6 + la + 15 + 12 + ln + 1);
+	if (r < 0)
+		return r;
+	o = out->data + out->len;
+	memcpy(o, "/apis/", 6);
+	o += 6;
+	memcpy(o, api_version, la);
+	o += la;
+	if (unversioned) {
+		memcpy(o, "/versionUnknown", 15);
+		o += 15;
+	}
+	memcpy(o, "/namespaces/", 12);
+	o += 12;
+	memcpy(o, namespace, ln);
+	o += ln;
+	*o++ = '/';
+	out->len = (size_t)(o - out->data);
+	out->data[out->len] = '\0';
+	r = cevent_plural_guess(kind, out);
 	if (r == 0)
 		r = buf_append(out, "/", 1);
 	if (r == 0)
-		r = cevent_plural_guess(kind, out);
-	if (r == 0)
-		r = buf_append(out, "/", 1);
-	if (r == 0)
-		r = buf_append_str(out, name);
+		r = buf_append(out, name, lm);
 	return r;
 }
 
