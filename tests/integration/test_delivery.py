@@ -194,6 +194,20 @@ def test_2000_events_into_a_failing_sink_log_summaries(emulator, sink_factory, a
     assert not [l for l in logs if "dropping" in l.get("msg", "")]
 
 
+def bulk_each_once(emulator, sink, a, prefix, n):
+    """Creates n guitars named prefix0.. at once, waits for the sink to accept
+    an event for each, stops the adapter, checks each name arrived exactly once
+    and returns the sink's requests."""
+    emulator.control("bulk", {"apiVersion": "kool.karmalabs.local/v1", "kind": "Guitar",
+                              "namespace": "guitar-eventing", "op": "create", "prefix": prefix,
+                              "count": n})
+    wait_until(lambda: len(accepted_names(sink)) >= n, 60, f"{n} events accepted")
+    assert a.stop() == 0
+    reqs = sink.requests()
+    assert sorted(r["headers"]["ce-name"] for r in reqs) == sorted(f"{prefix}{i}" for i in range(n))
+    return reqs
+
+
 def test_sink_closing_each_connection_without_notice_loses_and_repeats_nothing(
         emulator, sink_factory, adapter_factory):
     """A sink that answers as if the connection stayed open, then closes it
@@ -201,16 +215,9 @@ def test_sink_closing_each_connection_without_notice_loses_and_repeats_nothing(
     connection used less than 100 ms before, so requests go out on connections
     the sink has closed: each must be sent again on a new one, none lost, and
     none twice (the sink never read the one it closed on)."""
-    n = 300
     sink = sink_factory(extra=["--default-status", "quietclose"])
     a = start(emulator, sink, adapter_factory)
-    emulator.control("bulk", {"apiVersion": "kool.karmalabs.local/v1", "kind": "Guitar",
-                              "namespace": "guitar-eventing", "op": "create", "prefix": "q",
-                              "count": n})
-    wait_until(lambda: len(accepted_names(sink)) >= n, 60, f"{n} events accepted")
-    assert a.stop() == 0
-    reqs = sink.requests()
-    assert sorted(r["headers"]["ce-name"] for r in reqs) == sorted(f"q{i}" for i in range(n))
+    reqs = bulk_each_once(emulator, sink, a, "q", 300)
     assert {r["status"] for r in reqs} == {200}
     assert not [l for l in a.logs() if "dropping" in l.get("msg", "")]
 
@@ -220,17 +227,10 @@ def test_requests_reuse_at_most_max_inflight_connections(emulator, sink, adapter
     libcurl skips the busy ones before its other checks when it looks for one
     (scripts/lean-deps-patches/curl-7.88-reuse.patch). 400 events with
     --max-inflight 8 reach the sink on at most 8 connections, each once."""
-    n = 400
     a = start(emulator, sink, adapter_factory, "--max-inflight", "8")
-    emulator.control("bulk", {"apiVersion": "kool.karmalabs.local/v1", "kind": "Guitar",
-                              "namespace": "guitar-eventing", "op": "create", "prefix": "r",
-                              "count": n})
-    wait_until(lambda: len(accepted_names(sink)) >= n, 60, f"{n} events accepted")
-    assert a.stop() == 0
-    reqs = sink.requests()
-    assert sorted(r["headers"]["ce-name"] for r in reqs) == sorted(f"r{i}" for i in range(n))
+    reqs = bulk_each_once(emulator, sink, a, "r", 400)
     peers = {r["peer"] for r in reqs}
-    assert 1 <= len(peers) <= 8, f"{len(peers)} connections for {n} requests"
+    assert 1 <= len(peers) <= 8, f"{len(peers)} connections for 400 requests"
 
 
 def test_sink_proxy_follows_libcurls_environment_rules(emulator, sink, adapter_factory):
