@@ -101,10 +101,6 @@ static const bool encoded_byte[256] = {
 	[0 ... 0x20] = true, ['"'] = true, ['%'] = true, [0x7f ... 0xff] = true,
 };
 
-static bool needs_encoding(unsigned char c) {
-	return encoded_byte[c];
-}
-
 /* How many bytes from p on (up to end) are sent as they are: sixteen at a
  * time with SSE2 (every x86-64 CPU), for the header values of every event. */
 static size_t plain_run(const unsigned char *p, const unsigned char *end) {
@@ -133,7 +129,7 @@ static size_t plain_run(const unsigned char *p, const unsigned char *end) {
 
 int cevent_percent_encode(const char *value, struct buf *out) {
 	static const char hex[] = "0123456789ABCDEF";
-	const unsigned char *p = (const unsigned char *)value;
+	const unsigned char *p = (const unsigned char *)value, *end = p + strlen(value);
 
 	/* Runs of bytes sent as they are go in one append: most values have
 	 * nothing to encode. */
@@ -141,8 +137,7 @@ int cevent_percent_encode(const char *value, struct buf *out) {
 		const unsigned char *run = p;
 		int r;
 
-		while (*p && !needs_encoding(*p))
-			p++;
+		p += plain_run(p, end);
 		if (p > run) {
 			r = buf_append(out, run, (size_t)(p - run));
 			if (r < 0)
@@ -384,10 +379,9 @@ int cevent_create(const struct cevent_params *params, const struct kobj *obj, en
 	const char *kind = obj->kind[0] ? obj->kind : params->default_kind;
 	const char *api_version = obj->api_version[0] ? obj->api_version :
 							params->default_api_version;
-	int r = -ENOMEM;
-
 	size_t l_source, l_kind, l_name, l_ns, l_api, l_key, l_changed;
 	char *at;
+	int r = -ENOMEM;
 
 	buf_init(&subject, 0);
 	buf_init(&data, 0);
