@@ -4,7 +4,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "adapter/http.h"
 #include "adapter/log.h"
@@ -17,11 +19,17 @@ struct http {
 	/* Socket watchers by fd. A keep-alive connection goes back to libcurl's
 	 * pool after each request (CURL_POLL_REMOVE) and out again for the next
 	 * (CURL_POLL_IN): its watcher stays registered in between, parked, so a
-	 * request costs one EPOLL_CTL_MOD instead of a DEL, an ADD, a free and
-	 * a calloc. An event on a parked socket (the peer closed it)
-	 * unregisters it then. When libcurl closed the socket meanwhile, the
-	 * kernel dropped it from the epoll set, and the MOD for a new socket of
-	 * the same number fails (ENOENT): then it is added. */
+	 * request costs no epoll_ctl at all when it wants the same events. That
+	 * needs to know the fd still names the same socket: libcurl opens and
+	 * closes its connections' sockets through handle_open and handle_close
+	 * here, and a connected socket (one that ever wanted CURL_POLL_IN, which
+	 * a socket still connecting never does) is only ever closed through
+	 * handle_close. Any other fd libcurl watches (its resolver's socketpair,
+	 * a connection attempt it abandons, closed without handle_close) is
+	 * checked with an EPOLL_CTL_MOD when it comes back: after a close the
+	 * kernel dropped it from the epoll set, the MOD fails (ENOENT), and it is
+	 * added. An event on a parked socket (the peer closed it) unregisters it
+	 * then. */
 	struct sock **socks;
 	size_t nsocks;
 };
@@ -32,6 +40,8 @@ struct sock {
 	curl_socket_t fd;
 	bool registered; /* in the epoll set, with io.events */
 	bool parked;	 /* libcurl does not watch it now */
+	bool opened;	 /* by handle_open, not closed by handle_close since */
+	bool connected;	 /* opened, and has wanted CURL_POLL_IN */
 };
 
 int http_map_error(CURLcode code) {
@@ -167,12 +177,15 @@ static int handle_socket(CURL *easy, curl_socket_t fd, int what, void *userp, vo
 		curl_multi_assign(h->multi, fd, s);
 	}
 	if (s->parked) {
-		/* Maybe another socket with the same number: MOD tells. */
 		s->parked = false;
-		if (s->registered && loop_io_modify(h->loop, &s->io, ev) == 0)
-			return 0;
-		s->registered = false;
+		/* Not known to be the same socket: MOD tells. */
+		if (s->registered && !s->connected && loop_io_modify(h->loop, &s->io, ev) < 0) {
+			s->registered = false;
+			s->opened = false;
+		}
 	}
+	if ((what & CURL_POLL_IN) && s->opened)
+		s->connected = true;
 	if (s->registered && s->io.events == ev)
 		return 0;
 	if (s->registered && loop_io_modify(h->loop, &s->io, ev) == 0)
@@ -183,6 +196,49 @@ static int handle_socket(CURL *easy, curl_socket_t fd, int what, void *userp, vo
 	}
 	s->registered = true;
 	return 0;
+}
+
+/* libcurl's socket(2) for its connections (CURLOPT_OPENSOCKETFUNCTION):
+ * a socket of this number is new, so whatever was known of the number is
+ * stale (the kernel reuses a number only once it is closed). Close-on-exec,
+ * so a child (a kubeconfig exec plugin) holds none of our connections. */
+static curl_socket_t handle_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr) {
+	struct http *h = clientp;
+	curl_socket_t fd;
+	struct sock *s;
+
+	(void)purpose;
+	fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+	if (fd < 0)
+		return CURL_SOCKET_BAD;
+	s = sock_for(h, fd);
+	if (!s) {
+		close(fd);
+		return CURL_SOCKET_BAD;
+	}
+	s->registered = false;
+	s->parked = false;
+	s->connected = false;
+	s->opened = true;
+	return fd;
+}
+
+/* libcurl's close(2) for the sockets handle_open made
+ * (CURLOPT_CLOSESOCKETFUNCTION). */
+static int handle_close(void *clientp, curl_socket_t fd) {
+	struct http *h = clientp;
+
+	if (fd >= 0 && (size_t)fd < h->nsocks && h->socks[fd]) {
+		struct sock *s = h->socks[fd];
+
+		if (s->registered)
+			loop_io_remove(h->loop, &s->io);
+		s->registered = false;
+		s->parked = false;
+		s->opened = false;
+		s->connected = false;
+	}
+	return close(fd);
 }
 
 static void handle_timer(struct loop_timer *t, void *userdata) {
@@ -257,6 +313,7 @@ int http_xfer_init(struct http_xfer *x, http_done_fn done, void *userdata) {
 	x->done = done;
 	x->userdata = userdata;
 	x->active = false;
+	x->sockets_of = NULL;
 	x->errbuf[0] = '\0';
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
@@ -416,6 +473,13 @@ int http_start(struct http *h, struct http_xfer *x) {
 	CURLMcode mc;
 
 	x->errbuf[0] = '\0';
+	if (x->sockets_of != h) {
+		curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETFUNCTION, handle_open);
+		curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETDATA, h);
+		curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETFUNCTION, handle_close);
+		curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETDATA, h);
+		x->sockets_of = h;
+	}
 	mc = curl_multi_add_handle(h->multi, x->easy);
 	if (mc != CURLM_OK)
 		return mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;

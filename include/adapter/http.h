@@ -31,6 +31,7 @@ struct http_xfer {
 	char errbuf[CURL_ERROR_SIZE];
 	char *url; /* the CURLOPT_URL last set by http_xfer_set_url() */
 	CURLU *uh; /* the same URL parsed once, handed to libcurl as CURLOPT_CURLU */
+	struct http *sockets_of; /* whose socket callbacks the handle has */
 };
 
 /* A request's header list that allocates nothing per request once warm:

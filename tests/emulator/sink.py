@@ -12,6 +12,8 @@ answered from a script: --responses 503,503,200 answers those statuses in order,
   close   close the connection without answering (recorded status null)
   quietclose  answer 200 as if the connection stayed open (no "Connection: close"), then close
           it: a server dropping a keep-alive connection without notice (recorded status 200)
+  endclose  answer 200 with "Connection: close", then close: the client closes its socket
+          itself, before any event on it (recorded status 200)
 
 Control API (not recorded):
   POST /_sink/responses  {"responses":[503,"hang",200], "default":200, "retry_after":N}
@@ -46,7 +48,7 @@ class State:
 
 def parse_entry(x):
     x = str(x).strip().lower()
-    return x if x in ("hang", "close", "quietclose") else int(x)
+    return x if x in ("hang", "close", "quietclose", "endclose") else int(x)
 
 
 STATE = None
@@ -109,7 +111,7 @@ class Handler(BaseHTTPRequestHandler):
                     "method": self.command, "path": self.path, "headers": headers,
                     "body": body.decode("utf-8", "replace"), "time": t,
                     "peer": self.client_address[1],
-                    "status": 200 if action == "quietclose" else
+                    "status": 200 if action in ("quietclose", "endclose") else
                               action if isinstance(action, int) else None}) + "\n")
         if action == "hang":
             self.close_connection = True
@@ -125,6 +127,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            return
+        if action == "endclose":
+            self.close_connection = True
+            self.reply(200)
             return
         if action == "quietclose":
             self.reply(200)

@@ -222,6 +222,36 @@ def test_sink_closing_each_connection_without_notice_loses_and_repeats_nothing(
     assert not [l for l in a.logs() if "dropping" in l.get("msg", "")]
 
 
+def test_sink_by_host_name_down_then_closing_each_connection(emulator, sink_factory,
+                                                           adapter_factory):
+    """The ways libcurl closes a socket and reuses its number, one after the
+    other: the sink is a host name (libcurl's resolver thread signals through
+    a socketpair); nothing listens at first (libcurl closes each attempt's
+    socket itself, not through the adapter's close callback); then the sink
+    answers each request with "Connection: close" (libcurl closes the socket
+    after the answer, and the next connection usually gets the same number).
+    adapter/http.c skips the epoll_ctl for a pooled socket only while it
+    knows the number still names it; 200 events arrive, each once, on new
+    connections."""
+    port = free_port()
+    emulator.guitars()
+    a = adapter_factory(["--resource", GUITAR, "-n", "guitar-eventing", "--sink",
+                         f"http://localhost:{port}/", "--max-inflight", "4"],
+                        kubeconfig=emulator.kubeconfig)
+    a.wait_watching()
+    emulator.control("bulk", {"apiVersion": "kool.karmalabs.local/v1", "kind": "Guitar",
+                              "namespace": "guitar-eventing", "op": "create", "prefix": "h",
+                              "count": 200})
+    a.wait_log(lambda l: l.get("msg") == "delivery failed, retrying", 20, "a refused attempt")
+    sink = sink_factory(extra=["--default-status", "endclose"], port=port)
+    wait_until(lambda: len(accepted_names(sink)) >= 200, 60, "200 events accepted")
+    assert a.stop() == 0
+    reqs = sink.requests()
+    assert sorted(r["headers"]["ce-name"] for r in reqs) == sorted(f"h{i}" for i in range(200))
+    assert len({r["peer"] for r in reqs}) > 100  # a new connection for most requests
+    assert not [l for l in a.logs() if "dropping" in l.get("msg", "")]
+
+
 def test_requests_reuse_at_most_max_inflight_connections(emulator, sink, adapter_factory):
     """Each request goes out on a kept-alive connection that is free: the lean
     libcurl skips the busy ones before its other checks when it looks for one
