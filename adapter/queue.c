@@ -15,7 +15,7 @@ struct queue_chain {
 	bool in_ready;
 	struct queue_chain *ready_next;
 	struct loop_timer retry_timer;
-	char key[];
+	struct hashmap_entry *node; /* in q->chains; node->key is the object's key */
 };
 
 struct queue {
@@ -125,24 +125,23 @@ static void handle_retry_timer(struct loop_timer *t, void *userdata) {
 }
 
 int queue_push(struct queue *q, struct cevent *ev) {
-	struct queue_chain *c = hashmap_get(&q->chains, ev->key);
+	size_t h = hashmap_hash(ev->key);
+	struct queue_chain *c = hashmap_get_hashed(&q->chains, ev->key, h);
 	struct queue_entry *e;
-	size_t klen;
 
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
 	if (!c) {
-		klen = strlen(ev->key);
-		c = calloc(1, sizeof(*c) + klen + 1);
+		c = calloc(1, sizeof(*c));
 		if (!c) {
 			free(e);
 			return -ENOMEM;
 		}
-		memcpy(c->key, ev->key, klen + 1);
 		c->q = q;
 		loop_timer_init(&c->retry_timer, handle_retry_timer, c);
-		if (hashmap_put(&q->chains, c->key, c) < 0) {
+		c->node = hashmap_add_hashed(&q->chains, ev->key, h, c);
+		if (!c->node) {
 			free(c);
 			free(e);
 			return -ENOMEM;
@@ -192,7 +191,7 @@ static void finish_head(struct queue *q, struct queue_entry *e, enum queue_outco
 	entry_free(e);
 	c->busy = false;
 	if (!c->head) {
-		hashmap_remove(&q->chains, c->key);
+		hashmap_remove_entry(&q->chains, c->node);
 		loop_timer_disarm(q->loop, &c->retry_timer);
 		free(c);
 	} else {

@@ -5,7 +5,7 @@
 
 #include "adapter/util/hashmap.h"
 
-static size_t hash_str(const char *s) {
+size_t hashmap_hash(const char *s) {
 	/* FNV-1a: keys are uids and names, short and not adversarial enough to
 	 * need a keyed hash (they come from the API server, not the network). */
 	uint64_t h = UINT64_C(1469598103934665603);
@@ -48,9 +48,7 @@ static struct hashmap_entry **find(const struct hashmap *m, const char *key, siz
 }
 
 void *hashmap_get(const struct hashmap *m, const char *key) {
-	struct hashmap_entry **pp = find(m, key, hash_str(key));
-
-	return pp ? (*pp)->value : NULL;
+	return hashmap_get_hashed(m, key, hashmap_hash(key));
 }
 
 static int grow(struct hashmap *m) {
@@ -75,34 +73,53 @@ static int grow(struct hashmap *m) {
 }
 
 int hashmap_put(struct hashmap *m, const char *key, void *value) {
-	size_t h = hash_str(key), klen;
-	struct hashmap_entry **pp = find(m, key, h), *e;
-	int r;
+	size_t h = hashmap_hash(key);
+	struct hashmap_entry **pp = find(m, key, h);
 
 	if (pp) {
 		(*pp)->value = value;
 		return 0;
 	}
-	if (m->count + 1 > m->nslots) {
-		r = grow(m);
-		if (r < 0)
-			return r;
-	}
-	klen = strlen(key);
+	return hashmap_add_hashed(m, key, h, value) ? 0 : -ENOMEM;
+}
+
+void *hashmap_get_hashed(const struct hashmap *m, const char *key, size_t hash) {
+	struct hashmap_entry **pp = find(m, key, hash);
+
+	return pp ? (*pp)->value : NULL;
+}
+
+struct hashmap_entry *hashmap_add_hashed(struct hashmap *m, const char *key, size_t hash,
+	void *value) {
+	size_t klen = strlen(key);
+	struct hashmap_entry *e;
+
+	if (m->count + 1 > m->nslots && grow(m) < 0)
+		return NULL;
 	e = malloc(sizeof(*e) + klen + 1);
 	if (!e)
-		return -ENOMEM;
+		return NULL;
 	memcpy(e->key, key, klen + 1);
-	e->hash = h;
+	e->hash = hash;
 	e->value = value;
-	e->next = m->slots[h & (m->nslots - 1)];
-	m->slots[h & (m->nslots - 1)] = e;
+	e->next = m->slots[hash & (m->nslots - 1)];
+	m->slots[hash & (m->nslots - 1)] = e;
 	m->count++;
-	return 0;
+	return e;
+}
+
+void hashmap_remove_entry(struct hashmap *m, struct hashmap_entry *e) {
+	struct hashmap_entry **pp = &m->slots[e->hash & (m->nslots - 1)];
+
+	while (*pp != e)
+		pp = &(*pp)->next;
+	*pp = e->next;
+	free(e);
+	m->count--;
 }
 
 void *hashmap_remove(struct hashmap *m, const char *key) {
-	struct hashmap_entry **pp = find(m, key, hash_str(key)), *e;
+	struct hashmap_entry **pp = find(m, key, hashmap_hash(key)), *e;
 	void *v;
 
 	if (!pp)

@@ -28,6 +28,17 @@ int hashmap_put(struct hashmap *m, const char *key, void *value);
 /* Removes the key and returns its value, or NULL. */
 void *hashmap_remove(struct hashmap *m, const char *key);
 
+/* For a caller that looks a key up, adds it when absent and removes it later
+ * (one hash, no second lookup, no key compare on removal): the hash of key,
+ * a lookup with it, an insert of a key known to be absent (returns its entry,
+ * whose key is the map's copy, or NULL when out of memory), and the removal
+ * of that entry (freed; the value is the caller's). */
+size_t hashmap_hash(const char *key);
+void *hashmap_get_hashed(const struct hashmap *m, const char *key, size_t hash);
+struct hashmap_entry *hashmap_add_hashed(struct hashmap *m, const char *key, size_t hash,
+	void *value);
+void hashmap_remove_entry(struct hashmap *m, struct hashmap_entry *e);
+
 /* Iteration: it starts zeroed; returns false when done. The map must not be
  * changed during iteration, except by hashmap_remove() of the current key. */
 struct hashmap_iter {
