@@ -433,21 +433,24 @@ int http_headers_add(struct http_headers *h, const char *line) {
 }
 
 int http_headers_link(struct http_headers *h, struct curl_slist **ret_list) {
-	size_t n = 0, i = 0;
+	size_t n = 0;
 
-	for (size_t off = 0; off < h->lines.len; off += strlen(h->lines.data + off) + 1)
-		n++;
-	if (n > h->cap) {
-		struct curl_slist *nodes = reallocarray(h->nodes, n, sizeof(*nodes));
-		if (!nodes)
-			return -ENOMEM;
-		h->nodes = nodes;
-		h->cap = n;
+	/* One pass over the lines (one strlen each), growing the nodes as
+	 * needed; linked once all are in place (a realloc moves them). */
+	for (size_t off = 0; off < h->lines.len; off += strlen(h->lines.data + off) + 1, n++) {
+		if (n == h->cap) {
+			size_t cap = h->cap ? 2 * h->cap : 16;
+			struct curl_slist *nodes = reallocarray(h->nodes, cap, sizeof(*nodes));
+
+			if (!nodes)
+				return -ENOMEM;
+			h->nodes = nodes;
+			h->cap = cap;
+		}
+		h->nodes[n].data = h->lines.data + off;
 	}
-	for (size_t off = 0; off < h->lines.len; off += strlen(h->lines.data + off) + 1, i++) {
-		h->nodes[i].data = h->lines.data + off;
+	for (size_t i = 0; i < n; i++)
 		h->nodes[i].next = i + 1 < n ? &h->nodes[i + 1] : NULL;
-	}
 	*ret_list = n ? h->nodes : NULL;
 	return 0;
 }
