@@ -25,10 +25,11 @@ struct objects_spill_fields {
 struct objects_spill {
 	int fd;
 	unsigned refs;
-	uint64_t end;  /* bytes written to the file; the buffer's come after */
+	uint64_t end;  /* where the buffer goes in the file: a multiple of wcap */
 	uint64_t live; /* bytes of records still in use (kept by the store) */
 	char *wbuf;
-	size_t wlen;
+	size_t wlen;   /* bytes in the buffer (all of them may be on the file too) */
+	size_t wcap;   /* its size: 16 KiB, doubled up to 256 KiB as the file grows */
 };
 
 /* An unlinked file (O_TMPFILE) in dir, else $TMPDIR, else /tmp, else a

@@ -166,15 +166,20 @@ Test(objects_store, spill_file_is_compacted_and_frozen_copies_survive_it) {
 	free(json);
 }
 
+/* More objects, until the write buffer has gone to the file whole and record
+ * 0 is read back from the file, not from the buffer. */
+static void push_past_buffer(void) {
+	for (size_t i = 1000; st.spill->end == 0; i++)
+		cr_assert_geq(put(i, 1), 0);
+}
+
 /* The file changed under the table (another process, a bad disk): the read
  * fails, no wrong bytes are handed out. */
 Test(objects_store, damaged_spill_record_is_refused) {
 	struct objects_spill_fields got;
-	struct objects_store_frozen *fz = NULL;
 
 	cr_assert_geq(put(1, 1), 0);
-	cr_assert_eq(objects_store_freeze(&st, &fz), 0); /* flushes it to the file */
-	objects_store_frozen_free(fz);
+	push_past_buffer();
 	cr_assert_eq(pwrite(st.spill->fd, "X", 1, 40), 1);
 	cr_assert_eq(objects_store_read(&st, 0, &scratch, &got), -EIO);
 }
@@ -183,7 +188,6 @@ Test(objects_store, damaged_spill_record_is_refused) {
  * (32 bytes at a time, then 8, then single bytes): refused. */
 Test(objects_store, any_damaged_byte_is_refused) {
 	struct objects_spill_fields f = { .name = "n", .ns = "default", .typed = true }, got;
-	struct objects_store_frozen *fz = NULL;
 	char json[301];
 	uint32_t len;
 
@@ -192,8 +196,7 @@ Test(objects_store, any_damaged_byte_is_refused) {
 	f.json = json;
 	f.json_len = sizeof(json) - 1;
 	cr_assert_geq(objects_store_put(&st, "default/n", "1", &f, 1), 0);
-	cr_assert_eq(objects_store_freeze(&st, &fz), 0);
-	objects_store_frozen_free(fz);
+	push_past_buffer();
 	len = st.recs[0].len;
 	cr_assert_gt(len, 300);
 	for (uint32_t at = 0; at < len; at++) {
@@ -207,6 +210,58 @@ Test(objects_store, any_damaged_byte_is_refused) {
 	}
 	cr_assert_eq(objects_store_read(&st, 0, &scratch, &got), 0);
 	cr_assert_eq(got.json_len, 300);
+}
+
+/* The write buffer goes to the file whole, at multiples of its size, and
+ * grows with the file to 256 KiB; records straddle its ends. Each of 6,000
+ * objects (about 6 MB) reads back from the table (file, buffer, or both) and
+ * from a frozen copy taken with a part-filled buffer (the file alone). */
+Test(objects_store, records_across_the_write_buffer_read_back) {
+	struct objects_store_frozen *fz = NULL;
+	char key[128], rv[64], json[512];
+	enum { N = 6000 };
+
+	for (size_t i = 0; i < N; i++) {
+		char big[1200], name[64];
+		struct objects_spill_fields f = { .name = name, .ns = "default", .json = big,
+			.typed = true };
+
+		key_of(i, key, sizeof(key));
+		rv_of(i, 1, rv, sizeof(rv));
+		json_of(i, 1, json, sizeof(json));
+		/* 300 to 1,100 bytes: record ends fall anywhere in the buffer */
+		f.json_len = (size_t)snprintf(big, sizeof(big), "%s%*s", json, (int)(i * 37 % 800), "");
+		snprintf(name, sizeof(name), "name-%zu", i);
+		cr_assert_geq(objects_store_put(&st, key, rv, &f, 1), 0);
+	}
+	cr_assert_eq(st.spill->wcap, 256u << 10);
+	cr_assert_eq(st.spill->end % st.spill->wcap, 0);
+	cr_assert_gt(st.spill->wlen, 0);
+	for (size_t i = 0; i < N; i++) {
+		struct objects_spill_fields f;
+		ssize_t k;
+
+		key_of(i, key, sizeof(key));
+		k = objects_store_find(&st, key);
+		cr_assert_geq(k, 0);
+		cr_assert_eq(objects_store_read(&st, (size_t)k, &scratch, &f), 0, "object %zu", i);
+		json_of(i, 1, json, sizeof(json));
+		cr_assert(memcmp(f.json, json, strlen(json)) == 0, "object %zu: other bytes", i);
+		cr_assert_eq(f.json_len, strlen(json) + i * 37 % 800, "object %zu", i);
+	}
+	cr_assert_eq(objects_store_freeze(&st, &fz), 0);
+	cr_assert_eq(objects_store_frozen_count(fz), N);
+	for (size_t i = 0; i < N; i++) {
+		struct objects_spill_fields f;
+		char got_key[128], got_rv[64];
+
+		cr_assert_eq(objects_store_frozen_read(fz, i, got_key, sizeof(got_key), got_rv,
+				     sizeof(got_rv), &scratch, &f),
+			0, "frozen record %zu", i);
+		json_of(i, 1, json, sizeof(json));
+		cr_assert(memcmp(f.json, json, strlen(json)) == 0, "frozen record %zu", i);
+	}
+	objects_store_frozen_free(fz);
 }
 
 /* References only: the spill record holds the name and namespace, no bytes. */
