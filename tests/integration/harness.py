@@ -277,17 +277,23 @@ class Sink:
     def __init__(self, workdir, responses="", extra=(), port=0):
         self.record = os.path.join(workdir, "sink.jsonl")
         open(self.record, "w").close()
-        self.out = open(os.path.join(workdir, "sink.out"), "w+")
+        out_path = os.path.join(workdir, "sink.out")
+        # The sink appends (O_APPEND) and each poll opens the file anew: no file
+        # offset shared with the child, which a seek here would move under it.
+        self.out = open(out_path, "a")
         args = ["python3", SINK_PY, "--port", str(port), "--record", self.record, *extra]
         if responses:
             args += ["--responses", responses]
         self.proc = subprocess.Popen(args, stdout=self.out, stderr=subprocess.STDOUT)
 
         def port():
-            self.out.seek(0)
-            for line in self.out.read().splitlines():
+            with open(out_path) as f:
+                text = f.read()
+            for line in text.splitlines():
                 if line.startswith("port "):
                     return int(line.split()[1])
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the sink exited ({self.proc.returncode}): {text[-500:]}")
             return None
         # Generous: with TEST_JOBS cases at once under the sanitizers, a Python
         # start can take seconds.
